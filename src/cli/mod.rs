@@ -1,0 +1,70 @@
+//! The command line: one subcommand per file, each with its arguments and its `run`.
+//!
+//! Exit codes: 0 success, 2 bad configuration or arguments; `pay` has its own (see there).
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+mod pay;
+mod serve;
+mod simulate;
+
+/// Lets browser point-of-sale pages take payments on Caisse-AP over IP terminals.
+#[derive(Debug, Parser)]
+#[command(name = "caisse-ap-relay", version, about)]
+pub struct Cli {
+    /// Log format on stderr (`RUST_LOG` sets the level).
+    #[arg(long, value_enum, default_value_t = LogFormat::Human, global = true)]
+    pub log_format: LogFormat,
+    /// What to do; without one, `serve`.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// How log lines look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Readable lines.
+    Human,
+    /// One JSON object per line, for collectors.
+    Json,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the agent (the default).
+    Serve(serve::ServeArgs),
+    /// Run a simulated Caisse-AP terminal on raw TCP.
+    Simulate(simulate::SimulateArgs),
+    /// Run one transaction straight against a terminal, without the agent.
+    Pay(pay::PayArgs),
+}
+
+impl Cli {
+    /// Runs the chosen command and returns the process exit code.
+    pub fn run(self) -> ExitCode {
+        init_logs(self.log_format);
+        let command = self
+            .command
+            .unwrap_or_else(|| Command::Serve(serve::ServeArgs::default()));
+        match command {
+            Command::Serve(args) => serve::run(args),
+            Command::Simulate(args) => simulate::run(args),
+            Command::Pay(args) => pay::run(args),
+        }
+    }
+}
+
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

@@ -1,0 +1,130 @@
+//! The transaction record: what the journal stores and the `transaction` message carries.
+
+use serde::{Deserialize, Serialize};
+
+use crate::protocol::{Action, Card, Method};
+
+/// A transaction's state; see the contract's §5 table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    /// Validated and journaled; the driver has not started.
+    Accepted,
+    /// Opening the TCP connection to the terminal.
+    Connecting,
+    /// The whole request frame was written.
+    Sent,
+    /// The terminal holds the request.
+    WaitingCard,
+    /// Final: approved.
+    Approved,
+    /// Final: declined; safe to retry.
+    Declined,
+    /// Final: provably never reached the terminal; safe to retry.
+    NotSent,
+    /// Final: sent, no valid answer; the cashier must check the ticket and `resolve`.
+    Unknown,
+}
+
+impl State {
+    /// A final state never changes again (except `unknown`, which gets a resolution).
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            State::Approved | State::Declined | State::NotSent | State::Unknown
+        )
+    }
+}
+
+/// The decoded answer, or why there is none.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxResult {
+    /// AE status code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ae: Option<String>,
+    /// AF reason code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub af: Option<String>,
+    /// English reason (declined), or the unknown reason code
+    /// (`timeout`, `connection_lost`, `invalid_answer`, `mismatch`, `agent_restart`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// French label of the AF code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// Card details.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub card: Option<Card>,
+    /// Authorization number.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authorization: Option<String>,
+    /// Approved amount in minor units.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approved_amount: Option<u64>,
+    /// The terminal approved less than asked.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub partial: bool,
+    /// The answer frame.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raw: Option<String>,
+    /// Human detail (not_sent, unknown).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// The cashier's decision on an `unknown` transaction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resolution {
+    /// `approved` or `not_charged`.
+    pub outcome: ResolvedAs,
+    /// Free text from the cashier.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// Till that resolved it.
+    pub till: String,
+    /// When (RFC 3339, UTC).
+    pub at: String,
+}
+
+/// What the ticket said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResolvedAs {
+    /// The ticket shows the payment went through.
+    Approved,
+    /// The ticket shows nothing was charged.
+    NotCharged,
+}
+
+/// One transaction, as journaled and as sent in `transaction` messages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// POS-chosen key.
+    pub id: String,
+    /// Till that started it.
+    pub till: String,
+    /// Terminal name.
+    pub terminal: String,
+    /// Amount in minor units.
+    pub amount: u64,
+    /// ISO 4217 alphabetic code.
+    pub currency: String,
+    /// Debit or refund.
+    pub action: Action,
+    /// Card or cheque.
+    pub method: Method,
+    /// Current state.
+    pub state: State,
+    /// Decoded answer or failure detail, once final.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<TxResult>,
+    /// Resolution of an `unknown` transaction.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolution: Option<Resolution>,
+    /// Creation time (RFC 3339, UTC, milliseconds).
+    pub created_at: String,
+    /// Last change time (RFC 3339, UTC, milliseconds).
+    pub updated_at: String,
+    /// Per-agent sequence number of the last change.
+    pub seq: u64,
+}

@@ -1,0 +1,27 @@
+//! caisse-ap-relay: a LAN agent between browser point-of-sale pages and Caisse-AP over IP
+//! payment terminals.
+//!
+//! Architecture, from the wire inwards:
+//!
+//! - [`protocol`]: the pure (sans-IO) Caisse-AP codec: TLV fields, incremental decoding,
+//!   payment requests, answer classification, code tables. No tokio here.
+//! - [`terminal`]: the driver that runs one transaction over TCP: connect, send, read until
+//!   complete, named timeouts, progress events, and the outcome (`not_sent` vs `unknown`).
+//! - [`sim`]: a terminal simulator with every outcome and fault mode, for `simulate`, the demo
+//!   and the tests.
+//! - [`engine`]: transactions: registry of terminals (one at a time each), state machine,
+//!   idempotency, the durable journal and the event bus that fans progress out to screens.
+//! - [`web`]: the TLS front: HTTP routes, static pages, WebSocket sessions and wire messages.
+//! - [`certs`]: the local CA and the leaf certificate, and the rustls server configuration.
+//! - [`config`]: the TOML configuration validated once into typed values, and the demo default.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod certs;
+pub mod cli;
+pub mod config;
+pub mod engine;
+pub mod protocol;
+pub mod sim;
+pub mod terminal;
+pub mod web;

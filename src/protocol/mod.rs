@@ -1,0 +1,107 @@
+//! The Caisse-AP over IP protocol, pure and sans-IO: no sockets, no clocks, no tokio.
+//!
+//! INTERFACE SKETCH (owned by the foundation work; internals free, names used elsewhere):
+//! fields and messages, the incremental decoder, payment requests, answer classification,
+//! code tables (AF, CC, CI) and the ISO 4217 currency table.
+
+use serde::{Deserialize, Serialize};
+
+/// What the cashier asks for: a debit (sale) or a refund (credit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// A sale: CD "0".
+    #[default]
+    Debit,
+    /// A refund: CD "1".
+    Refund,
+}
+
+/// How the customer pays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    /// Any card: no CC in the request.
+    #[default]
+    Card,
+    /// Cheque: CC "00C".
+    Check,
+}
+
+/// An ISO 4217 currency from the embedded table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Currency {
+    /// Alphabetic code, e.g. "EUR".
+    pub alpha: &'static str,
+    /// Numeric code, e.g. 978.
+    pub numeric: u16,
+    /// Minor-unit exponent, e.g. 2.
+    pub exponent: u8,
+}
+
+impl Currency {
+    /// Looks up an alphabetic ("EUR") or numeric ("978") code.
+    pub fn parse(_code: &str) -> Option<Currency> {
+        todo!()
+    }
+}
+
+/// A validated payment request, ready to be encoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentRequest {
+    /// Amount in minor units, 1..=999_999_999_999.
+    pub amount: u64,
+    /// Currency.
+    pub currency: Currency,
+    /// Debit or refund.
+    pub action: Action,
+    /// Card or cheque.
+    pub method: Method,
+    /// Caisse-AP tag CA: two digits.
+    pub pos_number: String,
+}
+
+/// Card details decoded from an answer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Card {
+    /// Application name from CC, e.g. "CB sans contact".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub application: Option<String>,
+    /// Entry mode from CI, e.g. "contactless".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entry_mode: Option<String>,
+    /// Masked PAN from AA.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pan: Option<String>,
+    /// Expiry YYMM from AB.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expiry: Option<String>,
+    /// AID from AI.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aid: Option<String>,
+}
+
+/// A terminal's final answer, decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    /// AE status ("10", "01").
+    pub ae: String,
+    /// AF reason code (first two characters), when present.
+    pub af: Option<String>,
+    /// English reason for AF.
+    pub reason: Option<String>,
+    /// French label for AF, as terminals print it.
+    pub label: Option<String>,
+    /// Card fields.
+    pub card: Card,
+    /// Authorization number (AC).
+    pub authorization: Option<String>,
+    /// Merchant contract (CG).
+    pub contract: Option<String>,
+    /// Approved amount in minor units (from CB), when present.
+    pub approved_amount: Option<u64>,
+    /// The terminal approved less than requested.
+    pub partial: bool,
+    /// The answer frame as received (Latin-1 decoded).
+    pub raw: String,
+}
