@@ -13,10 +13,12 @@
 //!   idempotency, the durable journal and the event bus that fans progress out to screens.
 //! - [`web`]: the TLS front: HTTP routes, static pages, WebSocket sessions and wire messages.
 //! - [`certs`]: the local CA and the leaf certificate, and the rustls server configuration.
+//! - [`access`]: who may connect: static and paired till tokens, rate limits.
 //! - [`config`]: the TOML configuration validated once into typed values, and the demo default.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod access;
 pub mod certs;
 pub mod cli;
 pub mod config;
