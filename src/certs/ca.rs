@@ -11,6 +11,8 @@ use rcgen::{
 use ring::signature::{UnparsedPublicKey, ECDSA_P256_SHA256_ASN1};
 use rustls_pki_types::CertificateDer;
 use time::{Duration, OffsetDateTime};
+use x509_parser::extensions::GeneralName;
+use x509_parser::prelude::parse_x509_certificate;
 
 use super::files::{self, Access, CA_CERT, CA_KEY};
 use super::host::{HostNames, SanName};
@@ -38,6 +40,79 @@ pub(crate) struct LocalCa {
     pem: String,
     der: CertificateDer<'static>,
     issuer: Issuer<'static, KeyPair>,
+    permitted: Permitted,
+}
+
+/// The names a CA's name constraints permit; `None` for a name type it does not constrain.
+#[derive(Debug, Default)]
+struct Permitted {
+    dns: Option<Vec<String>>,
+    /// `(address, mask)` pairs in network byte order.
+    ips: Option<Vec<(Vec<u8>, Vec<u8>)>>,
+}
+
+impl Permitted {
+    /// Reads the permitted subtrees of the CA certificate `der` (from `path`).
+    fn of(path: &Path, der: &[u8]) -> Result<Self, CertError> {
+        let invalid =
+            |err: String| CertError::invalid(path, format!("bad name constraints: {err}"));
+        let (_, cert) = parse_x509_certificate(der).map_err(|err| invalid(err.to_string()))?;
+        let constraints = cert
+            .name_constraints()
+            .map_err(|err| invalid(err.to_string()))?;
+        let Some(subtrees) = constraints.and_then(|ext| ext.value.permitted_subtrees.as_ref())
+        else {
+            return Ok(Permitted::default());
+        };
+        let mut permitted = Permitted::default();
+        for subtree in subtrees {
+            match subtree.base {
+                GeneralName::DNSName(dns) => permitted
+                    .dns
+                    .get_or_insert_with(Vec::new)
+                    .push(dns.to_ascii_lowercase()),
+                GeneralName::IPAddress(bytes) => {
+                    let (addr, mask) = bytes.split_at(bytes.len() / 2);
+                    let ips = permitted.ips.get_or_insert_with(Vec::new);
+                    ips.push((addr.to_vec(), mask.to_vec()));
+                }
+                _ => {}
+            }
+        }
+        Ok(permitted)
+    }
+
+    fn allows(&self, name: &SanName) -> bool {
+        match name {
+            SanName::Dns(dns) => self.dns.as_ref().is_none_or(|bases| {
+                bases.iter().any(|base| {
+                    dns == base
+                        || dns
+                            .strip_suffix(base.as_str())
+                            .is_some_and(|p| p.ends_with('.'))
+                })
+            }),
+            SanName::Ip(ip) => self.ips.as_ref().is_none_or(|ranges| {
+                let bytes = match ip {
+                    IpAddr::V4(v4) => v4.octets().to_vec(),
+                    IpAddr::V6(v6) => v6.octets().to_vec(),
+                };
+                ranges
+                    .iter()
+                    .any(|(addr, mask)| in_range(&bytes, addr, mask))
+            }),
+        }
+    }
+}
+
+fn in_range(ip: &[u8], addr: &[u8], mask: &[u8]) -> bool {
+    ip.len() == addr.len()
+        && ip.len() == mask.len()
+        && ip
+            .iter()
+            .zip(addr)
+            .zip(mask)
+            .all(|((i, a), m)| i & m == a & m)
 }
 
 impl LocalCa {
@@ -67,7 +142,7 @@ impl LocalCa {
         let der = files::parse_certs(cert, &bytes)?.swap_remove(0);
         let key_pair = KeyPair::try_from(&files::key(key)?)
             .map_err(|_| CertError::invalid(key, "not a usable private key"))?;
-        let (_, parsed) = x509_parser::parse_x509_certificate(&der)
+        let (_, parsed) = parse_x509_certificate(&der)
             .map_err(|err| CertError::invalid(cert, err.to_string()))?;
         if *parsed.public_key().subject_public_key.data != *key_pair.public_key_raw() {
             let reason = format!("does not match {}", cert.display());
@@ -75,8 +150,12 @@ impl LocalCa {
         }
         let issuer = Issuer::from_ca_cert_der(&der, key_pair)
             .map_err(|err| CertError::invalid(cert, format!("not a usable CA: {err}")))?;
-        let pem = String::from_utf8_lossy(&bytes).into_owned();
-        Ok(LocalCa { pem, der, issuer })
+        Ok(LocalCa {
+            pem: String::from_utf8_lossy(&bytes).into_owned(),
+            permitted: Permitted::of(cert, &der)?,
+            der,
+            issuer,
+        })
     }
 
     fn create(
@@ -96,6 +175,7 @@ impl LocalCa {
             pem: certificate.pem(),
             der: certificate.der().clone(),
             issuer: Issuer::new(params, key_pair),
+            permitted: Permitted::of(cert, certificate.der())?,
         })
     }
 
@@ -114,9 +194,15 @@ impl LocalCa {
         &self.issuer
     }
 
+    /// Whether this CA may certify `name`: a leaf naming anything else would be rejected
+    /// whole by clients, so such names are left out of it.
+    pub(crate) fn permits(&self, name: &SanName) -> bool {
+        self.permitted.allows(name)
+    }
+
     /// Whether `leaf` carries this CA's signature.
     pub(crate) fn signed(&self, leaf: &CertificateDer<'_>) -> bool {
-        let Ok((_, parsed)) = x509_parser::parse_x509_certificate(leaf) else {
+        let Ok((_, parsed)) = parse_x509_certificate(leaf) else {
             return false;
         };
         let key =
@@ -184,4 +270,42 @@ fn name_constraints(host: &HostNames, extra_names: &[String]) -> NameConstraints
 fn single_address(ip: IpAddr) -> CidrSubnet {
     let prefix = if ip.is_ipv4() { 32 } else { 128 };
     CidrSubnet::from_addr_prefix(ip, prefix)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn permitted() -> Permitted {
+        let ranges = [("192.168.0.0", 16), ("fc00::", 7)].map(|(addr, prefix)| {
+            match CidrSubnet::from_addr_prefix(addr.parse().unwrap(), prefix) {
+                CidrSubnet::V4(addr, mask) => (addr.to_vec(), mask.to_vec()),
+                CidrSubnet::V6(addr, mask) => (addr.to_vec(), mask.to_vec()),
+            }
+        });
+        Permitted {
+            dns: Some(vec!["local".into(), "till-7".into()]),
+            ips: Some(ranges.to_vec()),
+        }
+    }
+
+    #[test]
+    fn dns_constraints_match_the_name_and_its_subdomains_only() {
+        let allowed = |name: &str| permitted().allows(&SanName::parse(name));
+        assert!(allowed("local") && allowed("till-7.local") && allowed("till-7"));
+        assert!(!allowed("notlocal") && !allowed("example.com") && !allowed("till-70"));
+    }
+
+    #[test]
+    fn ip_constraints_match_their_ranges_and_family_only() {
+        let allowed = |name: &str| permitted().allows(&SanName::parse(name));
+        assert!(allowed("192.168.40.1") && allowed("fd12::1"));
+        assert!(!allowed("192.169.0.1") && !allowed("2001:db8::1") && !allowed("10.0.0.1"));
+    }
+
+    #[test]
+    fn an_unconstrained_ca_permits_everything() {
+        assert!(Permitted::default().allows(&SanName::parse("example.com")));
+        assert!(Permitted::default().allows(&SanName::parse("203.0.113.9")));
+    }
 }

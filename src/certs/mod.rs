@@ -251,8 +251,18 @@ impl Local {
     }
 }
 
+/// The names the leaf should carry: those of the host and config that the CA may certify.
 fn wanted(local: &Local, host: &HostNames) -> BTreeSet<SanName> {
-    host::wanted_names(host, &local.extra_names)
+    let mut names = host::wanted_names(host, &local.extra_names);
+    names.retain(|name| {
+        let permitted = local.ca.permits(name);
+        if !permitted {
+            // Hourly checks would repeat this, so it stays out of normal logs.
+            tracing::debug!(%name, "the CA's name constraints keep this name out of the leaf");
+        }
+        permitted
+    });
+    names
 }
 
 /// SHA-256 of `der` as uppercase hex pairs joined by colons.
