@@ -556,3 +556,33 @@ fn a_constrained_ca_leaves_public_addresses_out_of_the_leaf() {
         "a left-out name is not missing"
     );
 }
+
+#[tokio::test]
+async fn the_renewal_task_stops_on_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let certificates = Certificates::load_or_create_for(&tls(dir.path()), &host()).unwrap();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let task = certificates.spawn_renewal(Duration::from_secs(3600), shutdown.clone());
+    shutdown.cancel();
+    tokio::time::timeout(WAIT, task)
+        .await
+        .expect("renewal task ignored shutdown")
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_leaf_from_another_ca_or_with_a_foreign_key_is_reissued() {
+    let (dir, other) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    Certificates::load_or_create_for(&tls(dir.path()), &host()).unwrap();
+    Certificates::load_or_create_for(&tls(other.path()), &host()).unwrap();
+    for files in [&["agent.pem", "agent.key"][..], &["agent.key"][..]] {
+        for file in files {
+            std::fs::copy(other.path().join(file), dir.path().join(file)).unwrap();
+        }
+        let certificates = Certificates::load_or_create_for(&tls(dir.path()), &host()).unwrap();
+        let addr = spawn_server(&certificates).await;
+        let ca_pem = certificates.ca_pem().unwrap();
+        let mut stream = connect(addr, &ca_pem, "localhost").await.unwrap();
+        assert_eq!(echo(&mut stream, 1).await, 1, "{files:?}");
+    }
+}

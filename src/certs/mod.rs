@@ -226,12 +226,10 @@ impl Local {
         let reason = if files::exists(&cert)? && files::exists(&key)? {
             let leaf = Leaf::load(&cert, &key, provider)?;
             let now = OffsetDateTime::now_utc();
-            match self.unusable(&leaf) {
+            let reason = self.unusable(&leaf);
+            match reason.or_else(|| leaf.info.renewal_reason(wanted, now)) {
                 Some(reason) => reason,
-                None => match leaf.info.renewal_reason(wanted, now) {
-                    Some(reason) => reason,
-                    None => return Ok(leaf),
-                },
+                None => return Ok(leaf),
             }
         } else {
             "there is none"
