@@ -84,14 +84,10 @@ impl Permitted {
 
     fn allows(&self, name: &SanName) -> bool {
         match name {
-            SanName::Dns(dns) => self.dns.as_ref().is_none_or(|bases| {
-                bases.iter().any(|base| {
-                    dns == base
-                        || dns
-                            .strip_suffix(base.as_str())
-                            .is_some_and(|p| p.ends_with('.'))
-                })
-            }),
+            SanName::Dns(dns) => self
+                .dns
+                .as_ref()
+                .is_none_or(|bases| bases.iter().any(|base| within_domain(dns, base))),
             SanName::Ip(ip) => self.ips.as_ref().is_none_or(|ranges| {
                 let bytes = match ip {
                     IpAddr::V4(v4) => v4.octets().to_vec(),
@@ -103,6 +99,14 @@ impl Permitted {
             }),
         }
     }
+}
+
+/// `name` is `base` or a subdomain of it (RFC 5280 DNS name constraint).
+fn within_domain(name: &str, base: &str) -> bool {
+    name == base
+        || name
+            .strip_suffix(base)
+            .is_some_and(|prefix| prefix.ends_with('.'))
 }
 
 fn in_range(ip: &[u8], addr: &[u8], mask: &[u8]) -> bool {
@@ -165,7 +169,7 @@ impl LocalCa {
         tls: &TlsConfig,
     ) -> Result<Self, CertError> {
         let key_pair = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
-        let params = ca_params(host, tls)?;
+        let params = ca_params(host, tls);
         let certificate = params.self_signed(&key_pair)?;
         // Key first: a crash in between leaves a lone key, which was never trusted by anyone.
         files::write_atomic(key, key_pair.serialize_pem().as_bytes(), Access::Secret)?;
@@ -221,7 +225,7 @@ pub(crate) fn validity(lifetime: Duration) -> (OffsetDateTime, OffsetDateTime) {
     (start, start + lifetime)
 }
 
-fn ca_params(host: &HostNames, tls: &TlsConfig) -> Result<CertificateParams, CertError> {
+fn ca_params(host: &HostNames, tls: &TlsConfig) -> CertificateParams {
     let mut params = CertificateParams::default();
     let label = match host.hostname() {
         "" => "caisse-ap-relay CA".to_string(),
@@ -238,7 +242,7 @@ fn ca_params(host: &HostNames, tls: &TlsConfig) -> Result<CertificateParams, Cer
     if tls.name_constraints {
         params.name_constraints = Some(name_constraints(host, &tls.extra_names));
     }
-    Ok(params)
+    params
 }
 
 /// Limits the CA to LAN names and private addresses, so a stolen CA key cannot impersonate
