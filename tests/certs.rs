@@ -7,7 +7,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use caisse_ap_relay::certs::{root_store, CertError, Certificates, HostNames};
+use caisse_ap_relay::certs::{root_store, CertError, Certificates, HostNames, SanName};
 use caisse_ap_relay::config::TlsConfig;
 use rustls::client::danger::ServerCertVerifier;
 use rustls::client::WebPkiServerVerifier;
@@ -353,6 +353,7 @@ async fn a_new_host_address_renews_the_leaf_under_a_live_listener() {
     let on_disk = pem_der(&dir.path().join("agent.pem"));
     assert_eq!(new_leaf, on_disk, "the served leaf is the one on disk");
     verify(&ca_pem, &new_leaf, "192.168.1.77").unwrap();
+    assert!(certificates.leaf_names().contains(&SanName::Ip(new_ip)));
     assert!(verify(&ca_pem, &old_leaf, "192.168.1.77").is_err());
     assert_eq!(certificates.ca_pem().unwrap(), ca_pem);
     let ca_on_disk = std::fs::read_to_string(dir.path().join("ca.pem")).unwrap();
