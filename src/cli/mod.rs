@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod ca;
 mod pay;
 mod serve;
 mod simulate;
@@ -40,6 +41,8 @@ pub enum Command {
     Simulate(simulate::SimulateArgs),
     /// Run one transaction straight against a terminal, without the agent.
     Pay(pay::PayArgs),
+    /// Export the local CA certificate and its fingerprint.
+    Ca(ca::CaArgs),
 }
 
 impl Cli {
@@ -53,6 +56,7 @@ impl Cli {
             Command::Serve(args) => serve::run(args),
             Command::Simulate(args) => simulate::run(args),
             Command::Pay(args) => pay::run(args),
+            Command::Ca(args) => ca::run(args),
         }
     }
 }
