@@ -489,6 +489,17 @@ fn relay() -> Command {
     Command::new(env!("CARGO_BIN_EXE_caisse-ap-relay"))
 }
 
+/// Writes a configuration whose `[tls] dir` is `dir`, and returns its path.
+fn config_naming(dir: &Path) -> PathBuf {
+    let path = dir.join("relay.toml");
+    std::fs::write(
+        &path,
+        format!("[tls]\ndir = {:?}\n", dir.display().to_string()),
+    )
+    .unwrap();
+    path
+}
+
 #[test]
 fn ca_export_prints_the_pem_and_its_fingerprint() {
     let dir = tempfile::tempdir().unwrap();
@@ -501,8 +512,8 @@ fn ca_export_prints_the_pem_and_its_fingerprint() {
     let fingerprint_line = format!("SHA-256 fingerprint: {}\n", hex.join(":"));
 
     let output = relay()
-        .args(["ca", "export", "--dir"])
-        .arg(dir.path())
+        .args(["ca", "export", "--config"])
+        .arg(config_naming(dir.path()))
         .output()
         .unwrap();
     assert!(output.status.success(), "{output:?}");
@@ -511,8 +522,8 @@ fn ca_export_prints_the_pem_and_its_fingerprint() {
 
     let out = dir.path().join("exported.pem");
     let output = relay()
-        .args(["ca", "export", "--dir"])
-        .arg(dir.path())
+        .args(["ca", "export", "--config"])
+        .arg(config_naming(dir.path()))
         .arg("--out")
         .arg(&out)
         .output()
@@ -528,8 +539,8 @@ fn ca_export_names_a_corrupt_file_and_fails() {
     Certificates::load_or_create_for(&tls(dir.path()), &host()).unwrap();
     std::fs::write(dir.path().join("ca.key"), "oops").unwrap();
     let output = relay()
-        .args(["ca", "export", "--dir"])
-        .arg(dir.path())
+        .args(["ca", "export", "--config"])
+        .arg(config_naming(dir.path()))
         .output()
         .unwrap();
     assert!(!output.status.success());

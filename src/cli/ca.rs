@@ -31,16 +31,20 @@ pub struct ExportArgs {
     /// Write the PEM to this file instead of printing it.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
-    /// The certificate directory (`tls.dir`); the CA is created there if absent.
-    #[arg(long, value_name = "DIR", default_value = "certs")]
-    pub dir: PathBuf,
+    /// Configuration file whose `[tls]` section names the certificates (default
+    /// `./caisse-ap-relay.toml`; none → the demo default `certs/`). The CA is created if absent.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 /// Runs `ca`.
 pub fn run(args: CaArgs) -> ExitCode {
-    let result = match args.command {
-        CaCommand::Export(args) => export(&args),
+    let CaCommand::Export(args) = args.command;
+    let tls = match super::locate_config(args.config.as_deref()) {
+        Ok(config) => config.map(|config| config.tls).unwrap_or_default(),
+        Err(code) => return code,
     };
+    let result = export(&args, &tls);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -50,14 +54,8 @@ pub fn run(args: CaArgs) -> ExitCode {
     }
 }
 
-fn export(args: &ExportArgs) -> anyhow::Result<()> {
-    let tls = TlsConfig {
-        dir: args.dir.clone(),
-        own: None,
-        extra_names: Vec::new(),
-        name_constraints: false,
-    };
-    let certificates = Certificates::load_or_create(&tls)?;
+fn export(args: &ExportArgs, tls: &TlsConfig) -> anyhow::Result<()> {
+    let certificates = Certificates::load_or_create(tls)?;
     let (Some(pem), Some(fingerprint)) = (certificates.ca_pem(), certificates.fingerprint()) else {
         anyhow::bail!("no local CA: the agent serves its own certificate");
     };

@@ -2,9 +2,12 @@
 //!
 //! Exit codes: 0 success, 2 bad configuration or arguments; `pay` has its own (see there).
 
+use std::path::Path;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::config::Config;
 
 mod ca;
 mod pay;
@@ -70,5 +73,17 @@ fn init_logs(format: LogFormat) {
     match format {
         LogFormat::Human => builder.init(),
         LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// The configuration a command works with: `--config FILE`, else `./caisse-ap-relay.toml`,
+/// else `None` (the demo default). A bad file prints its one-line error and gives exit code 2.
+fn locate_config(explicit: Option<&Path>) -> Result<Option<Config>, ExitCode> {
+    match Config::locate(explicit) {
+        Ok(found) => Ok(found.map(|(_, config)| config)),
+        Err(err) => {
+            eprintln!("{err}");
+            Err(ExitCode::from(2))
+        }
     }
 }

@@ -114,6 +114,28 @@ impl std::fmt::Debug for Secret {
     }
 }
 
+impl Default for ServerConfig {
+    fn default() -> ServerConfig {
+        ServerConfig {
+            listen: DEFAULT_LISTEN,
+            onboarding: None,
+            allowed_origins: Vec::new(),
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+        }
+    }
+}
+
+impl Default for TlsConfig {
+    fn default() -> TlsConfig {
+        TlsConfig {
+            dir: PathBuf::from(DEFAULT_TLS_DIR),
+            own: None,
+            extra_names: Vec::new(),
+            name_constraints: false,
+        }
+    }
+}
+
 impl Config {
     /// Finds and loads the configuration: `explicit` (`--config FILE`) must exist; else
     /// `./caisse-ap-relay.toml` if present; else `None` (the caller runs the demo).
@@ -149,18 +171,8 @@ impl Config {
     /// simulator) and one cashier till `demo` holding `token`, with every default.
     pub fn demo(terminal_address: String, token: Secret) -> Config {
         Config {
-            server: ServerConfig {
-                listen: DEFAULT_LISTEN,
-                onboarding: None,
-                allowed_origins: Vec::new(),
-                data_dir: PathBuf::from(DEFAULT_DATA_DIR),
-            },
-            tls: TlsConfig {
-                dir: PathBuf::from(DEFAULT_TLS_DIR),
-                own: None,
-                extra_names: Vec::new(),
-                name_constraints: false,
-            },
+            server: ServerConfig::default(),
+            tls: TlsConfig::default(),
             terminals: vec![TerminalConfig {
                 name: "demo".to_owned(),
                 address: terminal_address,
