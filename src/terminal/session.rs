@@ -6,7 +6,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::{timeout_at, Instant};
 
 use super::{Hooks, Progress, Timeouts, UnknownReason};
-use crate::protocol::{AnswerReader, Message, Step};
+use crate::protocol::{AnswerReader, DecodeError, Message, Step};
 
 /// How an exchange ended, before the answer is judged.
 #[derive(Debug)]
@@ -158,6 +158,10 @@ impl Receiver {
     /// Feeds a chunk to the reader; `Some` ends the exchange (invalid bytes).
     async fn take(&mut self, chunk: &[u8], hooks: &mut impl Hooks) -> Option<Exchange> {
         match self.reader.push(chunk) {
+            // The cap only stops reading: an answer already complete stands.
+            Err(DecodeError::TooLarge) if self.reader.answer().is_some() => {
+                Some(self.finish(UnknownReason::InvalidAnswer, "answer too large"))
+            }
             Err(err) => Some(self.lost(UnknownReason::InvalidAnswer, &err.to_string())),
             Ok(Step::Intermediate) => {
                 self.settle = None;

@@ -178,6 +178,31 @@ async fn a_close_after_a_complete_answer_keeps_the_answer() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_flood_after_a_complete_answer_stops_at_the_cap_with_the_answer() {
+    let (outcome, _) = run(Recorder::default(), |mut s| async move {
+        read_request(&mut s).await;
+        s.write_all(APPROVED.as_bytes()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let filler = "ZT999".to_string() + &"x".repeat(999);
+        while s.write_all(filler.as_bytes()).await.is_ok() {}
+    })
+    .await;
+    assert_eq!(outcome.state(), crate::engine::record::State::Approved);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_flood_without_an_answer_is_invalid() {
+    let (outcome, _) = run(Recorder::default(), |mut s| async move {
+        read_request(&mut s).await;
+        s.write_all(b"CZ0040300").await.unwrap();
+        let more = "ZT999".to_string() + &"x".repeat(999);
+        while s.write_all(more.as_bytes()).await.is_ok() {}
+    })
+    .await;
+    assert_eq!(unknown_reason(&outcome).0, UnknownReason::InvalidAnswer);
+}
+
+#[tokio::test(start_paused = true)]
 async fn garbage_is_an_invalid_answer() {
     let (outcome, _) = run(Recorder::default(), |mut s| async move {
         read_request(&mut s).await;
