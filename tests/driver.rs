@@ -6,7 +6,7 @@ use std::time::Duration;
 use caisse_ap_relay::protocol::{Action, Currency, Method, PaymentRequest};
 use caisse_ap_relay::sim::{Behaviour, Fault, Outcome as SimOutcome, Simulator};
 use caisse_ap_relay::terminal::{
-    probe, transact, Hooks, NoHooks, Outcome, Progress, Timeouts, UnknownReason,
+    probe, transact, Hooks, NoHooks, Outcome, ProbeError, Progress, Timeouts, UnknownReason,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -188,11 +188,15 @@ async fn hang_times_out_at_the_configured_deadline() {
     assert_eq!((reason, raw), (UnknownReason::Timeout, None));
 }
 
+/// An address nobody listens on.
+async fn closed_port() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    listener.local_addr().unwrap().to_string()
+}
+
 #[tokio::test]
 async fn refused_connection_is_not_sent() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    drop(listener);
+    let addr = closed_port().await;
     let req = request(2500, Action::Debit, Method::Card);
     let outcome = transact(&addr, &req, &short(), &mut NoHooks).await;
     assert!(matches!(outcome, Outcome::NotSent { .. }), "{outcome:?}");
@@ -232,6 +236,17 @@ async fn probe_identifies_the_terminal() {
         .unwrap();
     assert_eq!(identity.version, "0300");
     assert_eq!(sim.requests(), ["CZ0040300CJ012012345678901CA00201CD001I"]);
+    let resetting = spawn_sim(with(SimOutcome::Approved, Some(Fault::Reset))).await;
+    let result = probe(&resetting.addr().to_string(), "01", &short()).await;
+    assert!(
+        matches!(result, Ok(_)),
+        "identification ignores payment faults: {result:?}"
+    );
+    let result = probe(&closed_port().await, "01", &short()).await;
+    assert!(
+        matches!(result, Err(ProbeError::Unreachable(_))),
+        "{result:?}"
+    );
 }
 
 #[tokio::test]

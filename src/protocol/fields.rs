@@ -279,6 +279,38 @@ mod tests {
         assert_eq!(m.encode(), DEBIT.as_bytes());
     }
 
+    /// Every example frame of caisse-ap.md.
+    const EXAMPLES: [&str; 7] = [
+        DEBIT,
+        "CZ0040300CJ012012345678901CA00201CB00205CD0011CE003978",
+        "CZ0040300CJ012012345678901CA00201CB0043000CD0010CE003978CC00300C",
+        "CZ0040300CJ012012345678901CA00201CE003978CD0010CB0070002500AE00210CC003001CI0011AC006632145AA016497010######1234AI014A0000000421010AB0042712CG006424242",
+        "CZ0040300CA00201CB0042500CD0010CE003978AE00201AF00204",
+        "CZ0040300AE00201AF00209",
+        "CZ0040301CJ012330538600404CA00201CD001IAE00210",
+    ];
+
+    #[test]
+    fn every_example_frame_decodes_and_encodes_back() {
+        for frame in EXAMPLES {
+            let messages = decode(frame.as_bytes()).unwrap().unwrap();
+            assert_eq!(messages.len(), 1, "{frame}");
+            assert_eq!(messages[0].to_string(), frame);
+        }
+    }
+
+    #[test]
+    fn byte_by_byte_feeding_ends_whole() {
+        for frame in EXAMPLES {
+            let mut d = Decoder::default();
+            for byte in frame.as_bytes() {
+                d.push(std::slice::from_ref(byte)).unwrap();
+            }
+            assert!(d.is_whole());
+            assert_eq!(d.messages()[0].to_string(), frame);
+        }
+    }
+
     #[test]
     fn every_split_point_needs_more_until_whole() {
         for cut in 0..DEBIT.len() {
