@@ -83,7 +83,7 @@ async fn unknown(behaviour: Behaviour) -> (UnknownReason, Option<String>) {
 #[tokio::test]
 async fn approved_contact_card_with_progress() {
     let sim = spawn_sim(Behaviour {
-        delay: Duration::from_millis(700),
+        delay: Duration::from_millis(1200),
         ..Behaviour::default()
     })
     .await;
