@@ -15,10 +15,12 @@
 //! - [`certs`]: the local CA and the leaf certificate, and the rustls server configuration.
 //! - [`access`]: who may connect: static and paired till tokens, rate limits.
 //! - [`config`]: the TOML configuration validated once into typed values, and the demo default.
+//! - [`bench`]: the benchmark suite (`bench`): the agent as a child process, measured from outside.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod access;
+pub mod bench;
 pub mod certs;
 pub mod cli;
 pub mod config;

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::config::Config;
 
+mod bench;
 mod ca;
 mod pay;
 mod serve;
@@ -46,6 +47,8 @@ pub enum Command {
     Pay(pay::PayArgs),
     /// Export the local CA certificate and its fingerprint.
     Ca(ca::CaArgs),
+    /// Run the benchmark suite against this binary's agent.
+    Bench(bench::BenchArgs),
 }
 
 impl Cli {
@@ -60,6 +63,7 @@ impl Cli {
             Command::Simulate(args) => simulate::run(args),
             Command::Pay(args) => pay::run(args),
             Command::Ca(args) => ca::run(args),
+            Command::Bench(args) => bench::run(args),
         }
     }
 }

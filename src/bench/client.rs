@@ -1,0 +1,219 @@
+//! A till as a browser would be: TLS trusting only the agent's CA, a WebSocket on `/ws`,
+//! `hello` with a static token, then `pay` and the `transaction` messages (contract §5).
+//!
+//! Only what the bench needs is decoded (`type`, `id`, `state`, `code`, `message`), to keep
+//! the client's own cost low. Every wait is bounded by [`WAIT`].
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use rustls::pki_types::ServerName;
+use rustls::ClientConfig;
+use serde::Deserialize;
+use serde_json::json;
+use thiserror::Error;
+use tokio::net::{TcpSocket, TcpStream};
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::WebSocketStream;
+
+use crate::certs;
+use crate::engine::record::State;
+
+/// Longest wait for any single answer from the agent.
+pub const WAIT: Duration = Duration::from_secs(10);
+/// The name the client asks for: the generated leaf always carries it.
+const SERVER_NAME: &str = "localhost";
+
+/// Why a client step failed.
+#[derive(Debug, Error)]
+pub enum ClientError {
+    /// The agent's CA could not be loaded.
+    #[error("agent CA: {0}")]
+    Ca(#[from] certs::CertError),
+    /// TCP or TLS failed.
+    #[error("connection: {0}")]
+    Io(#[from] std::io::Error),
+    /// The WebSocket failed.
+    #[error("websocket: {0}")]
+    Ws(#[from] tungstenite::Error),
+    /// The agent sent something that is not a JSON message.
+    #[error("bad message from the agent: {0}")]
+    Json(#[from] serde_json::Error),
+    /// The agent answered with an `error`.
+    #[error("agent refused ({code}): {message}")]
+    Refused {
+        /// Error code.
+        code: String,
+        /// Human message.
+        message: String,
+    },
+    /// The socket closed.
+    #[error("the agent closed the socket")]
+    Closed,
+    /// No answer within [`WAIT`].
+    #[error("no {0} within {WAIT:?}")]
+    Timeout(&'static str),
+}
+
+/// TLS client settings trusting only the agent's CA.
+#[derive(Clone)]
+pub struct Tls {
+    connector: TlsConnector,
+}
+
+impl Tls {
+    /// A client trusting only `ca_pem`.
+    pub fn trusting(ca_pem: &str) -> Result<Tls, ClientError> {
+        let roots = certs::root_store(ca_pem)?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|err| ClientError::Io(std::io::Error::other(err)))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(Tls {
+            connector: TlsConnector::from(Arc::new(config)),
+        })
+    }
+
+    /// TCP from `source` (port chosen by the system) to `agent`, then a TLS handshake.
+    pub async fn connect(
+        &self,
+        agent: SocketAddr,
+        source: IpAddr,
+    ) -> Result<TlsStream<TcpStream>, ClientError> {
+        let socket = TcpSocket::new_v4()?;
+        socket.bind(SocketAddr::new(source, 0))?;
+        let tcp = socket.connect(agent).await?;
+        tcp.set_nodelay(true)?;
+        let name = ServerName::try_from(SERVER_NAME).expect("a valid DNS name");
+        Ok(self.connector.connect(name, tcp).await?)
+    }
+}
+
+/// The fields of an agent → client message the bench looks at.
+#[derive(Debug, Deserialize)]
+struct Incoming {
+    #[serde(rename = "type")]
+    kind: String,
+    id: Option<String>,
+    state: Option<State>,
+    code: Option<String>,
+    message: Option<String>,
+}
+
+/// An authenticated till connection.
+pub struct Session {
+    ws: WebSocketStream<TlsStream<TcpStream>>,
+    /// Final `transaction` messages that answered no open `pay` (duplicates).
+    pub stray_finals: u64,
+}
+
+impl Session {
+    /// Connects from `source`, sends `hello` with `token` and waits for `welcome`.
+    pub async fn open(
+        tls: &Tls,
+        agent: SocketAddr,
+        source: IpAddr,
+        token: &str,
+    ) -> Result<Session, ClientError> {
+        let stream = tls.connect(agent, source).await?;
+        let url = format!("wss://{SERVER_NAME}:{}/ws", agent.port());
+        // Small buffers: ten thousand idle clients share the machine with the agent.
+        let config = WebSocketConfig::default()
+            .read_buffer_size(8 * 1024)
+            .write_buffer_size(0)
+            .max_message_size(Some(1 << 20));
+        let (ws, _) =
+            tokio_tungstenite::client_async_with_config(url, stream, Some(config)).await?;
+        let mut session = Session {
+            ws,
+            stray_finals: 0,
+        };
+        session
+            .send(json!({"type": "hello", "token": token}))
+            .await?;
+        session.until("welcome", |m| m.kind == "welcome").await?;
+        Ok(session)
+    }
+
+    /// Sends `pay` for `amount` cents on `terminal` and waits for its final state.
+    pub async fn pay(
+        &mut self,
+        id: &str,
+        terminal: &str,
+        amount: u64,
+    ) -> Result<State, ClientError> {
+        let pay = json!({"type": "pay", "id": id, "terminal": terminal,
+            "amount": amount, "currency": "EUR"});
+        self.send(pay).await?;
+        let last = self
+            .until("final transaction", |m| {
+                m.kind == "transaction" && m.id.as_deref() == Some(id) && is_final(m)
+            })
+            .await?;
+        Ok(last.state.expect("checked final"))
+    }
+
+    /// A `terminals` round trip: whatever the agent sent before its answer has arrived.
+    pub async fn barrier(&mut self) -> Result<(), ClientError> {
+        self.send(json!({"type": "terminals"})).await?;
+        self.until("terminals", |m| m.kind == "terminals").await?;
+        Ok(())
+    }
+
+    /// Reads (answering pings) until the socket closes or fails.
+    pub async fn idle(mut self) {
+        while let Some(Ok(_)) = self.ws.next().await {}
+    }
+
+    async fn send(&mut self, value: serde_json::Value) -> Result<(), ClientError> {
+        Ok(self.ws.send(Message::text(value.to_string())).await?)
+    }
+
+    /// Reads until `wanted` matches; an `error` message fails, a final `transaction` that
+    /// does not match is counted as stray.
+    async fn until(
+        &mut self,
+        what: &'static str,
+        wanted: impl Fn(&Incoming) -> bool,
+    ) -> Result<Incoming, ClientError> {
+        loop {
+            let message = self.next(what).await?;
+            if wanted(&message) {
+                return Ok(message);
+            }
+            if message.kind == "error" {
+                return Err(ClientError::Refused {
+                    code: message.code.unwrap_or_default(),
+                    message: message.message.unwrap_or_default(),
+                });
+            }
+            if message.kind == "transaction" && is_final(&message) {
+                self.stray_finals += 1;
+            }
+        }
+    }
+
+    async fn next(&mut self, what: &'static str) -> Result<Incoming, ClientError> {
+        loop {
+            let frame = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .map_err(|_| ClientError::Timeout(what))?;
+            match frame.ok_or(ClientError::Closed)?? {
+                Message::Text(text) => return Ok(serde_json::from_str(text.as_str())?),
+                Message::Close(_) => return Err(ClientError::Closed),
+                _ => {}
+            }
+        }
+    }
+}
+
+fn is_final(message: &Incoming) -> bool {
+    message.state.is_some_and(State::is_final)
+}

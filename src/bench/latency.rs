@@ -1,0 +1,144 @@
+//! Added latency: the same payment straight to a simulator over TCP (the driver with
+//! [`NoHooks`], as `pay` does) and through the agent (`pay` → final `transaction`),
+//! interleaved, in several lanes at once (one terminal and one till each).
+//!
+//! Both paths wait the same drain after the answer (driver default, which the agent also
+//! uses), so the difference is the agent's own cost: TLS, WebSocket, JSON, the four journal
+//! fsyncs on the path (`accepted`, `connecting`, `sent`, final) and scheduling.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use futures_util::future::try_join_all;
+
+use super::client::{Session, Tls};
+use super::setup::{terminal_name, Till};
+use super::stats::Summary;
+use super::BenchError;
+use crate::engine::record::State;
+use crate::protocol::{Action, Currency, Method, PaymentRequest};
+use crate::sim::Simulator;
+use crate::terminal::{self, NoHooks, Outcome, Timeouts};
+
+/// The amount every bench payment asks for (25.00 EUR, the spec's example).
+pub const AMOUNT: u64 = 2500;
+
+/// Latency of both paths, and what was paid.
+#[derive(Debug, Clone, Default)]
+pub struct Latency {
+    /// Straight to the simulator.
+    pub direct: Summary,
+    /// Through the agent.
+    pub relayed: Summary,
+    /// Payments sent straight to a simulator, warm-ups included.
+    pub direct_count: usize,
+    /// Ids paid through the agent, warm-ups included (all approved).
+    pub relayed_ids: Vec<String>,
+}
+
+/// What one lane measured.
+#[derive(Default)]
+struct Lane {
+    direct: Vec<Duration>,
+    relayed: Vec<Duration>,
+    ids: Vec<String>,
+}
+
+/// Samples each path `samples` times in total, spread over `sims.len()` lanes.
+pub async fn run(
+    agent: SocketAddr,
+    tls: &Tls,
+    sims: &[Simulator],
+    samples: usize,
+) -> Result<Latency, BenchError> {
+    let per_lane = samples.div_ceil(sims.len().max(1));
+    let lanes = sims
+        .iter()
+        .enumerate()
+        .map(|(i, sim)| lane(agent, tls, i, sim.addr(), per_lane));
+    let mut all = Lane::default();
+    for lane in try_join_all(lanes).await? {
+        all.direct.extend(lane.direct);
+        all.relayed.extend(lane.relayed);
+        all.ids.extend(lane.ids);
+    }
+    Ok(Latency {
+        direct: Summary::of(all.direct),
+        relayed: Summary::of(all.relayed),
+        direct_count: all.ids.len(),
+        relayed_ids: all.ids,
+    })
+}
+
+/// One lane: a warm-up pair, then `count` pairs, alternating which path goes first.
+async fn lane(
+    agent: SocketAddr,
+    tls: &Tls,
+    index: usize,
+    terminal: SocketAddr,
+    count: usize,
+) -> Result<Lane, BenchError> {
+    let till = Till::latency(index);
+    let source = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let mut session = Session::open(tls, agent, source, &till.token).await?;
+    let name = terminal_name(index);
+    let mut lane = Lane::default();
+    for n in 0..=count {
+        let id = format!("{}-{n}", till.name);
+        lane.ids.push(id.clone());
+        let (d, r) = if n % 2 == 0 {
+            let d = direct_once(terminal).await?;
+            (d, relayed_once(&mut session, &id, &name).await?)
+        } else {
+            let r = relayed_once(&mut session, &id, &name).await?;
+            (direct_once(terminal).await?, r)
+        };
+        if n > 0 {
+            lane.direct.push(d);
+            lane.relayed.push(r);
+        }
+    }
+    session.barrier().await?;
+    if session.stray_finals > 0 {
+        return Err(BenchError::Check(format!(
+            "{} duplicate finals",
+            session.stray_finals
+        )));
+    }
+    Ok(lane)
+}
+
+/// The bench's payment request.
+pub fn request() -> PaymentRequest {
+    let eur = Currency::parse("EUR").expect("EUR is in the table");
+    PaymentRequest::new(AMOUNT, eur, Action::Debit, Method::Card, "01").expect("valid request")
+}
+
+async fn direct_once(terminal: SocketAddr) -> Result<Duration, BenchError> {
+    let started = Instant::now();
+    let outcome = terminal::transact(
+        &terminal.to_string(),
+        &request(),
+        &Timeouts::default(),
+        &mut NoHooks,
+    )
+    .await;
+    match outcome {
+        Outcome::Approved(_) => Ok(started.elapsed()),
+        other => Err(BenchError::Check(format!(
+            "direct payment not approved: {other:?}"
+        ))),
+    }
+}
+
+async fn relayed_once(
+    session: &mut Session,
+    id: &str,
+    terminal: &str,
+) -> Result<Duration, BenchError> {
+    let started = Instant::now();
+    match session.pay(id, terminal, AMOUNT).await? {
+        State::Approved => Ok(started.elapsed()),
+        other => Err(BenchError::Check(format!("payment {id} ended {other:?}"))),
+    }
+}

@@ -1,0 +1,269 @@
+//! The figures of one bench run, the human table and the final machine-readable line
+//! `bench: added_p50_ms=… added_p99_ms=… tps=… lost=… dup=… idle_rss_mb=… rss_10k_mb=… start_ms=…`.
+
+use std::fmt::Write;
+use std::time::Duration;
+
+use super::latency::Latency;
+use super::stats::{diff_ms, ms};
+use super::throughput::Throughput;
+use super::Plan;
+
+/// Cross-checks of the throughput and latency runs against the journal and the terminals.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Checks {
+    /// Final records in the journal after the run.
+    pub journal_finals: u64,
+    /// Finals seen by a till that the journal lacks or records with another state.
+    pub journal_mismatches: u64,
+    /// Payment requests the simulators received (identification probes excluded).
+    pub terminal_requests: u64,
+    /// Payment requests they should have received: one per final state plus the direct ones.
+    pub expected_requests: u64,
+}
+
+/// CPU time spent by each side during the throughput run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Cpu {
+    /// The agent process.
+    pub agent: Duration,
+    /// The bench process: tills and simulators.
+    pub bench: Duration,
+}
+
+/// Everything one run measured.
+#[derive(Debug, Clone, Default)]
+pub struct Figures {
+    /// What was run.
+    pub plan: Plan,
+    /// First start (creates the certificates): spawn to listening line.
+    pub first_start: Duration,
+    /// Start with existing certificates: spawn to the first completed TLS handshake.
+    pub start: Duration,
+    /// Agent RSS right after start, in KiB.
+    pub idle_rss_kib: u64,
+    /// Agent RSS with `plan.idle_clients` idle clients, in KiB.
+    pub clients_rss_kib: u64,
+    /// Latency run.
+    pub latency: Latency,
+    /// Throughput run.
+    pub throughput: Throughput,
+    /// Journal and terminal cross-checks.
+    pub checks: Checks,
+    /// CPU time during the throughput run.
+    pub cpu: Cpu,
+}
+
+impl Figures {
+    /// Pays without exactly one durable final state, or never seen by their terminal.
+    pub fn lost(&self) -> u64 {
+        let unseen = self
+            .checks
+            .expected_requests
+            .saturating_sub(self.checks.terminal_requests);
+        self.throughput.lost + self.checks.journal_mismatches + unseen
+    }
+
+    /// Extra final messages, or terminal requests beyond one per payment.
+    pub fn dup(&self) -> u64 {
+        let allowed = self.checks.expected_requests + self.throughput.lost;
+        self.throughput.duplicates + self.checks.terminal_requests.saturating_sub(allowed)
+    }
+
+    /// Median added latency (through the agent minus direct), in ms.
+    pub fn added_p50_ms(&self) -> f64 {
+        diff_ms(self.latency.relayed.p50, self.latency.direct.p50)
+    }
+
+    /// 99th-percentile added latency, in ms.
+    pub fn added_p99_ms(&self) -> f64 {
+        diff_ms(self.latency.relayed.p99, self.latency.direct.p99)
+    }
+
+    /// The final line.
+    pub fn line(&self) -> String {
+        format!(
+            "bench: added_p50_ms={:.2} added_p99_ms={:.2} tps={:.0} lost={} dup={} \
+             idle_rss_mb={:.1} rss_10k_mb={:.1} start_ms={:.1}",
+            self.added_p50_ms(),
+            self.added_p99_ms(),
+            self.throughput.tps(),
+            self.lost(),
+            self.dup(),
+            mib(self.idle_rss_kib),
+            mib(self.clients_rss_kib),
+            ms(self.start),
+        )
+    }
+
+    /// The human table: one row per figure, with its target.
+    pub fn table(&self) -> String {
+        let (l, t, c, p) = (&self.latency, &self.throughput, &self.checks, &self.plan);
+        let mut rows: Vec<(String, String, &str)> = vec![
+            row(
+                "direct p50 / p99 (ms)",
+                format!("{:.2} / {:.2}", ms(l.direct.p50), ms(l.direct.p99)),
+                "",
+            ),
+            row(
+                "via agent p50 / p99 (ms)",
+                format!("{:.2} / {:.2}", ms(l.relayed.p50), ms(l.relayed.p99)),
+                "",
+            ),
+            row(
+                "added p50 (ms)",
+                format!("{:.2}", self.added_p50_ms()),
+                "<= 1",
+            ),
+            row(
+                "added p99 (ms)",
+                format!("{:.2}", self.added_p99_ms()),
+                "<= 3",
+            ),
+            row(
+                &format!(
+                    "throughput, {} tills x {} s (tx/s)",
+                    p.tills,
+                    p.duration.as_secs()
+                ),
+                format!("{:.0}", t.tps()),
+                ">= 3000",
+            ),
+            row(
+                "throughput p50 / p99 (ms)",
+                format!("{:.1} / {:.1}", ms(t.latency.p50), ms(t.latency.p99)),
+                "",
+            ),
+            row(
+                "pays / finals / journal finals",
+                format!("{} / {} / {}", t.pays, t.finals.len(), c.journal_finals),
+                "equal",
+            ),
+            row(
+                "terminal requests / expected",
+                format!("{} / {}", c.terminal_requests, c.expected_requests),
+                "equal",
+            ),
+            row(
+                "lost / dup",
+                format!("{} / {}", self.lost(), self.dup()),
+                "0 / 0",
+            ),
+            row(
+                "CPU agent / bench (s)",
+                format!(
+                    "{:.1} / {:.1}",
+                    self.cpu.agent.as_secs_f64(),
+                    self.cpu.bench.as_secs_f64()
+                ),
+                "",
+            ),
+            row(
+                "idle agent RSS (MB)",
+                format!("{:.1}", mib(self.idle_rss_kib)),
+                "<= 20",
+            ),
+            row(
+                &format!("RSS with {} idle clients (MB)", p.idle_clients),
+                format!("{:.1}", mib(self.clients_rss_kib)),
+                "<= 200 (10k)",
+            ),
+            row(
+                "first start, creating certs (ms)",
+                format!("{:.1}", ms(self.first_start)),
+                "",
+            ),
+            row(
+                "start with existing certs (ms)",
+                format!("{:.1}", ms(self.start)),
+                "<= 100",
+            ),
+        ];
+        rows.extend(
+            t.failures
+                .iter()
+                .take(5)
+                .map(|f| row("failure", f.clone(), "")),
+        );
+        render(&rows)
+    }
+}
+
+fn row<'a>(what: &str, value: String, target: &'a str) -> (String, String, &'a str) {
+    (what.to_owned(), value, target)
+}
+
+fn render(rows: &[(String, String, &str)]) -> String {
+    let width = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
+    let mut out = String::new();
+    for (what, value, target) in rows {
+        let _ = writeln!(out, "{what:<width$}  {value:>16}  {target}");
+    }
+    out
+}
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::stats::Summary;
+
+    fn figures() -> Figures {
+        let summary = |p50, p99| Summary {
+            count: 10,
+            p50: Duration::from_micros(p50),
+            p99: Duration::from_micros(p99),
+        };
+        let mut figures = Figures {
+            start: Duration::from_micros(42_500),
+            idle_rss_kib: 10 * 1024,
+            clients_rss_kib: 150 * 1024,
+            ..Figures::default()
+        };
+        figures.latency.direct = summary(300_000, 301_000);
+        figures.latency.relayed = summary(300_800, 303_500);
+        figures.throughput.elapsed = Duration::from_secs(2);
+        figures.throughput.pays = 1000;
+        figures.throughput.finals =
+            vec![("a".into(), crate::engine::record::State::Approved); 1000];
+        figures.checks = Checks {
+            journal_finals: 1000,
+            journal_mismatches: 0,
+            terminal_requests: 1000,
+            expected_requests: 1000,
+        };
+        figures
+    }
+
+    #[test]
+    fn the_final_line_has_every_key() {
+        assert_eq!(
+            figures().line(),
+            "bench: added_p50_ms=0.80 added_p99_ms=2.50 tps=500 lost=0 dup=0 \
+             idle_rss_mb=10.0 rss_10k_mb=150.0 start_ms=42.5"
+        );
+    }
+
+    #[test]
+    fn missing_and_extra_requests_count_as_lost_and_dup() {
+        let mut short = figures();
+        short.checks.terminal_requests = 998;
+        short.throughput.duplicates = 1;
+        assert_eq!((short.lost(), short.dup()), (2, 1));
+        let mut extra = figures();
+        extra.checks.terminal_requests = 1003;
+        extra.checks.journal_mismatches = 1;
+        assert_eq!((extra.lost(), extra.dup()), (1, 3));
+    }
+
+    #[test]
+    fn the_table_names_the_targets() {
+        let table = figures().table();
+        assert!(table.contains("added p50 (ms)"), "{table}");
+        assert!(table.contains("<= 100"), "{table}");
+        assert_eq!(table.lines().count(), 14);
+    }
+}
