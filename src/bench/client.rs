@@ -26,6 +26,10 @@ use crate::engine::record::State;
 
 /// Longest wait for any single answer from the agent.
 pub const WAIT: Duration = Duration::from_secs(10);
+/// How many times a `pay` refused with `terminal_busy` is sent again.
+const BUSY_RETRIES: u32 = 1000;
+/// Pause before sending a `pay` refused with `terminal_busy` again.
+const BUSY_PAUSE: Duration = Duration::from_millis(1);
 /// The name the client asks for: the generated leaf always carries it.
 const SERVER_NAME: &str = "localhost";
 
@@ -112,6 +116,8 @@ pub struct Session {
     ws: WebSocketStream<TlsStream<TcpStream>>,
     /// Final `transaction` messages that answered no open `pay` (duplicates).
     pub stray_finals: u64,
+    /// `pay` messages refused with `terminal_busy` and sent again.
+    pub busy_refusals: u64,
 }
 
 impl Session {
@@ -134,6 +140,7 @@ impl Session {
         let mut session = Session {
             ws,
             stray_finals: 0,
+            busy_refusals: 0,
         };
         session
             .send(json!({"type": "hello", "token": token}))
@@ -142,8 +149,31 @@ impl Session {
         Ok(session)
     }
 
-    /// Sends `pay` for `amount` cents on `terminal` and waits for its final state.
+    /// Sends `pay` for `amount` cents on `terminal` and waits for its final state. A
+    /// `terminal_busy` refusal (the previous payment's lease not yet released) is counted
+    /// and the same `pay` sent again after a millisecond, as a POS would.
     pub async fn pay(
+        &mut self,
+        id: &str,
+        terminal: &str,
+        amount: u64,
+    ) -> Result<State, ClientError> {
+        let mut retries = 0;
+        loop {
+            match self.pay_once(id, terminal, amount).await {
+                Err(ClientError::Refused { code, .. })
+                    if code == "terminal_busy" && retries < BUSY_RETRIES =>
+                {
+                    retries += 1;
+                    self.busy_refusals += 1;
+                    tokio::time::sleep(BUSY_PAUSE).await;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    async fn pay_once(
         &mut self,
         id: &str,
         terminal: &str,

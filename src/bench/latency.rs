@@ -34,6 +34,8 @@ pub struct Latency {
     pub direct_count: usize,
     /// Ids paid through the agent, warm-ups included (all approved).
     pub relayed_ids: Vec<String>,
+    /// `pay` refused with `terminal_busy` and sent again.
+    pub busy_refusals: u64,
 }
 
 /// What one lane measured.
@@ -42,6 +44,7 @@ struct Lane {
     direct: Vec<Duration>,
     relayed: Vec<Duration>,
     ids: Vec<String>,
+    busy_refusals: u64,
 }
 
 /// Samples each path `samples` times in total, spread over `sims.len()` lanes.
@@ -61,12 +64,14 @@ pub async fn run(
         all.direct.extend(lane.direct);
         all.relayed.extend(lane.relayed);
         all.ids.extend(lane.ids);
+        all.busy_refusals += lane.busy_refusals;
     }
     Ok(Latency {
         direct: Summary::of(all.direct),
         relayed: Summary::of(all.relayed),
         direct_count: all.ids.len(),
         relayed_ids: all.ids,
+        busy_refusals: all.busy_refusals,
     })
 }
 
@@ -105,6 +110,7 @@ async fn lane(
             session.stray_finals
         )));
     }
+    lane.busy_refusals = session.busy_refusals;
     Ok(lane)
 }
 

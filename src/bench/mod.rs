@@ -189,6 +189,7 @@ fn check(figures: &Figures, journal: &[Record], sims: &[Simulator]) -> Checks {
             .count()
     };
     Checks {
+        client_finals: finals,
         journal_finals: journal.iter().filter(|r| r.state.is_final()).count() as u64,
         journal_mismatches: mismatches,
         terminal_requests: sims.iter().map(payments).sum::<usize>() as u64,

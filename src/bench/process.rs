@@ -196,11 +196,9 @@ pub fn cpu_time(pid: Pid) -> Result<Duration, BenchError> {
     let stat = proc_file(pid, "stat")?;
     // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
     let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<u64> = after
-        .split_whitespace()
-        .filter_map(|f| f.parse().ok())
-        .collect();
-    let ticks = fields.get(11).zip(fields.get(12)).map(|(u, s)| u + s);
+    // `after` starts at field 3, so utime and stime are its 12th and 13th.
+    let field = |i| after.split_whitespace().nth(i)?.parse::<u64>().ok();
+    let ticks = field(11).zip(field(12)).map(|(user, system)| user + system);
     let ticks = ticks.ok_or_else(|| BenchError::Agent("unreadable /proc/PID/stat".to_owned()))?;
     let per_second = rustix::param::clock_ticks_per_second().max(1);
     Ok(Duration::from_secs_f64(ticks as f64 / per_second as f64))
@@ -227,7 +225,16 @@ mod tests {
 
     #[test]
     fn own_cpu_time_is_readable() {
-        let spent = own_cpu_time().expect("/proc/self/stat");
-        assert!(spent < Duration::from_secs(24 * 3600));
+        let before = own_cpu_time().expect("/proc/self/stat");
+        let started = Instant::now();
+        let mut spin = 0u64;
+        while started.elapsed() < Duration::from_millis(100) {
+            spin = std::hint::black_box(spin.wrapping_add(1));
+        }
+        let spent = own_cpu_time().expect("/proc/self/stat") - before;
+        assert!(
+            spent > Duration::ZERO,
+            "100 ms of spinning shows up as CPU time"
+        );
     }
 }

@@ -12,6 +12,8 @@ use super::Plan;
 /// Cross-checks of the throughput and latency runs against the journal and the terminals.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Checks {
+    /// Final states the tills received, all phases.
+    pub client_finals: u64,
     /// Final records in the journal after the run.
     pub journal_finals: u64,
     /// Finals seen by a till that the journal lacks or records with another state.
@@ -98,16 +100,22 @@ impl Figures {
 
     /// The human table: one row per figure, with its target.
     pub fn table(&self) -> String {
-        let (l, t, c, p) = (&self.latency, &self.throughput, &self.checks, &self.plan);
-        let mut rows: Vec<(String, String, &str)> = vec![
-            row(
-                "direct p50 / p99 (ms)",
-                format!("{:.2} / {:.2}", ms(l.direct.p50), ms(l.direct.p99)),
-                "",
-            ),
+        let mut rows = self.latency_rows();
+        rows.extend(self.throughput_rows());
+        rows.extend(self.resource_rows());
+        let failures = self.throughput.failures.iter().take(5);
+        rows.extend(failures.map(|f| row("failure", f.clone(), "")));
+        render(&rows)
+    }
+
+    fn latency_rows(&self) -> Vec<Row> {
+        let (direct, relayed) = (&self.latency.direct, &self.latency.relayed);
+        let pair = |a, b| format!("{:.2} / {:.2}", ms(a), ms(b));
+        vec![
+            row("direct p50 / p99 (ms)", pair(direct.p50, direct.p99), ""),
             row(
                 "via agent p50 / p99 (ms)",
-                format!("{:.2} / {:.2}", ms(l.relayed.p50), ms(l.relayed.p99)),
+                pair(relayed.p50, relayed.p99),
                 "",
             ),
             row(
@@ -120,23 +128,35 @@ impl Figures {
                 format!("{:.2}", self.added_p99_ms()),
                 "<= 3",
             ),
+        ]
+    }
+
+    fn throughput_rows(&self) -> Vec<Row> {
+        let (t, c, p) = (&self.throughput, &self.checks, &self.plan);
+        let tills = format!(
+            "throughput, {} tills x {} s (tx/s)",
+            p.tills,
+            p.duration.as_secs()
+        );
+        let latency = format!("{:.1} / {:.1}", ms(t.latency.p50), ms(t.latency.p99));
+        let busy = (self.latency.busy_refusals, t.busy_refusals);
+        let cpu = (self.cpu.agent.as_secs_f64(), self.cpu.bench.as_secs_f64());
+        vec![
+            row(&tills, format!("{:.0}", t.tps()), ">= 3000"),
+            row("throughput p50 / p99 (ms)", latency, ""),
             row(
-                &format!(
-                    "throughput, {} tills x {} s (tx/s)",
-                    p.tills,
-                    p.duration.as_secs()
-                ),
-                format!("{:.0}", t.tps()),
-                ">= 3000",
+                "throughput pays / finals",
+                format!("{} / {}", t.pays, t.finals.len()),
+                "equal",
             ),
             row(
-                "throughput p50 / p99 (ms)",
-                format!("{:.1} / {:.1}", ms(t.latency.p50), ms(t.latency.p99)),
+                "busy refusals, latency / throughput",
+                format!("{} / {}", busy.0, busy.1),
                 "",
             ),
             row(
-                "pays / finals / journal finals",
-                format!("{} / {} / {}", t.pays, t.finals.len(), c.journal_finals),
+                "finals seen / in journal",
+                format!("{} / {}", c.client_finals, c.journal_finals),
                 "equal",
             ),
             row(
@@ -150,21 +170,23 @@ impl Figures {
                 "0 / 0",
             ),
             row(
-                "CPU agent / bench (s)",
-                format!(
-                    "{:.1} / {:.1}",
-                    self.cpu.agent.as_secs_f64(),
-                    self.cpu.bench.as_secs_f64()
-                ),
+                "CPU during throughput, agent / bench (s)",
+                format!("{:.1} / {:.1}", cpu.0, cpu.1),
                 "",
             ),
+        ]
+    }
+
+    fn resource_rows(&self) -> Vec<Row> {
+        let clients = format!("RSS with {} idle clients (MB)", self.plan.idle_clients);
+        vec![
             row(
                 "idle agent RSS (MB)",
                 format!("{:.1}", mib(self.idle_rss_kib)),
                 "<= 20",
             ),
             row(
-                &format!("RSS with {} idle clients (MB)", p.idle_clients),
+                &clients,
                 format!("{:.1}", mib(self.clients_rss_kib)),
                 "<= 200 (10k)",
             ),
@@ -178,22 +200,18 @@ impl Figures {
                 format!("{:.1}", ms(self.start)),
                 "<= 100",
             ),
-        ];
-        rows.extend(
-            t.failures
-                .iter()
-                .take(5)
-                .map(|f| row("failure", f.clone(), "")),
-        );
-        render(&rows)
+        ]
     }
 }
 
-fn row<'a>(what: &str, value: String, target: &'a str) -> (String, String, &'a str) {
+/// One table row: what, value, target.
+type Row = (String, String, &'static str);
+
+fn row(what: &str, value: String, target: &'static str) -> Row {
     (what.to_owned(), value, target)
 }
 
-fn render(rows: &[(String, String, &str)]) -> String {
+fn render(rows: &[Row]) -> String {
     let width = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
     let mut out = String::new();
     for (what, value, target) in rows {
@@ -230,6 +248,7 @@ mod tests {
         figures.throughput.finals =
             vec![("a".into(), crate::engine::record::State::Approved); 1000];
         figures.checks = Checks {
+            client_finals: 1000,
             journal_finals: 1000,
             journal_mismatches: 0,
             terminal_requests: 1000,
@@ -264,6 +283,6 @@ mod tests {
         let table = figures().table();
         assert!(table.contains("added p50 (ms)"), "{table}");
         assert!(table.contains("<= 100"), "{table}");
-        assert_eq!(table.lines().count(), 14);
+        assert_eq!(table.lines().count(), 16);
     }
 }

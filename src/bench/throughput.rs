@@ -30,6 +30,8 @@ pub struct Throughput {
     pub failures: Vec<String>,
     /// Pays without a final state.
     pub lost: u64,
+    /// `pay` refused with `terminal_busy` and sent again.
+    pub busy_refusals: u64,
     /// Time from the common start to the last till's end.
     pub elapsed: Duration,
     /// Pay → final latency.
@@ -50,6 +52,7 @@ struct TillRun {
     finals: Vec<(String, State)>,
     latencies: Vec<Duration>,
     duplicates: u64,
+    busy_refusals: u64,
     failure: Option<String>,
 }
 
@@ -84,6 +87,7 @@ pub async fn run(
         let run = run.map_err(|err| BenchError::Agent(format!("till task failed: {err}")))?;
         total.pays += run.pays;
         total.duplicates += run.duplicates;
+        total.busy_refusals += run.busy_refusals;
         total.lost += run.pays - run.finals.len() as u64;
         total.finals.extend(run.finals);
         latencies.extend(run.latencies);
@@ -119,5 +123,6 @@ async fn till(mut session: Session, index: usize, deadline: Instant) -> TillRun 
         }
     }
     run.duplicates = session.stray_finals;
+    run.busy_refusals = session.busy_refusals;
     run
 }

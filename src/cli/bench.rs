@@ -2,6 +2,7 @@
 //! this very binary started as `serve`, prints the figures table, then the final line
 //! `bench: key=value …`. Exit 0 when the run completed (whatever the figures), 1 otherwise.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::bench::{self, Plan};
@@ -12,6 +13,9 @@ pub struct BenchArgs {
     /// A short smoke run (seconds, small counts) instead of the full figures.
     #[arg(long)]
     pub quick: bool,
+    /// The agent binary to measure (default: this program), e.g. to compare two builds.
+    #[arg(long)]
+    pub agent: Option<PathBuf>,
 }
 
 /// Runs `bench`.
@@ -21,7 +25,7 @@ pub fn run(args: BenchArgs) -> ExitCode {
     } else {
         Plan::full()
     };
-    let exe = match std::env::current_exe() {
+    let exe = match args.agent.map_or_else(std::env::current_exe, Ok) {
         Ok(exe) => exe,
         Err(err) => {
             eprintln!("cannot find this program's path: {err}");
