@@ -55,6 +55,11 @@ const STRINGS = {
     "method.card": "Carte",
     "method.check": "Chèque",
     "err.generic": "Erreur",
+    "reason.timeout": "le terminal n'a pas répondu à temps",
+    "reason.connection_lost": "la connexion au terminal a été perdue",
+    "reason.invalid_answer": "réponse illisible du terminal",
+    "reason.mismatch": "la réponse ne correspond pas à la demande",
+    "reason.agent_restart": "l'agent a redémarré pendant le paiement",
   },
   en: {
     "conn.idle": "Offline",
@@ -95,6 +100,11 @@ const STRINGS = {
     "method.card": "Card",
     "method.check": "Cheque",
     "err.generic": "Error",
+    "reason.timeout": "the terminal did not answer in time",
+    "reason.connection_lost": "the connection to the terminal was lost",
+    "reason.invalid_answer": "unreadable answer from the terminal",
+    "reason.mismatch": "the answer does not match the request",
+    "reason.agent_restart": "the agent restarted during the payment",
   },
 };
 

@@ -44,6 +44,7 @@ addStrings({
     "pos.sub.waiting_card": "Le client peut présenter sa carte sur le terminal.",
     "pos.sub.waiting_check": "Insérez le chèque dans le terminal.",
     "pos.sub.final": "Terminé à {time}.",
+    "pos.sub.offline": "Connexion à l'agent perdue : le paiement continue sur le terminal, son résultat s'affichera dès la reconnexion. Ne relancez pas.",
     "pos.cancel": "Annuler", "pos.recent": "Transactions récentes", "pos.noRecent": "Aucune transaction récente.",
     "pos.approved.debit": "Paiement accepté", "pos.approved.refund": "Remboursement accepté",
     "pos.partial": "Paiement partiel accepté", "pos.partial.approved": "Accepté : {amount}",
@@ -64,11 +65,6 @@ addStrings({
     "pos.retry": "Réessayer", "pos.new": "Nouveau paiement", "pos.toCheck": "À vérifier",
     "pos.error": "La demande a été refusée par l'agent",
     "pos.displayRole": "Cette caisse est en mode affichage : elle ne peut pas encaisser.",
-    "pos.reason.timeout": "le terminal n'a pas répondu à temps",
-    "pos.reason.connection_lost": "la connexion au terminal a été perdue",
-    "pos.reason.invalid_answer": "réponse illisible du terminal",
-    "pos.reason.mismatch": "la réponse ne correspond pas à la demande",
-    "pos.reason.agent_restart": "l'agent a redémarré pendant le paiement",
   },
   en: {
     "pos.brand": "Till", "pos.amount": "Amount", "pos.keypad": "Keypad", "pos.back": "Delete a digit",
@@ -84,6 +80,7 @@ addStrings({
     "pos.sub.waiting_card": "The customer can present their card on the terminal.",
     "pos.sub.waiting_check": "Insert the cheque into the terminal.",
     "pos.sub.final": "Finished at {time}.",
+    "pos.sub.offline": "Connection to the agent lost: the payment goes on at the terminal and its result will show on reconnect. Do not retry.",
     "pos.cancel": "Cancel", "pos.recent": "Recent transactions", "pos.noRecent": "No recent transactions.",
     "pos.approved.debit": "Payment approved", "pos.approved.refund": "Refund approved",
     "pos.partial": "Partial payment approved", "pos.partial.approved": "Approved: {amount}",
@@ -104,11 +101,6 @@ addStrings({
     "pos.retry": "Try again", "pos.new": "New payment", "pos.toCheck": "To check",
     "pos.error": "The agent refused the request",
     "pos.displayRole": "This till is a display: it cannot take payments.",
-    "pos.reason.timeout": "the terminal did not answer in time",
-    "pos.reason.connection_lost": "the connection to the terminal was lost",
-    "pos.reason.invalid_answer": "unreadable answer from the terminal",
-    "pos.reason.mismatch": "the answer does not match the request",
-    "pos.reason.agent_restart": "the agent restarted during the payment",
   },
 });
 
@@ -146,6 +138,11 @@ client.on("closed", (detail) => {
   $("pos").hidden = true;
   $("logout-button").hidden = true;
   auth.show(t("auth.rejected"));
+});
+
+client.on("state", () => {
+  if (current) renderProgress();
+  renderPayButton();
 });
 
 client.on("welcome", (welcome) => {
@@ -209,7 +206,7 @@ $("keypad").addEventListener("click", (event) => {
 
 document.addEventListener("keydown", (event) => {
   if (event.ctrlKey || event.metaKey || event.altKey || $("pos").hidden) return;
-  const target = event.target;
+  const target = event.target instanceof Element ? event.target : document.body;
   if (target.matches("input:not([type=radio]), textarea, select")) return;
   if (/^[0-9]$/.test(event.key)) pressKey(event.key);
   else if (event.key === "Backspace") pressKey("back");
@@ -365,13 +362,14 @@ function renderProgress() {
 
 function subtitle(state, request) {
   if (state === "error") return "";
+  if (!isFinal(state) && client.state !== "authenticated") return t("pos.sub.offline");
   if (isFinal(state)) return t("pos.sub.final", { time: formatTime(current.times.result) });
   if (state === "waiting_card" && request.method === "check") return t("pos.sub.waiting_check");
   return t(`pos.sub.${state}`);
 }
 
-// data-state says exactly what happened: a step is done only once its state was seen,
-// skipped when a final state came without it, active while the agent is in it.
+// data-state: active while the agent is in that phase, done once passed, skipped only when
+// the request provably never reached the terminal (not_sent).
 function stepStates(state, times) {
   const final = isFinal(state);
   if (state === "error") return { sent: "todo", waiting_card: "todo", result: "todo" };
@@ -379,7 +377,7 @@ function stepStates(state, times) {
   const sending = ["pending", "accepted", "connecting"].includes(state);
   return {
     sent: sending ? "active" : "done",
-    waiting_card: state === "waiting_card" ? "active" : final ? (times.waiting_card ? "done" : "skipped") : "todo",
+    waiting_card: state === "waiting_card" ? "active" : final ? "done" : "todo",
     result: final ? "done" : "todo",
   };
 }
@@ -403,6 +401,7 @@ function renderResult(state) {
   card.hidden = !view;
   if (!view) return;
   card.dataset.state = view.state;
+  card.dataset.outcome = current.record?.resolution?.outcome ?? "";
   card.replaceChildren(...view.children, h("div", { class: "result-actions" }, ...view.actions));
 }
 
@@ -507,7 +506,7 @@ function unknownView(record) {
         h("li", {}, t("pos.unknown.amount", { amount: formatAmount(record.amount, record.currency) })),
         h("li", {}, t("pos.unknown.time", { time: formatTime(record.updated_at) })),
         h("li", {}, t("pos.unknown.auth"))),
-      reason ? h("p", { class: "muted small" }, t("pos.unknown.why", { reason: t(`pos.reason.${reason}`) })) : null,
+      reason ? h("p", { class: "muted small" }, t("pos.unknown.why", { reason: t(`reason.${reason}`) })) : null,
       h("label", { class: "field note" }, h("span", {}, t("pos.resolve.note")), note),
     ],
     actions: [
