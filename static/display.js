@@ -73,6 +73,8 @@ function useToken(token) {
   store.set("token", token);
   client.setToken(token);
   auth.hide();
+  const terminal = store.get("terminal");
+  if (terminal) startWatching(terminal); // greet at once; watch is sent when connected
   client.connect().catch(() => {});
 }
 
@@ -85,8 +87,12 @@ client.on("closed", (detail) => {
 
 client.on("welcome", (welcome) => {
   const terminal = store.get("terminal");
-  if (terminal && welcome.terminals.some((term) => term.name === terminal)) startWatching(terminal);
-  else showPicker(welcome.terminals);
+  if (terminal && welcome.terminals.some((term) => term.name === terminal)) {
+    if ($("screen").hidden) startWatching(terminal);
+  } else {
+    store.set("terminal", null);
+    showPicker(welcome.terminals);
+  }
 });
 
 client.on("transaction", (record) => {

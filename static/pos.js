@@ -356,6 +356,7 @@ function renderProgress() {
   $("timeline").querySelector("[data-step=waiting_card] .step-label").textContent = t(waitingKey);
   renderSteps(state, times);
   $("progress-sub").textContent = subtitle(state, request);
+  $("progress-sub").classList.toggle("offline", !isFinal(state) && state !== "error" && client.state !== "authenticated");
   $("cancel-button").hidden = !["pending", "accepted", "connecting"].includes(state);
   renderResult(state);
 }
