@@ -330,10 +330,11 @@ export class RelayClient extends EventTarget {
 
   /**
    * Opens the connection (and keeps it open until {@link RelayClient#close}).
-   * @returns {Promise<object>} the next `welcome`; rejects with a RelayError if the
+   * @returns {Promise<object>} the current or next `welcome`; rejects with a RelayError if the
    *   connection closes for good (4401) before.
    */
   connect() {
+    if (this.state === "authenticated") return Promise.resolve(this.welcome);
     const welcome = new Promise((resolve, reject) => {
       const onWelcome = (event) => { cleanup(); resolve(event.detail); };
       const onClosed = (event) => {
