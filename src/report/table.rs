@@ -29,10 +29,11 @@ const HEADER: [&str; 11] = [
 const TEXT_COLUMNS: usize = 3;
 
 const LEGEND: &str = "\
-Légende (chaque case : nombre / montant) :
+Légende (chaque case : nombre / montant ; - : aucune) :
   Débits            paiements acceptés, au montant accepté (acceptation partielle comprise)
   Rembours.         remboursements acceptés
-  Net               Débits - Rembours. : à comparer au ticket de fin de journée (télécollecte)
+  Net               Débits - Rembours. ; le ticket de fin de journée (télécollecte) du
+                    terminal doit montrer Net, plus les Inc. payés
   Refusés           refusés par le terminal ou la banque : rien n'a été débité
   Non envoyés       la demande n'a jamais atteint le terminal : rien n'a été débité
   Inc. payés        issue inconnue, le caissier a vu le paiement sur le ticket (hors Net)
@@ -44,7 +45,7 @@ Légende (chaque case : nombre / montant) :
 pub fn render(report: &Report, zone: Zone) -> String {
     let mut out = header(report, zone);
     if report.rows.is_empty() {
-        out.push_str("Aucune transaction ce jour-là.\n");
+        out.push_str("Aucune transaction ce jour.\n");
     } else {
         out.push_str(&layout(&cells(report)));
         out.push('\n');
@@ -84,7 +85,10 @@ fn cells(report: &Report) -> Vec<Vec<String>> {
 
 fn line(labels: [String; 2], currency: &str, totals: &Totals) -> Vec<String> {
     let exp = exponent(currency);
-    let tally = |t: &Tally| format!("{} / {}", t.count, format_amount(t.amount.into(), exp));
+    let tally = |t: &Tally| match t.count {
+        0 => "-".to_owned(),
+        n => format!("{n} / {}", format_amount(t.amount.into(), exp)),
+    };
     let tallies = totals.tallies();
     let mut line = Vec::from(labels);
     line.push(currency.to_owned());

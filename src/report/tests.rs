@@ -133,6 +133,15 @@ fn unfinished_records_are_listed_not_totalled() {
     );
     assert_eq!(report.in_progress.len(), 1);
     assert_eq!(report.in_progress[0].state, State::Sent);
+    let warnings = table::warnings(&report);
+    assert!(
+        warnings.contains("En cours, non comptées (1)"),
+        "{warnings}"
+    );
+    assert!(
+        warnings.contains("s1  tpe-1  débit  5,00 EUR  (sent)"),
+        "{warnings}"
+    );
 }
 
 #[test]
@@ -166,6 +175,7 @@ fn unreadable_timestamps_are_reported_not_dropped() {
     let report = aggregate(&records, DAY, UtcOffset::UTC);
     assert!(report.rows.is_empty());
     assert_eq!(report.undated, ["bad"]);
+    assert!(table::warnings(&report).contains("Date illisible, non comptées : bad"));
 }
 
 #[test]
@@ -238,7 +248,18 @@ fn table_shows_rows_totals_and_unresolved() {
     for cell in ["1 / 12,50", "1 / 3,00", "9,50", "1 / 42,00"] {
         assert!(total_eur.contains(cell), "{cell} missing in {total_eur}");
     }
-    assert!(text.contains("TOTAL") && text.contains("1 / 500"), "{text}");
+    let total_jpy = text
+        .lines()
+        .find(|l| l.starts_with("TOTAL") && l.contains("JPY"));
+    let total_jpy: Vec<&str> = total_jpy
+        .expect("JPY totals line")
+        .split_whitespace()
+        .collect();
+    let empty = total_jpy.iter().filter(|cell| **cell == "-").count();
+    assert_eq!(
+        (&total_jpy[..5], empty),
+        (&["TOTAL", "JPY", "1", "/", "500"][..], 6)
+    );
     assert!(
         text.contains("à vérifier sur le ticket du terminal"),
         "{text}"
