@@ -47,7 +47,7 @@ pub fn render(report: &Report, zone: Zone) -> String {
     if report.rows.is_empty() {
         out.push_str("Aucune transaction ce jour.\n");
     } else {
-        out.push_str(&layout(&cells(report)));
+        out.push_str(&table(report));
         out.push('\n');
         out.push_str(LEGEND);
     }
@@ -98,8 +98,17 @@ fn line(labels: [String; 2], currency: &str, totals: &Totals) -> Vec<String> {
     line
 }
 
+/// The aligned table, with rules under the header and above the totals.
+fn table(report: &Report) -> String {
+    let mut lines = layout(&cells(report));
+    let rule = "-".repeat(lines.iter().map(|l| l.chars().count()).max().unwrap_or(0));
+    lines.insert(1 + report.rows.len(), rule.clone());
+    lines.insert(1, rule);
+    lines.iter().map(|l| format!("{l}\n")).collect()
+}
+
 /// Pads the cells into aligned columns: text left, numbers right.
-fn layout(lines: &[Vec<String>]) -> String {
+fn layout(lines: &[Vec<String>]) -> Vec<String> {
     let columns = lines.first().map_or(0, Vec::len);
     let widths: Vec<usize> = (0..columns)
         .map(|c| {
@@ -110,8 +119,7 @@ fn layout(lines: &[Vec<String>]) -> String {
                 .unwrap_or(0)
         })
         .collect();
-    let mut out = String::new();
-    for line in lines {
+    let pad = |line: &Vec<String>| {
         let padded: Vec<String> = line
             .iter()
             .zip(&widths)
@@ -124,10 +132,9 @@ fn layout(lines: &[Vec<String>]) -> String {
                 }
             })
             .collect();
-        out.push_str(padded.join("  ").trim_end());
-        out.push('\n');
-    }
-    out
+        padded.join("  ").trim_end().to_owned()
+    };
+    lines.iter().map(pad).collect()
 }
 
 /// What the shop must look at: unresolved `unknown`, in progress, undated records.
