@@ -4,7 +4,8 @@
 //!
 //! [`aggregate`] is pure (records, day, UTC offset → [`Report`]); [`table`] renders it for
 //! people (French columns, a legend, a totals row per currency) and [`csv`] for machines.
-//! Reading the journal and finding the local time zone is the CLI's business (`cli/report.rs`).
+//! [`Zone`] asks the system for the local offset; reading the journal is the CLI's business
+//! (`cli/report.rs`).
 //!
 //! Categories, one per final record, by its `created_at` in the local day:
 //! approved debits and approved refunds (partial approvals count the approved amount, not the
