@@ -15,6 +15,7 @@
 //! - [`certs`]: the local CA and the leaf certificate, and the rustls server configuration.
 //! - [`access`]: who may connect: static and paired till tokens, rate limits.
 //! - [`config`]: the TOML configuration validated once into typed values, and the demo default.
+//! - [`report`]: day totals from the journal, per terminal, method and currency (`report`).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -24,6 +25,7 @@ pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod protocol;
+pub mod report;
 pub mod sim;
 pub mod terminal;
 pub mod web;
