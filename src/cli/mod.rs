@@ -6,9 +6,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod pair;
 mod pay;
 mod serve;
 mod simulate;
+mod till;
 
 /// Lets browser point-of-sale pages take payments on Caisse-AP over IP terminals.
 #[derive(Debug, Parser)]
@@ -40,6 +42,10 @@ pub enum Command {
     Simulate(simulate::SimulateArgs),
     /// Run one transaction straight against a terminal, without the agent.
     Pay(pay::PayArgs),
+    /// Print a one-time code (8 digits, 10 minutes) that pairs a till's browser.
+    Pair(pair::PairArgs),
+    /// List tills, or revoke a paired one.
+    Till(till::TillArgs),
 }
 
 impl Cli {
@@ -53,6 +59,8 @@ impl Cli {
             Command::Serve(args) => serve::run(args),
             Command::Simulate(args) => simulate::run(args),
             Command::Pay(args) => pay::run(args),
+            Command::Pair(args) => pair::run(args),
+            Command::Till(args) => till::run(args),
         }
     }
 }
