@@ -2,10 +2,14 @@
 //!
 //! Exit codes: 0 success, 2 bad configuration or arguments; `pay` has its own (see there).
 
+use std::path::Path;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::config::Config;
+
+mod ca;
 mod pair;
 mod pay;
 mod serve;
@@ -42,6 +46,8 @@ pub enum Command {
     Simulate(simulate::SimulateArgs),
     /// Run one transaction straight against a terminal, without the agent.
     Pay(pay::PayArgs),
+    /// Export the local CA certificate and its fingerprint.
+    Ca(ca::CaArgs),
     /// Print a one-time code (8 digits, 10 minutes) that pairs a till's browser.
     Pair(pair::PairArgs),
     /// List tills, or revoke a paired one.
@@ -59,6 +65,7 @@ impl Cli {
             Command::Serve(args) => serve::run(args),
             Command::Simulate(args) => simulate::run(args),
             Command::Pay(args) => pay::run(args),
+            Command::Ca(args) => ca::run(args),
             Command::Pair(args) => pair::run(args),
             Command::Till(args) => till::run(args),
         }
@@ -74,5 +81,17 @@ fn init_logs(format: LogFormat) {
     match format {
         LogFormat::Human => builder.init(),
         LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// The configuration a command works with: `--config FILE`, else `./caisse-ap-relay.toml`,
+/// else `None` (the demo default). A bad file prints its one-line error and gives exit code 2.
+fn locate_config(explicit: Option<&Path>) -> Result<Option<Config>, ExitCode> {
+    match Config::locate(explicit) {
+        Ok(found) => Ok(found.map(|(_, config)| config)),
+        Err(err) => {
+            eprintln!("{err}");
+            Err(ExitCode::from(2))
+        }
     }
 }

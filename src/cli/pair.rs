@@ -42,7 +42,7 @@ fn parse_role(value: &str) -> Result<Role, String> {
 pub fn run(args: PairArgs) -> ExitCode {
     let setup = match setup(args.config.as_deref()) {
         Ok(setup) => setup,
-        Err(err) => return fail(2, err),
+        Err(code) => return code,
     };
     let till = match till_to_pair(&args, &setup) {
         Ok(till) => till,
@@ -72,14 +72,12 @@ fn till_to_pair(args: &PairArgs, setup: &Setup) -> Result<Till, String> {
     if let Some(config) = setup.tills.iter().find(|t| &t.name == name) {
         if config.token.is_some() {
             return Err(format!(
-                "till \"{name}\" has a static token in {}: remove it there to pair instead",
-                setup.file
+                "till \"{name}\" has a static token in the configuration: remove it there to pair instead"
             ));
         }
         if args.role.is_some() || args.terminals.is_some() {
             return Err(format!(
-                "till \"{name}\" is configured in {}: its role and terminals come from there",
-                setup.file
+                "till \"{name}\" is in the configuration: its role and terminals come from there"
             ));
         }
         return Ok(Till::from(config));

@@ -8,8 +8,9 @@ use std::fmt::Display;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use super::locate_config;
 use crate::access::{PairedTill, Store};
-use crate::config::{Config, ConfigError, Role, TillConfig, DEFAULT_DATA_DIR};
+use crate::config::{Role, TillConfig, DEFAULT_DATA_DIR};
 
 /// Arguments of `till`.
 #[derive(Debug, clap::Args)]
@@ -43,24 +44,21 @@ pub(super) struct Setup {
     pub tills: Vec<TillConfig>,
     /// Configured terminal names.
     pub terminals: Vec<String>,
-    /// The configuration file, for messages.
-    pub file: String,
 }
 
-/// Reads the configuration as `serve` would; without a file, the demo's data directory.
-pub(super) fn setup(explicit: Option<&Path>) -> Result<Setup, ConfigError> {
-    Ok(match Config::locate(explicit)? {
-        Some((path, config)) => Setup {
+/// Reads the configuration as `serve` would; without a file, the demo's data directory and
+/// terminal. A bad file has already been reported when this returns `Err`.
+pub(super) fn setup(explicit: Option<&Path>) -> Result<Setup, ExitCode> {
+    Ok(match locate_config(explicit)? {
+        Some(config) => Setup {
             data_dir: config.server.data_dir,
             tills: config.tills,
             terminals: config.terminals.into_iter().map(|t| t.name).collect(),
-            file: path.display().to_string(),
         },
         None => Setup {
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             tills: Vec::new(),
             terminals: vec!["demo".to_owned()],
-            file: "the demo configuration".to_owned(),
         },
     })
 }
@@ -85,7 +83,7 @@ pub(super) fn format_utc(unix: u64) -> String {
 pub fn run(args: TillArgs) -> ExitCode {
     let setup = match setup(args.config.as_deref()) {
         Ok(setup) => setup,
-        Err(err) => return fail(2, err),
+        Err(code) => return code,
     };
     let store = match Store::open(&setup.data_dir) {
         Ok(store) => store,
@@ -134,8 +132,7 @@ fn revoke(setup: &Setup, store: &Store, name: &str) -> ExitCode {
         fail(
             1,
             format!(
-                "till \"{name}\" has a static token in {}: remove it there and restart the agent",
-                setup.file
+                "till \"{name}\" has a static token in the configuration: remove it there and restart the agent"
             ),
         )
     } else {
