@@ -144,6 +144,12 @@ fn an_expired_cli_code_is_refused() {
 fn till_list_shows_static_unpaired_and_paired_tills() {
     let shop = shop();
     let code = shop.pair(&["--till", "kiosk", "--terminals", "tpe-1,tpe-2"]);
+    let pending = shop.stdout(&["till", "list"]);
+    assert!(
+        pending.contains("pending") && pending.contains("code expires"),
+        "{pending}"
+    );
+    assert!(!pending.contains(&code));
     let access = shop.access();
     let (_, token) = access.pair(&code, PEER).unwrap();
     access.authenticate(&token, PEER).unwrap();
@@ -171,6 +177,7 @@ fn till_list_shows_static_unpaired_and_paired_tills() {
         kiosk.contains("tpe-1,tpe-2") && kiosk.matches("UTC").count() == 2,
         "{list}"
     );
+    assert!(!list.contains("pending"), "the used code is gone: {list}");
     assert!(!list.contains(&token) && !list.contains(STATIC_TOKEN));
 }
 

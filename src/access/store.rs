@@ -274,7 +274,7 @@ impl Store {
     pub fn touch(&self, token_hash: &str, now: SystemTime) -> Result<(), StoreError> {
         self.update(|contents| {
             let entry = contents.paired.iter_mut();
-            for paired in entry.filter(|p| p.token_hash == token_hash) {
+            for paired in entry.filter(|p| secret::same(&p.token_hash, token_hash)) {
                 paired.last_used = Some(unix_seconds(now));
             }
         })

@@ -7,8 +7,10 @@
 use std::fmt::Display;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::SystemTime;
 
 use super::locate_config;
+use crate::access::store::{unix_seconds, PendingCode};
 use crate::access::{PairedTill, Store};
 use crate::config::{Role, TillConfig, DEFAULT_DATA_DIR};
 
@@ -26,7 +28,7 @@ pub struct TillArgs {
 /// `till` subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub enum TillAction {
-    /// List configured and paired tills with their role, terminals and last use.
+    /// List configured, paired and pending tills with their role, terminals and last use.
     List,
     /// Remove a paired till's token; the running agent closes its connections.
     Revoke {
@@ -96,18 +98,18 @@ pub fn run(args: TillArgs) -> ExitCode {
 }
 
 fn list(setup: &Setup, store: &Store) -> ExitCode {
-    let paired = match store.read() {
-        Ok(contents) => contents.paired,
+    let contents = match store.read() {
+        Ok(contents) => contents,
         Err(err) => return fail(1, err),
     };
+    let now = unix_seconds(SystemTime::now());
+    let paired = &contents.paired;
+    let configured = setup.tills.iter();
     let mut rows = vec![Row::header()];
-    rows.extend(
-        setup
-            .tills
-            .iter()
-            .filter_map(|till| Row::configured(till, &paired)),
-    );
+    rows.extend(configured.filter_map(|till| Row::configured(till, paired)));
     rows.extend(paired.iter().map(Row::paired));
+    let live = contents.pending.iter().filter(|code| code.expires > now);
+    rows.extend(live.map(Row::pending));
     let width = rows.iter().map(|r| r.name.len()).max().unwrap_or(0);
     for row in rows {
         println!("{}", row.render(width));
@@ -192,6 +194,18 @@ impl Row {
             last_used: till
                 .last_used
                 .map_or_else(|| "never".to_owned(), format_utc),
+        }
+    }
+
+    /// A code issued by `pair` and not used yet.
+    fn pending(code: &PendingCode) -> Row {
+        Row {
+            name: code.till.clone(),
+            kind: "pending",
+            role: role_name(code.role),
+            terminals: terminals_text(code.terminals.as_deref()),
+            paired: "-".to_owned(),
+            last_used: format!("code expires {}", format_utc(code.expires)),
         }
     }
 

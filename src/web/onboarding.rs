@@ -22,6 +22,8 @@ const SETUP_HTML: &str = include_str!("../../static/setup.html");
 const DOCTOR_HTML: &str = include_str!("../../static/doctor.html");
 const DOCTOR_JS: &str = include_str!("../../static/doctor.js");
 const ACCESS_CSS: &str = include_str!("../../static/access.css");
+/// The iOS profile, with `{{…}}` placeholders.
+const PROFILE_TEMPLATE: &str = include_str!("../../static/profile.mobileconfig");
 /// Download name of the CA, without extension.
 const CA_FILE_STEM: &str = "caisse-ap-relay-ca";
 
@@ -237,57 +239,19 @@ fn escape_html(text: &str) -> String {
 /// (`com.apple.security.root`); UUIDs derive from the fingerprint, so re-downloading the
 /// profile of the same CA replaces rather than duplicates it.
 pub fn mobileconfig(ca_der: &[u8], fingerprint: &str) -> String {
-    let id = fingerprint.replace(':', "").to_ascii_lowercase();
-    let short = &id[..id.len().min(16)];
-    let ca_uuid = stable_uuid("ca-payload", fingerprint);
-    let profile_uuid = stable_uuid("profile", fingerprint);
-    let data = base64_lines(ca_der);
-    format!(
-        r#"<?xml version="1.0" encoding="UTF-8"?>
-<!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">
-<plist version="1.0">
-<dict>
-	<key>PayloadContent</key>
-	<array>
-		<dict>
-			<key>PayloadCertificateFileName</key>
-			<string>{CA_FILE_STEM}.cer</string>
-			<key>PayloadContent</key>
-			<data>
-{data}			</data>
-			<key>PayloadDescription</key>
-			<string>Autorité locale de caisse-ap-relay (empreinte SHA-256 {fp})</string>
-			<key>PayloadDisplayName</key>
-			<string>caisse-ap-relay CA locale</string>
-			<key>PayloadIdentifier</key>
-			<string>local.caisse-ap-relay.ca.{short}</string>
-			<key>PayloadType</key>
-			<string>com.apple.security.root</string>
-			<key>PayloadUUID</key>
-			<string>{ca_uuid}</string>
-			<key>PayloadVersion</key>
-			<integer>1</integer>
-		</dict>
-	</array>
-	<key>PayloadDescription</key>
-	<string>Permet à cet appareil de se connecter en HTTPS à l'agent de paiement caisse-ap-relay du magasin.</string>
-	<key>PayloadDisplayName</key>
-	<string>caisse-ap-relay</string>
-	<key>PayloadIdentifier</key>
-	<string>local.caisse-ap-relay.profile.{short}</string>
-	<key>PayloadRemovalDisallowed</key>
-	<false/>
-	<key>PayloadType</key>
-	<string>Configuration</string>
-	<key>PayloadUUID</key>
-	<string>{profile_uuid}</string>
-	<key>PayloadVersion</key>
-	<integer>1</integer>
-</dict>
-</plist>
-"#,
-        fp = escape_html(fingerprint),
-    )
+    let short: String = fingerprint
+        .chars()
+        .filter(char::is_ascii_hexdigit)
+        .take(16)
+        .collect::<String>()
+        .to_ascii_lowercase();
+    PROFILE_TEMPLATE
+        .replace("{{CA_FILE_STEM}}", CA_FILE_STEM)
+        .replace("{{DATA}}", &base64_lines(ca_der))
+        .replace("{{FINGERPRINT}}", &escape_html(fingerprint))
+        .replace("{{SHORT_ID}}", &short)
+        .replace("{{CA_UUID}}", &stable_uuid("ca-payload", fingerprint))
+        .replace("{{PROFILE_UUID}}", &stable_uuid("profile", fingerprint))
 }
 
 /// A UUID (RFC 9562 version 8, name-based on SHA-256) for `label` within this CA.
