@@ -10,10 +10,12 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::config::Config;
 
 mod ca;
+mod pair;
 mod pay;
 mod report;
 mod serve;
 mod simulate;
+mod till;
 
 /// Lets browser point-of-sale pages take payments on Caisse-AP over IP terminals.
 #[derive(Debug, Parser)]
@@ -50,6 +52,10 @@ pub enum Command {
     /// Day totals per terminal and method from the journal, to compare with the terminal's
     /// end-of-day ticket.
     Report(report::ReportArgs),
+    /// Print a one-time code (8 digits, 10 minutes) that pairs a till's browser.
+    Pair(pair::PairArgs),
+    /// List tills, or revoke a paired one.
+    Till(till::TillArgs),
 }
 
 impl Cli {
@@ -65,6 +71,8 @@ impl Cli {
             Command::Pay(args) => pay::run(args),
             Command::Ca(args) => ca::run(args),
             Command::Report(args) => report::run(args),
+            Command::Pair(args) => pair::run(args),
+            Command::Till(args) => till::run(args),
         }
     }
 }
