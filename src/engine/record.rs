@@ -128,3 +128,42 @@ pub struct Record {
     /// Per-agent sequence number of the last change.
     pub seq: u64,
 }
+
+/// Now, as the records carry it: RFC 3339, UTC, milliseconds.
+pub fn now_rfc3339() -> String {
+    format_rfc3339(time::OffsetDateTime::now_utc())
+}
+
+/// Formats `at` as the records carry times: RFC 3339, UTC, milliseconds.
+pub fn format_rfc3339(at: time::OffsetDateTime) -> String {
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    at.to_offset(time::UtcOffset::UTC)
+        .format(&format)
+        .unwrap_or_else(|_| at.unix_timestamp().to_string())
+}
+
+/// Parses a record time; `None` when it is not RFC 3339.
+pub fn parse_rfc3339(text: &str) -> Option<time::OffsetDateTime> {
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_round_trip_with_milliseconds() {
+        let at = time::macros::datetime!(2026-03-01 10:20:30.456 UTC);
+        let text = format_rfc3339(at);
+        assert_eq!(text, "2026-03-01T10:20:30.456Z");
+        assert_eq!(parse_rfc3339(&text), Some(at));
+    }
+
+    #[test]
+    fn only_unknown_and_the_three_others_are_final() {
+        assert!(State::Unknown.is_final() && State::NotSent.is_final());
+        assert!(!State::Sent.is_final() && !State::WaitingCard.is_final());
+    }
+}
