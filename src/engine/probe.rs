@@ -17,7 +17,8 @@ const PROBE_DEADLINE: Duration = Duration::from_secs(10);
 
 /// Probes `terminal` every `interval` while it is idle, until `stop`.
 pub async fn run(terminal: Arc<Terminal>, interval: Duration, stop: CancellationToken) {
-    let mut ticks = tokio::time::interval(interval);
+    // The first probe waits a period too: a fresh start learns from real dialogs first.
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
