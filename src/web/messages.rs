@@ -145,7 +145,7 @@ pub enum ServerMessage {
         terminals: Vec<TerminalStatus>,
     },
     /// A record, on every change.
-    Transaction(Record),
+    Transaction(Box<Record>),
     /// The terminals this till may use.
     Terminals {
         /// Their states.

@@ -232,7 +232,7 @@ where
     async fn on_message(&mut self, message: ClientMessage) -> Result<Option<ServerMessage>, ApiError> {
         let engine = self.app.engine.clone();
         let till = &self.till;
-        let record = |r: Arc<Record>| Some(ServerMessage::Transaction((*r).clone()));
+        let record = |r: Arc<Record>| Some(ServerMessage::Transaction(Box::new((*r).clone())));
         match message {
             ClientMessage::Hello { .. } | ClientMessage::Pair { .. } => Err(ApiError::bad_request(
                 format!("already authenticated as till {}", till.name),
@@ -319,7 +319,7 @@ where
     }
 
     async fn forward(&mut self, record: &Record) -> Result<(), Stop> {
-        self.reply(ServerMessage::Transaction(record.clone())).await
+        self.reply(ServerMessage::Transaction(Box::new(record.clone()))).await
     }
 
     async fn reply(&mut self, message: ServerMessage) -> Result<(), Stop> {
