@@ -124,6 +124,6 @@ mod tests {
         assert_eq!(accept_key(&headers), None);
         headers.insert(header::SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
         // The RFC 6455 example.
-        assert_eq!(accept_key(&headers).as_deref(), Some("s3pPLMBiTxaJ9kBpP7BWKkkLMNM="));
+        assert_eq!(accept_key(&headers).as_deref(), Some("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="));
     }
 }
