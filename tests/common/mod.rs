@@ -51,6 +51,18 @@ pub struct TestAgent {
 }
 
 impl TestAgent {
+    /// An agent running elsewhere (the built binary) at `addr`, certificates in `dir/certs`.
+    pub fn external(addr: SocketAddr, dir: Arc<tempfile::TempDir>) -> TestAgent {
+        let ca_pem = std::fs::read_to_string(dir.path().join("certs/ca.pem")).unwrap();
+        TestAgent {
+            addr,
+            ca_pem,
+            dir,
+            stop: None,
+            task: None,
+        }
+    }
+
     /// Stops the agent gracefully and waits for it.
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
