@@ -13,8 +13,24 @@ use caisse_ap_relay::sim::{Behaviour, Fault, Outcome};
 use common::*;
 use serde_json::json;
 
+/// The agent process; killed (SIGKILL) on drop, so a failing test leaves nothing behind.
+struct Process(Child);
+
+impl Process {
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 /// Starts `caisse-ap-relay serve --config FILE` and reads its bound address from stdout.
-fn start_binary(config: &std::path::Path) -> (Child, SocketAddr) {
+fn start_binary(config: &std::path::Path) -> (Process, SocketAddr) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_caisse-ap-relay"))
         .args(["serve", "--config"])
         .arg(config)
@@ -31,7 +47,7 @@ fn start_binary(config: &std::path::Path) -> (Child, SocketAddr) {
     };
     // Keep draining stdout so the agent never blocks on a full pipe.
     std::thread::spawn(move || lines.for_each(drop));
-    (child, addr)
+    (Process(child), addr)
 }
 
 fn write_config(dir: &std::path::Path, terminal: SocketAddr) -> std::path::PathBuf {
@@ -39,6 +55,7 @@ fn write_config(dir: &std::path::Path, terminal: SocketAddr) -> std::path::PathB
     let text = format!(
         r#"[server]
 listen = "127.0.0.1:0"
+allowed_origins = ["{ALLOWED_ORIGIN}"]
 data_dir = "{data}"
 
 [tls]
@@ -77,8 +94,7 @@ async fn a_killed_agent_settles_the_sent_transaction_as_unknown_without_resendin
     let (mut ws, _) = connect_as(&agent, CASHIER).await;
     send(&mut ws, pay("k-1", "tpe-1", 2500)).await;
     until_state(&mut ws, "k-1", "waiting_card").await;
-    first.kill().unwrap();
-    first.wait().unwrap();
+    first.kill();
 
     let (mut second, addr) = start_binary(&config);
     let agent = TestAgent::external(addr, Arc::clone(&dir));
@@ -90,6 +106,5 @@ async fn a_killed_agent_settles_the_sent_transaction_as_unknown_without_resendin
     assert_eq!(record["state"], "unknown");
     assert_eq!(record["result"]["reason"], "agent_restart");
     assert_eq!(sim.request_count(), 1, "the request was never sent again");
-    second.kill().unwrap();
-    second.wait().unwrap();
+    second.kill();
 }
