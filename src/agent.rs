@@ -54,7 +54,8 @@ impl Agent {
         let certs = tokio::task::spawn_blocking(move || Certificates::load_or_create(&tls))
             .await
             .expect("certificate task panicked")?;
-        let engine = Engine::start(&config.terminals, &config.server.data_dir, options.engine).await?;
+        let engine =
+            Engine::start(&config.terminals, &config.server.data_dir, options.engine).await?;
         let origins = config.server.allowed_origins.clone();
         let app = App::new(engine, certs, &config.tills, origins, options.web);
         Ok(Agent { app, listener })

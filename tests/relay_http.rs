@@ -8,7 +8,10 @@ use caisse_ap_relay::sim::Behaviour;
 use common::*;
 
 fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
 }
 
 #[tokio::test]
@@ -24,7 +27,9 @@ async fn healthz_reports_terminals_from_the_engine() {
     until_state(&mut ws, "h-1", "not_sent").await;
     let (status, headers, body) = https_get(&agent, "/healthz").await;
     assert_eq!(status, 200);
-    assert!(header(&headers, "content-type").unwrap().starts_with("application/json"));
+    assert!(header(&headers, "content-type")
+        .unwrap()
+        .starts_with("application/json"));
     let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(body["status"], "ok");
     assert_eq!(body["terminals"][0]["name"], "tpe-1");
@@ -38,7 +43,10 @@ async fn ca_pem_is_the_generated_ca() {
     let agent = spawn_agent(Vec::new()).await;
     let (status, headers, body) = https_get(&agent, "/ca.pem").await;
     assert_eq!(status, 200);
-    assert_eq!(header(&headers, "content-type"), Some("application/x-pem-file"));
+    assert_eq!(
+        header(&headers, "content-type"),
+        Some("application/x-pem-file")
+    );
     assert_eq!(String::from_utf8(body).unwrap(), agent.ca_pem);
 }
 
@@ -47,7 +55,10 @@ async fn pages_are_embedded_uncached_and_unknown_paths_are_404() {
     let agent = spawn_agent(Vec::new()).await;
     let (status, headers, body) = https_get(&agent, "/").await;
     assert_eq!(status, 200);
-    assert_eq!(header(&headers, "content-type"), Some("text/html; charset=utf-8"));
+    assert_eq!(
+        header(&headers, "content-type"),
+        Some("text/html; charset=utf-8")
+    );
     assert_eq!(header(&headers, "cache-control"), Some("no-cache"));
     assert_eq!(body, std::fs::read("static/index.html").unwrap());
     let (status, _, _) = https_get(&agent, "/no-such-file.js").await;

@@ -33,7 +33,11 @@ async fn pay_on(address: impl ToString, timeout: Duration) -> Vec<serde_json::Va
 async fn final_of(fault: Option<Fault>, timeout: Duration) -> serde_json::Value {
     let sim = spawn_sim(behaviour(Outcome::Approved, fault, 0)).await;
     let seen = pay_on(sim.addr(), timeout).await;
-    assert_eq!(sim.request_count(), 1, "exactly one request reached the terminal");
+    assert_eq!(
+        sim.request_count(),
+        1,
+        "exactly one request reached the terminal"
+    );
     seen.last().unwrap().clone()
 }
 
@@ -42,7 +46,10 @@ async fn approved_goes_through_every_phase_with_increasing_seq() {
     let sim = spawn_sim(behaviour(Outcome::Approved, None, 400)).await;
     let seen = pay_on(sim.addr(), DEADLINE).await;
     let states: Vec<_> = seen.iter().map(|m| m["state"].as_str().unwrap()).collect();
-    assert_eq!(states, ["accepted", "connecting", "sent", "waiting_card", "approved"]);
+    assert_eq!(
+        states,
+        ["accepted", "connecting", "sent", "waiting_card", "approved"]
+    );
     let seqs: Vec<_> = seen.iter().map(|m| m["seq"].as_u64().unwrap()).collect();
     assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
     let last = seen.last().unwrap();
@@ -141,7 +148,10 @@ async fn the_same_id_with_other_parameters_is_a_conflict() {
     until_final(&mut ws, "dup").await;
     send(&mut ws, pay("dup", "tpe-1", 999)).await;
     let error = next_message(&mut ws).await;
-    assert_eq!((error["code"].as_str(), error["id"].as_str()), (Some("id_conflict"), Some("dup")));
+    assert_eq!(
+        (error["code"].as_str(), error["id"].as_str()),
+        (Some("id_conflict"), Some("dup"))
+    );
     assert_eq!(sim.request_count(), 1);
 }
 
@@ -161,7 +171,10 @@ async fn cancel_during_connect_is_not_sent() {
     assert_eq!(last["result"]["detail"], "cancelled");
     let status = https_get(&agent, "/healthz").await;
     let body: serde_json::Value = serde_json::from_slice(&status.2).unwrap();
-    assert_eq!(body["terminals"][0]["state"], "idle", "a cancel frees the terminal");
+    assert_eq!(
+        body["terminals"][0]["state"], "idle",
+        "a cancel frees the terminal"
+    );
 }
 
 #[tokio::test]
@@ -184,16 +197,31 @@ async fn invalid_pay_fields_are_named_and_nothing_is_sent() {
     let agent = spawn_agent(vec![terminal("tpe-1", sim.addr(), DEADLINE)]).await;
     let (mut ws, _) = connect_as(&agent, CASHIER).await;
     let cases = [
-        (json!({"type": "pay", "id": "a", "terminal": "tpe-1", "amount": 12.45, "currency": "EUR"}), "amount"),
-        (json!({"type": "pay", "id": "a b", "terminal": "tpe-1", "amount": 1, "currency": "EUR"}), "id"),
-        (json!({"type": "pay", "id": "a", "terminal": "tpe-1", "amount": 1, "currency": "XXQ"}), "currency"),
-        (json!({"type": "pay", "id": "a", "terminal": "tpe-1", "amount": 1}), "currency"),
+        (
+            json!({"type": "pay", "id": "a", "terminal": "tpe-1", "amount": 12.45, "currency": "EUR"}),
+            "amount",
+        ),
+        (
+            json!({"type": "pay", "id": "a b", "terminal": "tpe-1", "amount": 1, "currency": "EUR"}),
+            "id",
+        ),
+        (
+            json!({"type": "pay", "id": "a", "terminal": "tpe-1", "amount": 1, "currency": "XXQ"}),
+            "currency",
+        ),
+        (
+            json!({"type": "pay", "id": "a", "terminal": "tpe-1", "amount": 1}),
+            "currency",
+        ),
     ];
     for (message, field) in cases {
         send(&mut ws, message).await;
         let error = next_message(&mut ws).await;
         assert_eq!(error["code"], "bad_request");
-        assert!(error["message"].as_str().unwrap().contains(field), "{error}");
+        assert!(
+            error["message"].as_str().unwrap().contains(field),
+            "{error}"
+        );
     }
     send(&mut ws, pay("a", "nope", 1)).await;
     assert_eq!(next_message(&mut ws).await["code"], "unknown_terminal");

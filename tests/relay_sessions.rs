@@ -35,7 +35,10 @@ async fn approving_agent() -> (caisse_ap_relay::sim::Simulator, TestAgent) {
 async fn welcome_names_agent_api_till_role_and_terminals() {
     let (_sim, agent) = approving_agent().await;
     let (_ws, welcome) = connect_as(&agent, CASHIER).await;
-    assert!(welcome["agent"].as_str().unwrap().starts_with("caisse-ap-relay/"));
+    assert!(welcome["agent"]
+        .as_str()
+        .unwrap()
+        .starts_with("caisse-ap-relay/"));
     assert_eq!(welcome["api"], 1);
     assert_eq!(welcome["till"], "till-1");
     assert_eq!(welcome["role"], "cashier");
@@ -63,7 +66,11 @@ async fn a_foreign_origin_is_refused_with_403_and_own_and_listed_ones_work() {
 async fn a_bad_token_gets_an_error_and_close_4401() {
     let (_sim, agent) = approving_agent().await;
     let mut ws = ws_connect(&agent, None).await.unwrap();
-    send(&mut ws, json!({"type": "hello", "token": "wrong-token-0000000000"})).await;
+    send(
+        &mut ws,
+        json!({"type": "hello", "token": "wrong-token-0000000000"}),
+    )
+    .await;
     let error = next_message(&mut ws).await;
     assert_eq!(error["code"], "unauthorized");
     assert_eq!(close_code(&mut ws).await, 4401);
@@ -140,10 +147,17 @@ async fn a_display_may_not_pay_cancel_or_resolve() {
     assert_eq!(welcome["role"], "display");
     send(&mut ws, pay("d-1", "tpe-1", 100)).await;
     let error = next_message(&mut ws).await;
-    assert_eq!((error["code"].as_str(), error["id"].as_str()), (Some("forbidden"), Some("d-1")));
+    assert_eq!(
+        (error["code"].as_str(), error["id"].as_str()),
+        (Some("forbidden"), Some("d-1"))
+    );
     send(&mut ws, json!({"type": "cancel", "id": "d-1"})).await;
     assert_eq!(next_message(&mut ws).await["code"], "forbidden");
-    send(&mut ws, json!({"type": "resolve", "id": "d-1", "outcome": "approved"})).await;
+    send(
+        &mut ws,
+        json!({"type": "resolve", "id": "d-1", "outcome": "approved"}),
+    )
+    .await;
     assert_eq!(next_message(&mut ws).await["code"], "forbidden");
     assert_eq!(sim.request_count(), 0);
 }
@@ -152,14 +166,22 @@ async fn a_display_may_not_pay_cancel_or_resolve() {
 async fn a_till_may_only_use_its_terminals() {
     let (sim, agent) = approving_agent().await;
     let (mut ws, welcome) = connect_as(&agent, RESTRICTED).await;
-    let names: Vec<_> = welcome["terminals"].as_array().unwrap().iter().map(|t| t["name"].clone()).collect();
+    let names: Vec<_> = welcome["terminals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].clone())
+        .collect();
     assert_eq!(names, [json!("tpe-2")]);
     send(&mut ws, pay("r-1", "tpe-1", 100)).await;
     assert_eq!(next_message(&mut ws).await["code"], "forbidden");
     send(&mut ws, json!({"type": "watch", "terminal": "tpe-1"})).await;
     assert_eq!(next_message(&mut ws).await["code"], "forbidden");
     send(&mut ws, pay("r-2", "tpe-2", 100)).await;
-    assert_eq!(until_final(&mut ws, "r-2").await.pop().unwrap()["state"], "approved");
+    assert_eq!(
+        until_final(&mut ws, "r-2").await.pop().unwrap()["state"],
+        "approved"
+    );
     assert_eq!(sim.request_count(), 1);
 }
 
@@ -195,7 +217,10 @@ async fn a_result_reached_while_disconnected_comes_by_get_and_after_the_next_wel
 
     let (mut ws, _) = connect_as(&agent, CASHIER).await;
     let replayed = next_message(&mut ws).await;
-    assert_eq!((replayed["id"].as_str(), replayed["state"].as_str()), (Some("gone"), Some("unknown")));
+    assert_eq!(
+        (replayed["id"].as_str(), replayed["state"].as_str()),
+        (Some("gone"), Some("unknown"))
+    );
     send(&mut ws, json!({"type": "get", "id": "gone"})).await;
     assert_eq!(next_message(&mut ws).await, replayed);
     let (mut other, _) = connect_as(&agent, RESTRICTED).await;
@@ -211,7 +236,11 @@ async fn resolve_is_journaled_on_unknown_records_only() {
     let (mut ws, _) = connect_as(&agent, CASHIER).await;
     send(&mut ws, pay("u-1", "tpe-1", 700)).await;
     until_state(&mut ws, "u-1", "unknown").await;
-    send(&mut ws, json!({"type": "resolve", "id": "u-1", "outcome": "not_charged", "note": "ticket says no"})).await;
+    send(
+        &mut ws,
+        json!({"type": "resolve", "id": "u-1", "outcome": "not_charged", "note": "ticket says no"}),
+    )
+    .await;
     let resolved = next_message(&mut ws).await;
     assert_eq!(resolved["state"], "unknown");
     assert_eq!(resolved["resolution"]["outcome"], "not_charged");
@@ -220,7 +249,11 @@ async fn resolve_is_journaled_on_unknown_records_only() {
     sim.set_behaviour(Behaviour::default());
     send(&mut ws, pay("a-1", "tpe-1", 700)).await;
     until_state(&mut ws, "a-1", "approved").await;
-    send(&mut ws, json!({"type": "resolve", "id": "a-1", "outcome": "approved"})).await;
+    send(
+        &mut ws,
+        json!({"type": "resolve", "id": "a-1", "outcome": "approved"}),
+    )
+    .await;
     assert_eq!(next_message(&mut ws).await["code"], "bad_request");
 }
 
@@ -238,6 +271,12 @@ async fn status_lists_terminals_transactions_tills_and_certificate() {
     let tills = status["tills"].as_array().unwrap();
     let me = tills.iter().find(|t| t["name"] == "till-1").unwrap();
     assert_eq!(me["sessions"], 1);
-    assert!(status["certificate"]["not_after"].as_str().unwrap().ends_with('Z'));
-    assert_eq!(status["certificate"]["fingerprint"].as_str().unwrap().len(), 95);
+    assert!(status["certificate"]["not_after"]
+        .as_str()
+        .unwrap()
+        .ends_with('Z'));
+    assert_eq!(
+        status["certificate"]["fingerprint"].as_str().unwrap().len(),
+        95
+    );
 }

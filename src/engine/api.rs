@@ -50,9 +50,14 @@ impl Engine {
             return replay(till, &payment, existing);
         }
         if self.inner.stop.is_cancelled() {
-            return fail(ErrorCode::Internal, "the agent is shutting down; retry in a moment".into());
+            return fail(
+                ErrorCode::Internal,
+                "the agent is shutting down; retry in a moment".into(),
+            );
         }
-        let lease = terminal.try_begin(&payment.id).map_err(|holder| busy(&payment, holder))?;
+        let lease = terminal
+            .try_begin(&payment.id)
+            .map_err(|holder| busy(&payment, holder))?;
         let record = self
             .inner
             .ledger
@@ -77,7 +82,8 @@ impl Engine {
         lease: super::registry::Lease,
     ) {
         let control = Arc::new(Control::default());
-        self.active().insert(payment.id.clone(), Arc::clone(&control));
+        self.active()
+            .insert(payment.id.clone(), Arc::clone(&control));
         let options = self.inner.options;
         let transaction = Transaction {
             ledger: Arc::clone(&self.inner.ledger),
@@ -109,7 +115,9 @@ impl Engine {
     /// Stops a transaction before its request reaches the terminal (contract §5 `cancel`).
     pub fn cancel(&self, till: &Till, id: &str) -> Result<CancelAnswer, ApiError> {
         if till.role == Role::Display {
-            return Err(ApiError::new(ErrorCode::Forbidden, "a display till may not cancel").with_id(id));
+            return Err(
+                ApiError::new(ErrorCode::Forbidden, "a display till may not cancel").with_id(id),
+            );
         }
         let record = self.own_record(till, id)?;
         let control = self.active().get(id).cloned();
@@ -123,8 +131,11 @@ impl Engine {
                     State::NotSent => Ok(CancelAnswer::AlreadyNotSent(record)),
                     State::Approved | State::Declined | State::Unknown => Err(ApiError::new(
                         ErrorCode::TooLate,
-                        format!("transaction already finished ({:?}); see its record", record.state)
-                            .to_lowercase(),
+                        format!(
+                            "transaction already finished ({:?}); see its record",
+                            record.state
+                        )
+                        .to_lowercase(),
                     )
                     .with_id(id)),
                     _ => Err(too_late(id)),
@@ -148,13 +159,17 @@ impl Engine {
         note: Option<String>,
     ) -> Result<Arc<Record>, ApiError> {
         if till.role == Role::Display {
-            return Err(ApiError::new(ErrorCode::Forbidden, "a display till may not resolve").with_id(id));
+            return Err(
+                ApiError::new(ErrorCode::Forbidden, "a display till may not resolve").with_id(id),
+            );
         }
         let mut record = (*self.own_record(till, id)?).clone();
         if record.state != State::Unknown {
             return Err(ApiError::bad_request(format!(
                 "only an unknown transaction can be resolved; this one is {}",
-                serde_json::to_string(&record.state).unwrap_or_default().trim_matches('"')
+                serde_json::to_string(&record.state)
+                    .unwrap_or_default()
+                    .trim_matches('"')
             ))
             .with_id(id));
         }
@@ -167,8 +182,11 @@ impl Engine {
         });
         record.updated_at = now;
         self.inner.ledger.commit(record).await.map_err(|err| {
-            ApiError::new(ErrorCode::Internal, format!("journal unavailable ({err}); resolve again later"))
-                .with_id(id)
+            ApiError::new(
+                ErrorCode::Internal,
+                format!("journal unavailable ({err}); resolve again later"),
+            )
+            .with_id(id)
         })
     }
 
@@ -180,7 +198,11 @@ impl Engine {
 
     /// The terminals this till may use, with their state.
     pub fn terminals(&self, till: &Till) -> Vec<TerminalStatus> {
-        let usable = self.inner.registry.iter().filter(|t| till.may_use(&t.config.name));
+        let usable = self
+            .inner
+            .registry
+            .iter()
+            .filter(|t| till.may_use(&t.config.name));
         usable.map(|t| t.status()).collect()
     }
 
@@ -307,5 +329,9 @@ fn too_late(id: &str) -> ApiError {
 }
 
 fn not_found(id: &str) -> ApiError {
-    ApiError::new(ErrorCode::NotFound, format!("no transaction {id:?} for this till")).with_id(id)
+    ApiError::new(
+        ErrorCode::NotFound,
+        format!("no transaction {id:?} for this till"),
+    )
+    .with_id(id)
 }

@@ -76,8 +76,7 @@ impl Ledger {
 
     fn publish(&self, record: Record) -> Arc<Record> {
         let record = Arc::new(record);
-        self.lock()
-            .insert(record.id.clone(), Arc::clone(&record));
+        self.lock().insert(record.id.clone(), Arc::clone(&record));
         self.bus.announce(Arc::clone(&record));
         record
     }
@@ -89,12 +88,7 @@ impl Ledger {
 
     /// Every current record for which `keep` holds, in seq order.
     pub fn select(&self, keep: impl Fn(&Record) -> bool) -> Vec<Arc<Record>> {
-        let mut found: Vec<_> = self
-            .lock()
-            .values()
-            .filter(|r| keep(r))
-            .cloned()
-            .collect();
+        let mut found: Vec<_> = self.lock().values().filter(|r| keep(r)).cloned().collect();
         found.sort_by_key(|r| r.seq);
         found
     }

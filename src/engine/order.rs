@@ -68,8 +68,16 @@ impl PayOrder {
             terminal,
             amount,
             currency,
-            action: if action == 1 { Action::Refund } else { Action::Debit },
-            method: if method == 1 { Method::Check } else { Method::Card },
+            action: if action == 1 {
+                Action::Refund
+            } else {
+                Action::Debit
+            },
+            method: if method == 1 {
+                Method::Check
+            } else {
+                Method::Card
+            },
         })
     }
 }

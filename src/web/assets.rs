@@ -42,7 +42,10 @@ mod tests {
 
     #[test]
     fn typescript_declarations_and_modules_have_their_types() {
-        assert_eq!(content_type("client.d.ts"), "application/typescript; charset=utf-8");
+        assert_eq!(
+            content_type("client.d.ts"),
+            "application/typescript; charset=utf-8"
+        );
         assert_eq!(content_type("client.js"), "text/javascript; charset=utf-8");
     }
 }

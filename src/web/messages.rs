@@ -91,9 +91,7 @@ impl ClientMessage {
         let kind = match value.get("type") {
             Some(Value::String(kind)) => kind.clone(),
             Some(_) => return Err(ApiError::bad_request("field `type` must be a string")),
-            None if value.is_object() => {
-                return Err(ApiError::bad_request("missing field `type`"))
-            }
+            None if value.is_object() => return Err(ApiError::bad_request("missing field `type`")),
             None => return Err(ApiError::bad_request("a message must be a JSON object")),
         };
         if !CLIENT_TYPES.contains(&kind.as_str()) {
@@ -224,16 +222,25 @@ mod tests {
         let msg = ClientMessage::parse(r#"{"type":"resolve","id":"a","outcome":"not_charged"}"#);
         assert!(matches!(
             msg.unwrap(),
-            ClientMessage::Resolve { outcome: ResolvedAs::NotCharged, note: None, .. }
+            ClientMessage::Resolve {
+                outcome: ResolvedAs::NotCharged,
+                note: None,
+                ..
+            }
         ));
         let msg = ClientMessage::parse(r#"{"type":"pay","id":"a","amount":5}"#).unwrap();
-        let ClientMessage::Pay(order) = msg else { panic!("not a pay") };
+        let ClientMessage::Pay(order) = msg else {
+            panic!("not a pay")
+        };
         assert_eq!(order.amount, Value::from(5));
     }
 
     #[test]
     fn the_type_comes_first_and_absent_ids_are_omitted() {
         let json = ServerMessage::from(ApiError::bad_request("x")).to_json();
-        assert_eq!(json, r#"{"type":"error","code":"bad_request","message":"x"}"#);
+        assert_eq!(
+            json,
+            r#"{"type":"error","code":"bad_request","message":"x"}"#
+        );
     }
 }

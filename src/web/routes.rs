@@ -20,7 +20,10 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/healthz", get(healthz))
         .route("/ca.pem", get(ca_pem))
         .route("/ws", get(upgrade::websocket))
-        .route("/{*file}", get(|Path(file): Path<String>| async move { page(&file) }))
+        .route(
+            "/{*file}",
+            get(|Path(file): Path<String>| async move { page(&file) }),
+        )
         .with_state(app)
 }
 

@@ -89,7 +89,9 @@ impl Connection {
         let mut http = hyper::server::conn::http1::Builder::new();
         // Bounds the request head, so a silent client cannot hold a permit.
         http.timer(TokioTimer::new()).header_read_timeout(deadline);
-        let connection = http.serve_connection(TokioIo::new(tls), service).with_upgrades();
+        let connection = http
+            .serve_connection(TokioIo::new(tls), service)
+            .with_upgrades();
         tokio::pin!(connection);
         let result = tokio::select! {
             result = connection.as_mut() => result,

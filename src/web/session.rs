@@ -25,7 +25,9 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tracing::Instrument;
 
-use super::messages::{CertificateInfo, ClientMessage, ServerMessage, TillPresence, AGENT, API_VERSION};
+use super::messages::{
+    CertificateInfo, ClientMessage, ServerMessage, TillPresence, AGENT, API_VERSION,
+};
 use super::App;
 use crate::access::{AuthError, Till};
 use crate::engine::record::format_rfc3339;
@@ -123,7 +125,11 @@ where
         code: CloseCode::from(code),
         reason: reason.into(),
     };
-    let _ = timeout(app.options.send_timeout, socket.send(Message::Close(Some(frame)))).await;
+    let _ = timeout(
+        app.options.send_timeout,
+        socket.send(Message::Close(Some(frame))),
+    )
+    .await;
 }
 
 struct Session<S> {
@@ -150,7 +156,10 @@ where
             return;
         }
         let options = self.app.options;
-        let mut ping = tokio::time::interval_at(Instant::now() + options.ping_interval, options.ping_interval);
+        let mut ping = tokio::time::interval_at(
+            Instant::now() + options.ping_interval,
+            options.ping_interval,
+        );
         let idle = sleep_until(Instant::now() + options.idle_timeout);
         tokio::pin!(idle);
         let shutdown = self.app.shutdown.clone();
@@ -197,7 +206,8 @@ where
         match frame {
             Some(Ok(Message::Text(text))) => self.on_text(&text).await,
             Some(Ok(Message::Binary(_))) => {
-                let error = ApiError::bad_request("binary frames are not supported: send JSON text");
+                let error =
+                    ApiError::bad_request("binary frames are not supported: send JSON text");
                 self.reply(error.into()).await
             }
             Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => Ok(()),
@@ -229,7 +239,10 @@ where
         }
     }
 
-    async fn on_message(&mut self, message: ClientMessage) -> Result<Option<ServerMessage>, ApiError> {
+    async fn on_message(
+        &mut self,
+        message: ClientMessage,
+    ) -> Result<Option<ServerMessage>, ApiError> {
         let engine = self.app.engine.clone();
         let till = &self.till;
         let record = |r: Arc<Record>| Some(ServerMessage::Transaction(Box::new((*r).clone())));
@@ -295,7 +308,10 @@ where
                 tracing::info!(missed, "session lagged; resynchronising");
                 let records = {
                     let session = &*self;
-                    session.app.engine.changed_since(session.last_seq, |r| session.cares(r))
+                    session
+                        .app
+                        .engine
+                        .changed_since(session.last_seq, |r| session.cares(r))
                 };
                 let newest = records.iter().map(|r| r.seq).max().unwrap_or(0);
                 self.forward_all(records).await?;
@@ -319,7 +335,8 @@ where
     }
 
     async fn forward(&mut self, record: &Record) -> Result<(), Stop> {
-        self.reply(ServerMessage::Transaction(Box::new(record.clone()))).await
+        self.reply(ServerMessage::Transaction(Box::new(record.clone())))
+            .await
     }
 
     async fn reply(&mut self, message: ServerMessage) -> Result<(), Stop> {

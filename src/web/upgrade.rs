@@ -32,10 +32,20 @@ pub async fn websocket(State(app): State<Arc<App>>, mut request: Request) -> Res
     let Some(accept) = accept_key(headers) else {
         return (StatusCode::BAD_REQUEST, "expected a WebSocket upgrade\n").into_response();
     };
-    let Some(on_upgrade) = request.extensions_mut().remove::<hyper::upgrade::OnUpgrade>() else {
-        return (StatusCode::BAD_REQUEST, "this connection cannot be upgraded\n").into_response();
+    let Some(on_upgrade) = request
+        .extensions_mut()
+        .remove::<hyper::upgrade::OnUpgrade>()
+    else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "this connection cannot be upgraded\n",
+        )
+            .into_response();
     };
-    let peer = request.extensions().get::<Peer>().map_or(Ipv4Addr::UNSPECIFIED.into(), |p| p.0.ip());
+    let peer = request
+        .extensions()
+        .get::<Peer>()
+        .map_or(Ipv4Addr::UNSPECIFIED.into(), |p| p.0.ip());
     // The session keeps the connection's permit: the connection cap counts open sockets.
     let permit = request.extensions().get::<ConnectionPermit>().cloned();
     let session_app = Arc::clone(&app);
@@ -57,8 +67,8 @@ async fn run_socket(upgraded: hyper::upgrade::Upgraded, app: Arc<App>, peer: IpA
     let config = WebSocketConfig::default()
         .max_message_size(limit)
         .max_frame_size(limit);
-    let socket = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
-        .await;
+    let socket =
+        WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
     session::run(socket, app, peer).await;
 }
 
@@ -78,12 +88,15 @@ fn accept_key(headers: &HeaderMap) -> Option<String> {
     let has = |name: header::HeaderName, token: &str| {
         headers.get_all(name).iter().any(|value| {
             value.to_str().is_ok_and(|text| {
-                text.split(',').any(|part| part.trim().eq_ignore_ascii_case(token))
+                text.split(',')
+                    .any(|part| part.trim().eq_ignore_ascii_case(token))
             })
         })
     };
     let upgrade = has(header::CONNECTION, "upgrade") && has(header::UPGRADE, "websocket");
-    let version = headers.get(header::SEC_WEBSOCKET_VERSION).map(|v| v.as_bytes());
+    let version = headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .map(|v| v.as_bytes());
     let key = headers.get(header::SEC_WEBSOCKET_KEY)?;
     (upgrade && version == Some(b"13")).then(|| derive_accept_key(key.as_bytes()))
 }
@@ -107,23 +120,59 @@ mod tests {
         let allowed = vec!["https://pos.example.com".to_owned()];
         let host = Some("127.0.0.1:8443");
         assert!(origin_allowed(None, host, &allowed));
-        assert!(origin_allowed(Some("https://pos.example.com"), host, &allowed));
-        assert!(origin_allowed(Some("https://127.0.0.1:8443"), host, &allowed));
-        assert!(!origin_allowed(Some("https://pos.example.com/"), host, &allowed));
-        assert!(!origin_allowed(Some("http://127.0.0.1:8443"), host, &allowed));
-        assert!(!origin_allowed(Some("https://evil.example"), host, &allowed));
-        assert!(!origin_allowed(Some("https://evil.example"), None, &allowed));
+        assert!(origin_allowed(
+            Some("https://pos.example.com"),
+            host,
+            &allowed
+        ));
+        assert!(origin_allowed(
+            Some("https://127.0.0.1:8443"),
+            host,
+            &allowed
+        ));
+        assert!(!origin_allowed(
+            Some("https://pos.example.com/"),
+            host,
+            &allowed
+        ));
+        assert!(!origin_allowed(
+            Some("http://127.0.0.1:8443"),
+            host,
+            &allowed
+        ));
+        assert!(!origin_allowed(
+            Some("https://evil.example"),
+            host,
+            &allowed
+        ));
+        assert!(!origin_allowed(
+            Some("https://evil.example"),
+            None,
+            &allowed
+        ));
     }
 
     #[test]
     fn only_version_13_upgrades_are_accepted() {
         let mut headers = HeaderMap::new();
-        headers.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, Upgrade"));
+        headers.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, Upgrade"),
+        );
         headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-        headers.insert(header::SEC_WEBSOCKET_KEY, HeaderValue::from_static("dGhlIHNhbXBsZSBub25jZQ=="));
+        headers.insert(
+            header::SEC_WEBSOCKET_KEY,
+            HeaderValue::from_static("dGhlIHNhbXBsZSBub25jZQ=="),
+        );
         assert_eq!(accept_key(&headers), None);
-        headers.insert(header::SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
+        headers.insert(
+            header::SEC_WEBSOCKET_VERSION,
+            HeaderValue::from_static("13"),
+        );
         // The RFC 6455 example.
-        assert_eq!(accept_key(&headers).as_deref(), Some("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="));
+        assert_eq!(
+            accept_key(&headers).as_deref(),
+            Some("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
+        );
     }
 }

@@ -137,7 +137,9 @@ pub async fn spawn_agent_in(
 ) -> TestAgent {
     let config = config(dir.path(), terminals);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let agent = Agent::start(&config, listener, options).await.expect("agent starts");
+    let agent = Agent::start(&config, listener, options)
+        .await
+        .expect("agent starts");
     let addr = agent.local_addr().unwrap();
     let ca_pem = std::fs::read_to_string(dir.path().join("certs/ca.pem")).unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
@@ -202,7 +204,9 @@ pub async fn ws_connect(agent: &TestAgent, origin: Option<&str>) -> Result<Ws, W
     let url = format!("wss://localhost:{}/ws", agent.addr.port());
     let mut request = url.into_client_request().unwrap();
     if let Some(origin) = origin {
-        request.headers_mut().insert("origin", origin.parse().unwrap());
+        request
+            .headers_mut()
+            .insert("origin", origin.parse().unwrap());
     }
     // The client may send big frames: the test of the agent's limit needs it.
     let config = WebSocketConfig::default()
@@ -305,10 +309,20 @@ pub async fn https_get(agent: &TestAgent, path: &str) -> (u16, Vec<(String, Stri
 }
 
 fn parse_response(raw: &[u8]) -> (u16, Vec<(String, String)>, Vec<u8>) {
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("a header block");
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a header block");
     let head = String::from_utf8_lossy(&raw[..split]).to_string();
     let mut lines = head.lines();
-    let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
     let headers = lines
         .filter_map(|line| line.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
@@ -317,13 +331,17 @@ fn parse_response(raw: &[u8]) -> (u16, Vec<(String, String)>, Vec<u8>) {
 }
 
 fn dechunk(head: &str, body: &[u8]) -> Vec<u8> {
-    if !head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    if !head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         return body.to_vec();
     }
     let mut out = Vec::new();
     let mut rest = body;
     while let Some(end) = rest.windows(2).position(|w| w == b"\r\n") {
-        let size = usize::from_str_radix(std::str::from_utf8(&rest[..end]).unwrap().trim(), 16).unwrap();
+        let size =
+            usize::from_str_radix(std::str::from_utf8(&rest[..end]).unwrap().trim(), 16).unwrap();
         if size == 0 {
             break;
         }
