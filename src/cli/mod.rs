@@ -2,10 +2,14 @@
 //!
 //! Exit codes: 0 success, 2 bad configuration or arguments; `pay` has its own (see there).
 
+use std::path::Path;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::config::Config;
+
+mod ca;
 mod pay;
 mod serve;
 mod simulate;
@@ -40,6 +44,8 @@ pub enum Command {
     Simulate(simulate::SimulateArgs),
     /// Run one transaction straight against a terminal, without the agent.
     Pay(pay::PayArgs),
+    /// Export the local CA certificate and its fingerprint.
+    Ca(ca::CaArgs),
 }
 
 impl Cli {
@@ -53,6 +59,7 @@ impl Cli {
             Command::Serve(args) => serve::run(args),
             Command::Simulate(args) => simulate::run(args),
             Command::Pay(args) => pay::run(args),
+            Command::Ca(args) => ca::run(args),
         }
     }
 }
@@ -66,5 +73,17 @@ fn init_logs(format: LogFormat) {
     match format {
         LogFormat::Human => builder.init(),
         LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// The configuration a command works with: `--config FILE`, else `./caisse-ap-relay.toml`,
+/// else `None` (the demo default). A bad file prints its one-line error and gives exit code 2.
+fn locate_config(explicit: Option<&Path>) -> Result<Option<Config>, ExitCode> {
+    match Config::locate(explicit) {
+        Ok(found) => Ok(found.map(|(_, config)| config)),
+        Err(err) => {
+            eprintln!("{err}");
+            Err(ExitCode::from(2))
+        }
     }
 }

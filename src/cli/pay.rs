@@ -1,12 +1,172 @@
-//! `caisse-ap-relay pay`: STUB, owned by the foundation work.
+//! `caisse-ap-relay pay`: one transaction straight to a terminal, without the agent.
+//!
+//! Progress goes to stderr, the result to stdout (human text, or one JSON object with
+//! `--json`). Exit codes: 0 approved, 1 declined, 2 not_sent (and bad arguments),
+//! 3 unknown.
 
 use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::error::ErrorKind;
+use serde_json::json;
+
+use crate::protocol::{parse_amount, Action, Currency, Method, PaymentRequest};
+use crate::terminal::{transact, Hooks, Outcome, Progress, Timeouts};
 
 /// Arguments of `pay`.
 #[derive(Debug, clap::Args)]
-pub struct PayArgs {}
+pub struct PayArgs {
+    /// Terminal address, HOST:PORT.
+    #[arg(long)]
+    pub terminal: String,
+    /// Amount in major units: 12.45, 12,45 or 12.
+    #[arg(long)]
+    pub amount: String,
+    /// ISO 4217 currency, alphabetic (EUR) or numeric (978).
+    #[arg(long, default_value = "EUR", value_parser = parse_currency)]
+    pub currency: Currency,
+    /// Refund instead of debit.
+    #[arg(long)]
+    pub refund: bool,
+    /// Pay by cheque instead of card.
+    #[arg(long)]
+    pub check: bool,
+    /// POS number sent in CA (two digits).
+    #[arg(long, default_value = "01")]
+    pub pos: String,
+    /// Deadline for the terminal's answer, e.g. 180s.
+    #[arg(long, default_value = "180s", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_currency(code: &str) -> Result<Currency, String> {
+    Currency::parse(code).ok_or_else(|| format!("unknown ISO 4217 currency {code:?}"))
+}
+
+impl PayArgs {
+    fn request(&self) -> Result<PaymentRequest, String> {
+        let amount = parse_amount(&self.amount, &self.currency).map_err(|e| e.to_string())?;
+        let action = if self.refund {
+            Action::Refund
+        } else {
+            Action::Debit
+        };
+        let method = if self.check {
+            Method::Check
+        } else {
+            Method::Card
+        };
+        PaymentRequest::new(amount, self.currency, action, method, &self.pos)
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Prints progress to stderr.
+struct PrintProgress;
+
+impl Hooks for PrintProgress {
+    async fn before_send(&mut self) -> bool {
+        true
+    }
+
+    async fn progress(&mut self, step: Progress) {
+        match step {
+            Progress::Sent => eprintln!("sent: demande envoyée au terminal"),
+            Progress::WaitingCard => eprintln!("waiting_card: en attente de la carte"),
+        }
+    }
+}
 
 /// Runs `pay`.
-pub fn run(_args: PayArgs) -> ExitCode {
-    todo!()
+pub fn run(args: PayArgs) -> ExitCode {
+    let request = match args.request() {
+        Ok(request) => request,
+        Err(message) => {
+            let _ = clap::Error::raw(ErrorKind::ValueValidation, format!("{message}\n")).print();
+            return ExitCode::from(2);
+        }
+    };
+    let timeouts = Timeouts {
+        deadline: args.timeout,
+        ..Timeouts::default()
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let outcome = runtime.block_on(transact(
+        &args.terminal,
+        &request,
+        &timeouts,
+        &mut PrintProgress,
+    ));
+    if args.json {
+        println!("{}", to_json(&args, &request, &outcome));
+    } else {
+        println!("{}", human(&request, &outcome));
+    }
+    ExitCode::from(exit_code(&outcome))
+}
+
+fn exit_code(outcome: &Outcome) -> u8 {
+    match outcome {
+        Outcome::Approved(_) => 0,
+        Outcome::Declined(_) => 1,
+        Outcome::NotSent { .. } => 2,
+        Outcome::Unknown { .. } => 3,
+    }
+}
+
+fn to_json(args: &PayArgs, request: &PaymentRequest, outcome: &Outcome) -> serde_json::Value {
+    json!({
+        "terminal": args.terminal,
+        "amount": request.amount,
+        "currency": request.currency.alpha,
+        "action": request.action,
+        "method": request.method,
+        "state": outcome.state(),
+        "result": outcome.to_result(),
+    })
+}
+
+fn human(request: &PaymentRequest, outcome: &Outcome) -> String {
+    let money = |minor| request.currency.format(minor);
+    match outcome {
+        Outcome::Approved(a) if a.partial => format!(
+            "PARTIAL / PAIEMENT PARTIEL: {} approved of {}; collect the rest",
+            money(a.approved_amount.unwrap_or_default()),
+            money(request.amount)
+        ),
+        Outcome::Approved(a) => {
+            let card = [&a.card.application, &a.card.entry_mode, &a.card.pan];
+            let details: Vec<&str> = card.into_iter().flatten().map(String::as_str).collect();
+            let auth = a.authorization.as_deref().unwrap_or("-");
+            let details = details.join(", ");
+            format!(
+                "APPROVED / ACCEPTÉ: {} ({details}; auth {auth})",
+                money(request.amount)
+            )
+        }
+        Outcome::Declined(a) => format!(
+            "DECLINED / REFUSÉ: AF {} {} ({})",
+            a.af.as_deref().unwrap_or("-"),
+            a.reason.as_deref().unwrap_or("no reason given"),
+            a.label.as_deref().unwrap_or("-")
+        ),
+        Outcome::NotSent { detail } => {
+            format!("NOT SENT / NON ENVOYÉ: {detail}; nothing was charged, safe to retry")
+        }
+        Outcome::Unknown { reason, detail, .. } => format!(
+            "UNKNOWN / INCONNU ({reason}): {detail}; check the terminal's ticket before retrying"
+        ),
+    }
 }

@@ -1,10 +1,25 @@
 //! The Caisse-AP over IP protocol, pure and sans-IO: no sockets, no clocks, no tokio.
 //!
-//! INTERFACE SKETCH (owned by the foundation work; internals free, names used elsewhere):
-//! fields and messages, the incremental decoder, payment requests, answer classification,
-//! code tables (AF, CC, CI) and the ISO 4217 currency table.
+//! - [`fields`]: fields and messages, encoding, the incremental decoder and its limits.
+//! - [`request`]: payment and identification requests.
+//! - [`answer`]: the completion rule ([`AnswerReader`]), answer decoding and the echo check.
+//! - [`codes`]: AF, CC and CI code tables.
+//! - [`currency`]: the ISO 4217 table and the human amount parser.
+//!
+//! The terminal driver ([`crate::terminal`]) does the I/O around these.
 
 use serde::{Deserialize, Serialize};
+
+pub mod answer;
+pub mod codes;
+pub mod currency;
+pub mod fields;
+pub mod request;
+
+pub use answer::{interpret, AnswerReader, Step, Verdict};
+pub use currency::{parse_amount, AmountError};
+pub use fields::{DecodeError, Decoder, Field, Message};
+pub use request::RequestError;
 
 /// What the cashier asks for: a debit (sale) or a refund (credit).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -28,7 +43,7 @@ pub enum Method {
     Check,
 }
 
-/// An ISO 4217 currency from the embedded table.
+/// An ISO 4217 currency from the embedded table (see [`currency`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Currency {
     /// Alphabetic code, e.g. "EUR".
@@ -37,13 +52,6 @@ pub struct Currency {
     pub numeric: u16,
     /// Minor-unit exponent, e.g. 2.
     pub exponent: u8,
-}
-
-impl Currency {
-    /// Looks up an alphabetic ("EUR") or numeric ("978") code.
-    pub fn parse(_code: &str) -> Option<Currency> {
-        todo!()
-    }
 }
 
 /// A validated payment request, ready to be encoded.

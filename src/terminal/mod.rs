@@ -1,14 +1,31 @@
 //! The terminal driver: one Caisse-AP transaction over TCP.
 //!
-//! INTERFACE SKETCH (owned by the foundation work; internals free, names used elsewhere).
+//! [`transact`] connects, lets the caller make `sent` durable ([`Hooks::before_send`]),
+//! writes the whole request, reports progress and reads until the answer is complete, then
+//! judges it. The point is telling [`Outcome::NotSent`] (provably nothing written: safe to
+//! retry) from [`Outcome::Unknown`] (some bytes went out: the card may be charged). The
+//! exchange after connect ([`transact_on`]) is generic over the stream; the completion rule
+//! and the answer checks are pure functions in [`crate::protocol`]. [`probe`] is the
+//! identification ping (CD=I) for health checks.
 
+use std::fmt;
 use std::future::Future;
 use std::time::Duration;
 
-use crate::protocol::{Answer, PaymentRequest};
+use thiserror::Error;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+
+use crate::engine::record::{State, TxResult};
+use crate::protocol::answer::{identify, IdentifyError, Identity};
+use crate::protocol::{interpret, request, Answer, PaymentRequest, RequestError, Verdict};
+
+mod session;
+
+use session::{exchange, Exchange};
 
 /// The driver's deadlines, each named for the phase it bounds.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeouts {
     /// TCP connect (default 5 s).
     pub connect: Duration,
@@ -18,6 +35,17 @@ pub struct Timeouts {
     pub drain: Duration,
     /// Whole transaction, from the send (default 180 s).
     pub deadline: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Timeouts {
+        Timeouts {
+            connect: Duration::from_secs(5),
+            settle: Duration::from_millis(500),
+            drain: Duration::from_millis(300),
+            deadline: Duration::from_secs(180),
+        }
+    }
 }
 
 /// A progress step the driver reports while the transaction runs.
@@ -40,6 +68,24 @@ pub enum UnknownReason {
     InvalidAnswer,
     /// The answer did not match the request (echo check).
     Mismatch,
+}
+
+impl UnknownReason {
+    /// The contract's code: `timeout`, `connection_lost`, `invalid_answer`, `mismatch`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UnknownReason::Timeout => "timeout",
+            UnknownReason::ConnectionLost => "connection_lost",
+            UnknownReason::InvalidAnswer => "invalid_answer",
+            UnknownReason::Mismatch => "mismatch",
+        }
+    }
+}
+
+impl fmt::Display for UnknownReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// How a transaction ended.
@@ -65,6 +111,50 @@ pub enum Outcome {
     },
 }
 
+impl Outcome {
+    /// The final record state this outcome leads to.
+    pub fn state(&self) -> State {
+        match self {
+            Outcome::Approved(_) => State::Approved,
+            Outcome::Declined(_) => State::Declined,
+            Outcome::NotSent { .. } => State::NotSent,
+            Outcome::Unknown { .. } => State::Unknown,
+        }
+    }
+
+    /// The record's `result` for this outcome.
+    pub fn to_result(&self) -> TxResult {
+        match self {
+            Outcome::Approved(answer) | Outcome::Declined(answer) => TxResult {
+                ae: Some(answer.ae.clone()),
+                af: answer.af.clone(),
+                reason: answer.reason.clone(),
+                label: answer.label.clone(),
+                card: (answer.card != Default::default()).then(|| answer.card.clone()),
+                authorization: answer.authorization.clone(),
+                approved_amount: answer.approved_amount,
+                partial: answer.partial,
+                raw: Some(answer.raw.clone()),
+                detail: None,
+            },
+            Outcome::NotSent { detail } => TxResult {
+                detail: Some(detail.clone()),
+                ..TxResult::default()
+            },
+            Outcome::Unknown {
+                reason,
+                detail,
+                raw,
+            } => TxResult {
+                reason: Some(reason.as_str().to_string()),
+                detail: Some(detail.clone()),
+                raw: raw.clone(),
+                ..TxResult::default()
+            },
+        }
+    }
+}
+
 /// What the caller plugs into a transaction.
 pub trait Hooks: Send {
     /// Connected; nothing written yet. Make `sent` durable here; `false` aborts → `NotSent`.
@@ -73,12 +163,136 @@ pub trait Hooks: Send {
     fn progress(&mut self, step: Progress) -> impl Future<Output = ()> + Send;
 }
 
+/// Hooks that send at once and ignore progress (probes, scripts).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoHooks;
+
+impl Hooks for NoHooks {
+    async fn before_send(&mut self) -> bool {
+        true
+    }
+
+    async fn progress(&mut self, _step: Progress) {}
+}
+
 /// Runs one transaction against the terminal at `address` ("host:port").
 pub async fn transact(
-    _address: &str,
-    _request: &PaymentRequest,
-    _timeouts: &Timeouts,
-    _hooks: &mut impl Hooks,
+    address: &str,
+    request: &PaymentRequest,
+    timeouts: &Timeouts,
+    hooks: &mut impl Hooks,
 ) -> Outcome {
-    todo!()
+    if let Err(err) = request.check() {
+        return Outcome::NotSent {
+            detail: err.to_string(),
+        };
+    }
+    match connect(address, timeouts.connect).await {
+        Ok(mut stream) => transact_on(&mut stream, request, timeouts, hooks).await,
+        Err(detail) => Outcome::NotSent { detail },
+    }
 }
+
+/// Runs one transaction over an already connected stream (the part after connect).
+pub async fn transact_on<S>(
+    stream: &mut S,
+    request: &PaymentRequest,
+    timeouts: &Timeouts,
+    hooks: &mut impl Hooks,
+) -> Outcome
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let frame = match request.to_message() {
+        Ok(message) => message.encode(),
+        Err(err) => {
+            return Outcome::NotSent {
+                detail: err.to_string(),
+            }
+        }
+    };
+    match exchange(stream, &frame, timeouts, hooks).await {
+        Exchange::NotSent(detail) => Outcome::NotSent { detail },
+        Exchange::Lost {
+            reason,
+            detail,
+            raw,
+        } => Outcome::Unknown {
+            reason,
+            detail,
+            raw,
+        },
+        Exchange::Answer { message, raw } => judge(interpret(request, &message, raw.clone()), raw),
+    }
+}
+
+fn judge(verdict: Verdict, raw: String) -> Outcome {
+    let unknown = |reason, detail| Outcome::Unknown {
+        reason,
+        detail,
+        raw: Some(raw),
+    };
+    match verdict {
+        Verdict::Approved(answer) => Outcome::Approved(answer),
+        Verdict::Declined(answer) => Outcome::Declined(answer),
+        Verdict::Invalid(detail) => unknown(UnknownReason::InvalidAnswer, detail),
+        Verdict::Mismatch(detail) => unknown(UnknownReason::Mismatch, detail),
+    }
+}
+
+/// Opens the TCP connection within the connect timeout; the error is a human detail.
+async fn connect(address: &str, limit: Duration) -> Result<TcpStream, String> {
+    // Bounded because an unplugged terminal makes connect hang for minutes.
+    match tokio::time::timeout(limit, TcpStream::connect(address)).await {
+        Ok(Ok(stream)) => {
+            // Small frames: don't let Nagle hold the request back.
+            let _ = stream.set_nodelay(true);
+            Ok(stream)
+        }
+        Ok(Err(err)) => Err(format!("connect to {address} failed: {err}")),
+        Err(_) => Err(format!("connect to {address} timed out after {limit:?}")),
+    }
+}
+
+/// Why an identification probe did not prove the terminal alive.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ProbeError {
+    /// The POS number is not valid; fix the configuration.
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    /// Could not connect (or nothing was written): the terminal is unreachable.
+    #[error("unreachable: {0}")]
+    Unreachable(String),
+    /// Connected and sent, but no valid answer came.
+    #[error("no valid answer ({reason}): {detail}")]
+    NoAnswer {
+        /// Why.
+        reason: UnknownReason,
+        /// Human detail.
+        detail: String,
+    },
+    /// The terminal answered but not with AE=10.
+    #[error(transparent)]
+    Refused(#[from] IdentifyError),
+}
+
+/// Sends an identification request (CD=I) and checks the terminal answers AE=10.
+/// Never call it while a payment is open on that terminal.
+pub async fn probe(
+    address: &str,
+    pos_number: &str,
+    timeouts: &Timeouts,
+) -> Result<Identity, ProbeError> {
+    let frame = request::identification(pos_number)?.encode();
+    let mut stream = connect(address, timeouts.connect)
+        .await
+        .map_err(ProbeError::Unreachable)?;
+    match exchange(&mut stream, &frame, timeouts, &mut NoHooks).await {
+        Exchange::NotSent(detail) => Err(ProbeError::Unreachable(detail)),
+        Exchange::Lost { reason, detail, .. } => Err(ProbeError::NoAnswer { reason, detail }),
+        Exchange::Answer { message, .. } => Ok(identify(&message)?),
+    }
+}
+
+#[cfg(test)]
+mod tests;

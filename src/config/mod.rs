@@ -1,0 +1,190 @@
+//! The TOML configuration of the contract's §2, validated once into typed values, and the
+//! demo default used when no file is found.
+//!
+//! `raw` reads the file keeping spans, `rules` checks single values, and this module ties
+//! them together, checks the cross-references (unique names, known terminals) and locates
+//! the file. Nothing here opens sockets, resolves names or touches certificates.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+mod raw;
+mod rules;
+mod validate;
+
+pub use validate::ConfigError;
+
+/// The file looked up in the working directory when `--config` is not given.
+pub const DEFAULT_FILE: &str = "caisse-ap-relay.toml";
+/// Default HTTPS + WSS listen address.
+pub const DEFAULT_LISTEN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 8443);
+/// Default journal and secrets directory.
+pub const DEFAULT_DATA_DIR: &str = "data";
+/// Default certificate directory.
+pub const DEFAULT_TLS_DIR: &str = "certs";
+/// Default Caisse-AP POS number (tag CA).
+pub const DEFAULT_POS_NUMBER: &str = "01";
+/// Default deadline for a terminal's answer.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// The whole validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `[server]`.
+    pub server: ServerConfig,
+    /// `[tls]`.
+    pub tls: TlsConfig,
+    /// `[[terminal]]`, names unique.
+    pub terminals: Vec<TerminalConfig>,
+    /// `[[till]]`, names unique.
+    pub tills: Vec<TillConfig>,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// HTTPS + WSS listen address (default 127.0.0.1:8443).
+    pub listen: SocketAddr,
+    /// Plain-HTTP onboarding address, if enabled.
+    pub onboarding: Option<SocketAddr>,
+    /// Allowed `Origin` values, exact match.
+    pub allowed_origins: Vec<String>,
+    /// Journal and paired-till secrets (default "data").
+    pub data_dir: PathBuf,
+}
+
+/// `[tls]`.
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    /// Where the generated CA and leaf live (default "certs").
+    pub dir: PathBuf,
+    /// Bring-your-own leaf certificate and key (both or neither).
+    pub own: Option<(PathBuf, PathBuf)>,
+    /// Extra DNS names or IPs for the leaf.
+    pub extra_names: Vec<String>,
+    /// Add name constraints to a newly created CA.
+    pub name_constraints: bool,
+}
+
+/// `[[terminal]]`.
+#[derive(Debug, Clone)]
+pub struct TerminalConfig {
+    /// `[a-z0-9_-]{1,32}`.
+    pub name: String,
+    /// "host:port".
+    pub address: String,
+    /// Caisse-AP CA tag, two digits (default "01").
+    pub pos_number: String,
+    /// Deadline for the terminal's answer (default 180 s).
+    pub timeout: Duration,
+}
+
+/// What a till may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// May pay, cancel, resolve, watch.
+    Cashier,
+    /// May only watch and read.
+    Display,
+}
+
+/// `[[till]]`.
+#[derive(Debug, Clone)]
+pub struct TillConfig {
+    /// Till name.
+    pub name: String,
+    /// Static token, if any (never logged).
+    pub token: Option<Secret>,
+    /// Terminals this till may use; `None` = all.
+    pub terminals: Option<Vec<String>>,
+    /// Role.
+    pub role: Role,
+}
+
+/// A secret string whose `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> ServerConfig {
+        ServerConfig {
+            listen: DEFAULT_LISTEN,
+            onboarding: None,
+            allowed_origins: Vec::new(),
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+        }
+    }
+}
+
+impl Default for TlsConfig {
+    fn default() -> TlsConfig {
+        TlsConfig {
+            dir: PathBuf::from(DEFAULT_TLS_DIR),
+            own: None,
+            extra_names: Vec::new(),
+            name_constraints: false,
+        }
+    }
+}
+
+impl Config {
+    /// Finds and loads the configuration: `explicit` (`--config FILE`) must exist; else
+    /// `./caisse-ap-relay.toml` if present; else `None` (the caller runs the demo).
+    pub fn locate(explicit: Option<&Path>) -> Result<Option<(PathBuf, Config)>, ConfigError> {
+        let path = match explicit {
+            Some(path) => path.to_path_buf(),
+            None if Path::new(DEFAULT_FILE).exists() => PathBuf::from(DEFAULT_FILE),
+            None => return Ok(None),
+        };
+        let config = Config::load(&path)?;
+        Ok(Some((path, config)))
+    }
+
+    /// Reads and validates the file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| match source.kind() {
+            std::io::ErrorKind::NotFound => ConfigError::NotFound { file: file.clone() },
+            _ => ConfigError::Read {
+                file: file.clone(),
+                source,
+            },
+        })?;
+        Config::from_str_named(&text, &file)
+    }
+
+    /// Parses and validates `text`; errors name the file as `name`.
+    pub fn from_str_named(text: &str, name: &str) -> Result<Config, ConfigError> {
+        validate::parse(text, name)
+    }
+
+    /// The demo configuration: one terminal `demo` at `terminal_address` (the in-process
+    /// simulator) and one cashier till `demo` holding `token`, with every default.
+    pub fn demo(terminal_address: String, token: Secret) -> Config {
+        Config {
+            server: ServerConfig::default(),
+            tls: TlsConfig::default(),
+            terminals: vec![TerminalConfig {
+                name: "demo".to_owned(),
+                address: terminal_address,
+                pos_number: DEFAULT_POS_NUMBER.to_owned(),
+                timeout: DEFAULT_TIMEOUT,
+            }],
+            tills: vec![TillConfig {
+                name: "demo".to_owned(),
+                token: Some(token),
+                terminals: None,
+                role: Role::Cashier,
+            }],
+        }
+    }
+}

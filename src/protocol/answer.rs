@@ -1,0 +1,376 @@
+//! Reading and judging the terminal's answer, with no I/O.
+//!
+//! [`AnswerReader`] is the completion rule as a pure state machine: the driver feeds it the
+//! bytes it reads and acts on the [`Step`]. An answer is complete when everything received
+//! parses as whole fields and the last message (each `CZ` starts one) holds an AE other than
+//! "11"; AE=11 ("request taken into account") is intermediate. [`interpret`] then turns the
+//! final message into a [`Verdict`], with the echo check of the contract (api.md §5):
+//! on approved answers only, CA, CD, CE equal and CB equal after stripping leading zeros,
+//! a lower CB being a partial approval. CZ and CJ are never checked: terminals send their own.
+
+use thiserror::Error;
+
+use super::codes;
+use super::fields::{DecodeError, Decoder, Message};
+use super::{Answer, Card, PaymentRequest};
+
+/// AE: operation done.
+pub const AE_DONE: &str = "10";
+/// AE: operation not done.
+pub const AE_NOT_DONE: &str = "01";
+/// AE: request taken into account; never final.
+pub const AE_TAKEN: &str = "11";
+
+/// What the bytes received so far amount to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Keep reading.
+    NeedMore,
+    /// The terminal holds the request (first AE=11 seen); keep reading.
+    Intermediate,
+    /// A final answer is there; drain briefly for more fields.
+    Complete,
+}
+
+/// Accumulates the answer bytes and tells when the answer is complete.
+#[derive(Debug, Default)]
+pub struct AnswerReader {
+    decoder: Decoder,
+    intermediate_seen: bool,
+    answer: Option<Message>,
+}
+
+impl AnswerReader {
+    /// Adds a chunk; an error means the answer is invalid (garbage or oversize).
+    pub fn push(&mut self, chunk: &[u8]) -> Result<Step, DecodeError> {
+        self.decoder.push(chunk)?;
+        if !self.decoder.is_whole() {
+            return Ok(Step::NeedMore);
+        }
+        let Some(last) = self.decoder.messages().pop() else {
+            return Ok(Step::NeedMore);
+        };
+        match last.get("AE") {
+            Some(AE_TAKEN) if !self.intermediate_seen => {
+                self.intermediate_seen = true;
+                Ok(Step::Intermediate)
+            }
+            Some(AE_TAKEN) | None => Ok(Step::NeedMore),
+            Some(_) => {
+                self.answer = Some(last);
+                Ok(Step::Complete)
+            }
+        }
+    }
+
+    /// The latest complete final answer, if any.
+    pub fn answer(&self) -> Option<&Message> {
+        self.answer.as_ref()
+    }
+
+    /// Every byte received, Latin-1 decoded.
+    pub fn raw(&self) -> String {
+        self.decoder.raw()
+    }
+
+    /// True before any byte arrived.
+    pub fn is_empty(&self) -> bool {
+        self.decoder.is_empty()
+    }
+}
+
+/// What a final answer means for a payment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// AE=10 and the echo check passed (maybe partially approved).
+    Approved(Answer),
+    /// AE=01.
+    Declined(Answer),
+    /// The answer lacks a mandatory field or has an unexpected status.
+    Invalid(String),
+    /// The answer's echo does not match the request.
+    Mismatch(String),
+}
+
+/// Decodes the answer fields, without judging them.
+pub fn decode_answer(message: &Message, raw: String) -> Answer {
+    let text = |tag| message.get(tag).map(str::to_string);
+    let named = |tag, name: fn(&str) -> Option<&'static str>| {
+        message
+            .get(tag)
+            .map(|code| name(code).map_or_else(|| code.to_string(), str::to_string))
+    };
+    let af = message.get("AF").map(codes::af_code);
+    Answer {
+        ae: message.get("AE").unwrap_or_default().to_string(),
+        af: af.map(str::to_string),
+        reason: af.and_then(codes::af_reason).map(str::to_string),
+        label: af.and_then(codes::af_label).map(str::to_string),
+        card: Card {
+            application: named("CC", codes::application),
+            entry_mode: named("CI", codes::entry_mode),
+            pan: text("AA"),
+            expiry: text("AB"),
+            aid: text("AI"),
+        },
+        authorization: text("AC"),
+        contract: text("CG"),
+        approved_amount: None,
+        partial: false,
+        raw,
+    }
+}
+
+/// Judges the final answer to `request`.
+pub fn interpret(request: &PaymentRequest, message: &Message, raw: String) -> Verdict {
+    let mut answer = decode_answer(message, raw);
+    match answer.ae.as_str() {
+        AE_NOT_DONE => Verdict::Declined(answer),
+        AE_DONE => match echo_check(request, message) {
+            Ok(approved) => {
+                answer.approved_amount = Some(approved);
+                answer.partial = approved < request.amount;
+                Verdict::Approved(answer)
+            }
+            Err(EchoError::Invalid(detail)) => Verdict::Invalid(detail),
+            Err(EchoError::Mismatch(detail)) => Verdict::Mismatch(detail),
+        },
+        "" => Verdict::Invalid("answer without AE".into()),
+        other => Verdict::Invalid(format!("unexpected AE {other:?}")),
+    }
+}
+
+/// Why an approved answer failed the echo check.
+enum EchoError {
+    Invalid(String),
+    Mismatch(String),
+}
+
+/// Checks the echoes of an approved answer and returns the approved amount.
+fn echo_check(request: &PaymentRequest, message: &Message) -> Result<u64, EchoError> {
+    let expected = [
+        ("CA", request.pos_number.clone()),
+        ("CD", request.action.cd().to_string()),
+        ("CE", request.currency.ce()),
+    ];
+    for (tag, want) in expected {
+        let got = echo(message, tag)?;
+        if got != want {
+            return Err(EchoError::Mismatch(format!(
+                "{tag} is {got:?}, sent {want:?}"
+            )));
+        }
+    }
+    let cb = echo(message, "CB")?;
+    if cb.is_empty() || !cb.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(EchoError::Invalid(format!("CB {cb:?} is not a number")));
+    }
+    let digits = cb.trim_start_matches('0');
+    let approved = match digits.parse::<u64>() {
+        Ok(n) if n >= 1 && n <= request.amount && digits.len() <= 12 => n,
+        _ => {
+            let sent = request.amount;
+            return Err(EchoError::Mismatch(format!("CB is {cb:?}, sent {sent}")));
+        }
+    };
+    Ok(approved)
+}
+
+fn echo<'m>(message: &'m Message, tag: &str) -> Result<&'m str, EchoError> {
+    message
+        .get(tag)
+        .ok_or_else(|| EchoError::Invalid(format!("approved answer lacks {tag}")))
+}
+
+/// What an identification answer says about the terminal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// The terminal's protocol version (its CZ).
+    pub version: String,
+    /// The terminal's CJ, when sent.
+    pub pos_id: Option<String>,
+}
+
+/// An identification answer that does not say "alive and well".
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum IdentifyError {
+    /// The terminal answered with a status other than AE=10.
+    #[error("identification answered AE={ae:?} AF={af:?}")]
+    Status {
+        /// AE.
+        ae: String,
+        /// AF code, if any.
+        af: Option<String>,
+    },
+}
+
+/// Judges an identification (CD=I) answer.
+pub fn identify(message: &Message) -> Result<Identity, IdentifyError> {
+    let ae = message.get("AE").unwrap_or_default();
+    if ae != AE_DONE {
+        let af = message.get("AF").map(|af| codes::af_code(af).to_string());
+        return Err(IdentifyError::Status {
+            ae: ae.to_string(),
+            af,
+        });
+    }
+    Ok(Identity {
+        version: message.get("CZ").unwrap_or_default().to_string(),
+        pos_id: message.get("CJ").map(str::to_string),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{Action, Currency, Method};
+
+    const APPROVED: &str = "CZ0040300CJ012012345678901CA00201CE003978CD0010CB0070002500AE00210CC003001CI0011AC006632145AA016497010######1234AI014A0000000421010AB0042712CG006424242";
+    const REFUSED: &str = "CZ0040300CA00201CB0042500CD0010CE003978AE00201AF00204";
+    const MALFORMED: &str = "CZ0040300AE00201AF00209";
+    const IDENT: &str = "CZ0040301CJ012330538600404CA00201CD001IAE00210";
+
+    fn debit(amount: u64) -> PaymentRequest {
+        let eur = Currency::parse("EUR").unwrap();
+        PaymentRequest::new(amount, eur, Action::Debit, Method::Card, "01").unwrap()
+    }
+
+    fn read_all(chunks: &[&[u8]]) -> (Vec<Step>, AnswerReader) {
+        let mut reader = AnswerReader::default();
+        let steps = chunks.iter().map(|c| reader.push(c).unwrap()).collect();
+        (steps, reader)
+    }
+
+    fn judge(frame: &str, amount: u64) -> Verdict {
+        let (_, reader) = read_all(&[frame.as_bytes()]);
+        interpret(&debit(amount), reader.answer().unwrap(), reader.raw())
+    }
+
+    #[test]
+    fn approved_example_decodes_every_card_field() {
+        let Verdict::Approved(a) = judge(APPROVED, 2500) else {
+            panic!("not approved");
+        };
+        assert_eq!(a.approved_amount, Some(2500));
+        assert!(!a.partial);
+        assert_eq!(a.card.application.as_deref(), Some("CB"));
+        assert_eq!(a.card.entry_mode.as_deref(), Some("contact"));
+        assert_eq!(a.card.pan.as_deref(), Some("497010######1234"));
+        assert_eq!(a.card.expiry.as_deref(), Some("2712"));
+        assert_eq!(a.card.aid.as_deref(), Some("A0000000421010"));
+        assert_eq!(a.authorization.as_deref(), Some("632145"));
+        assert_eq!(a.contract.as_deref(), Some("424242"));
+        assert_eq!(a.raw, APPROVED);
+    }
+
+    #[test]
+    fn refused_and_malformed_examples_are_declined() {
+        let Verdict::Declined(a) = judge(REFUSED, 2500) else {
+            panic!("not declined");
+        };
+        assert_eq!(a.af.as_deref(), Some("04"));
+        assert_eq!(a.reason.as_deref(), Some("refused"));
+        assert_eq!(a.label.as_deref(), Some("Refusée"));
+        let Verdict::Declined(a) = judge(MALFORMED, 2500) else {
+            panic!("not declined");
+        };
+        assert_eq!(a.reason.as_deref(), Some("message format error"));
+    }
+
+    #[test]
+    fn every_answer_split_at_every_byte_completes_once_whole() {
+        for frame in [APPROVED, REFUSED, MALFORMED, IDENT] {
+            let bytes = frame.as_bytes();
+            for cut in 1..bytes.len() {
+                let (steps, reader) = read_all(&[&bytes[..cut], &bytes[cut..]]);
+                assert_eq!(steps[1], Step::Complete, "{frame} cut at {cut}");
+                assert_eq!(reader.answer().unwrap().to_string(), frame);
+            }
+        }
+    }
+
+    #[test]
+    fn a_field_boundary_without_ae_is_not_complete() {
+        let (steps, reader) = read_all(&[b"CZ0040300CA00201", b"CB0042500"]);
+        assert_eq!(steps, [Step::NeedMore, Step::NeedMore]);
+        assert!(reader.answer().is_none());
+    }
+
+    #[test]
+    fn intermediate_answer_is_reported_once_then_the_final_one_completes() {
+        let taken = b"CZ0040300AE00211";
+        let (steps, reader) = read_all(&[taken, taken, REFUSED.as_bytes()]);
+        assert_eq!(steps, [Step::Intermediate, Step::NeedMore, Step::Complete]);
+        assert_eq!(reader.answer().unwrap().to_string(), REFUSED);
+    }
+
+    #[test]
+    fn af_longer_than_two_characters_keeps_its_code() {
+        let frame = "CZ0040300CA00201CD0010CE003978AE00201AF01211 operateur";
+        let Verdict::Declined(a) = judge(frame, 2500) else {
+            panic!("not declined");
+        };
+        assert_eq!(a.af.as_deref(), Some("11"));
+        assert_eq!(a.reason.as_deref(), Some("cancelled by the operator"));
+    }
+
+    #[test]
+    fn echo_check_catches_every_mismatch() {
+        let ok = "CZ0040301CJ012999999999999CA00201CB0070002500CD0010CE003978AE00210";
+        assert!(matches!(judge(ok, 2500), Verdict::Approved(_)));
+        for (from, to) in [
+            ("CA00201", "CA00202"),
+            ("CD0010", "CD0011"),
+            ("CE003978", "CE003840"),
+        ] {
+            let bad = ok.replace(from, to);
+            assert!(matches!(judge(&bad, 2500), Verdict::Mismatch(_)), "{bad}");
+        }
+        let higher = ok.replace("CB0070002500", "CB0070002501");
+        assert!(matches!(judge(&higher, 2500), Verdict::Mismatch(_)));
+        let missing = ok.replace("CE003978", "");
+        assert!(matches!(judge(&missing, 2500), Verdict::Invalid(_)));
+        let letters = ok.replace("CB0070002500", "CB00425x0");
+        assert!(matches!(judge(&letters, 2500), Verdict::Invalid(_)));
+    }
+
+    #[test]
+    fn lower_cb_is_a_partial_approval() {
+        let frame = "CZ0040300CA00201CB0070001000CD0010CE003978AE00210";
+        let Verdict::Approved(a) = judge(frame, 2500) else {
+            panic!("not approved");
+        };
+        assert_eq!(a.approved_amount, Some(1000));
+        assert!(a.partial);
+    }
+
+    #[test]
+    fn declined_answers_skip_the_echo_check() {
+        let frame = "CZ0040300CA00201CB0010CD0010CE003978AE00201AF00211";
+        assert!(matches!(judge(frame, 2500), Verdict::Declined(_)));
+    }
+
+    #[test]
+    fn a_red_key_cancel_with_an_empty_amount_is_a_decline() {
+        let frame = "CZ0040300CA00201CB000CD0010CE003978AE00201AF00211";
+        let Verdict::Declined(answer) = judge(frame, 2500) else {
+            panic!("not declined");
+        };
+        assert_eq!(answer.af.as_deref(), Some("11"));
+    }
+
+    #[test]
+    fn unexpected_status_is_invalid() {
+        let frame = "CZ0040300CA00201CB0042500CD0010CE003978AE00299";
+        assert!(matches!(judge(frame, 2500), Verdict::Invalid(_)));
+    }
+
+    #[test]
+    fn identification_answer_says_alive() {
+        let (_, reader) = read_all(&[IDENT.as_bytes()]);
+        let id = identify(reader.answer().unwrap()).unwrap();
+        assert_eq!(id.version, "0301");
+        let (_, reader) = read_all(&[MALFORMED.as_bytes()]);
+        assert!(identify(reader.answer().unwrap()).is_err());
+    }
+}
