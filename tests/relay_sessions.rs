@@ -277,3 +277,40 @@ async fn status_lists_terminals_transactions_tills_and_certificate() {
         95
     );
 }
+
+#[tokio::test]
+async fn a_silent_client_is_closed_with_4408() {
+    let mut options = options();
+    options.web.idle_timeout = Duration::from_millis(300);
+    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    let agent = spawn_agent_in(dir, Vec::new(), options).await;
+    let (mut ws, _) = connect_as(&agent, CASHIER).await;
+    assert_eq!(close_code(&mut ws).await, 4408);
+}
+
+#[tokio::test]
+async fn shutdown_closes_sockets_with_1001_and_lets_the_payment_finish() {
+    let sim = spawn_sim(Behaviour {
+        delay: Duration::from_millis(300),
+        ..Behaviour::default()
+    })
+    .await;
+    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    let terminals = vec![terminal("tpe-1", sim.addr(), DEADLINE)];
+    let agent = spawn_agent_in(dir.clone(), terminals.clone(), options()).await;
+    let (mut ws, _) = connect_as(&agent, CASHIER).await;
+    send(&mut ws, pay("end", "tpe-1", 100)).await;
+    until_state(&mut ws, "end", "waiting_card").await;
+    let stopping = tokio::spawn(agent.stop());
+    assert_eq!(close_code(&mut ws).await, 1001);
+    stopping.await.unwrap();
+
+    let agent = spawn_agent_in(dir, terminals, options()).await;
+    let (mut ws, _) = connect_as(&agent, CASHIER).await;
+    let record = next_message(&mut ws).await;
+    assert_eq!(
+        (record["id"].as_str(), record["state"].as_str()),
+        (Some("end"), Some("approved"))
+    );
+    assert_eq!(sim.request_count(), 1);
+}

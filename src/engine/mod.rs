@@ -110,7 +110,13 @@ impl Engine {
             dir: data_dir.display().to_string(),
             source,
         };
-        let (journal, records) = Journal::open(data_dir).map_err(journal_error)?;
+        let dir = data_dir.to_path_buf();
+        // Reading and checking the whole journal blocks: keep it off the runtime threads.
+        let (journal, records) = tokio::task::spawn_blocking(move || Journal::open(&dir))
+            .await
+            .map_err(std::io::Error::other)
+            .and_then(|opened| opened)
+            .map_err(journal_error)?;
         let interrupted: Vec<Record> = records
             .iter()
             .filter(|r| !r.state.is_final())
