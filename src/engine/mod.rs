@@ -53,6 +53,8 @@ pub struct EngineOptions {
     pub settle: Duration,
     /// Extra read time after a complete answer.
     pub drain: Duration,
+    /// Announcements a session may fall behind before it resynchronises.
+    pub bus_capacity: usize,
 }
 
 impl Default for EngineOptions {
@@ -62,6 +64,7 @@ impl Default for EngineOptions {
             connect_timeout: Duration::from_secs(5),
             settle: Duration::from_millis(500),
             drain: Duration::from_millis(300),
+            bus_capacity: BUS_CAPACITY,
         }
     }
 }
@@ -122,7 +125,7 @@ impl Engine {
             .filter(|r| !r.state.is_final())
             .cloned()
             .collect();
-        let bus = EventBus::new(BUS_CAPACITY);
+        let bus = EventBus::new(options.bus_capacity);
         let engine = Engine {
             inner: Arc::new(Inner {
                 registry: Registry::new(terminals),

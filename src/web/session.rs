@@ -358,3 +358,171 @@ where
         close(&mut self.socket, &self.app, code, reason).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+    use std::time::Duration;
+
+    use serde_json::{json, Value};
+    use tokio::sync::mpsc;
+    use tokio_util::sync::PollSender;
+
+    use super::*;
+    use crate::certs::Certificates;
+    use crate::config::{Role, Secret, TerminalConfig, TillConfig, TlsConfig};
+    use crate::engine::{Engine, EngineOptions, PayOrder};
+    use crate::sim::{Behaviour, Simulator};
+    use crate::web::WebOptions;
+
+    /// A socket made of two channels; the outgoing one holds a single message, so the
+    /// session blocks on its second send until the test reads.
+    struct Pipe {
+        incoming: mpsc::Receiver<Result<Message, WsError>>,
+        outgoing: PollSender<Message>,
+    }
+
+    impl Stream for Pipe {
+        type Item = Result<Message, WsError>;
+        fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+            self.incoming.poll_recv(cx)
+        }
+    }
+
+    impl Sink<Message> for Pipe {
+        type Error = WsError;
+        fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
+            Pin::new(&mut self.outgoing)
+                .poll_ready(cx)
+                .map_err(|_| WsError::ConnectionClosed)
+        }
+        fn start_send(mut self: Pin<&mut Self>, item: Message) -> Result<(), WsError> {
+            Pin::new(&mut self.outgoing)
+                .start_send(item)
+                .map_err(|_| WsError::ConnectionClosed)
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), WsError>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), WsError>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    fn till(name: &str, token: &str) -> TillConfig {
+        TillConfig {
+            name: name.into(),
+            token: Some(Secret(token.into())),
+            terminals: None,
+            role: Role::Cashier,
+        }
+    }
+
+    async fn app(dir: &std::path::Path, sim: &Simulator) -> Arc<App> {
+        let terminals: Vec<_> = ["tpe-1", "tpe-2"]
+            .map(|name| TerminalConfig {
+                name: name.into(),
+                address: sim.addr().to_string(),
+                pos_number: "01".into(),
+                timeout: Duration::from_secs(30),
+            })
+            .into();
+        let options = EngineOptions {
+            bus_capacity: 2,
+            ..EngineOptions::default()
+        };
+        let engine = Engine::start(&terminals, &dir.join("data"), options)
+            .await
+            .unwrap();
+        let tls = TlsConfig {
+            dir: dir.join("certs"),
+            own: None,
+            extra_names: Vec::new(),
+            name_constraints: false,
+        };
+        let certs = Certificates::load_or_create(&tls).unwrap();
+        let tills = [
+            till("till-1", "token-one-0123456789"),
+            till("till-2", "token-two-0123456789"),
+        ];
+        App::new(engine, certs, &tills, Vec::new(), WebOptions::default())
+    }
+
+    fn text(message: Option<Message>) -> Value {
+        match message {
+            Some(Message::Text(text)) => serde_json::from_str(&text).unwrap(),
+            other => panic!("expected text, got {other:?}"),
+        }
+    }
+
+    async fn pay(app: &App, till: &str, id: &str, terminal: &str) {
+        let till = cashier(till);
+        let order: PayOrder = serde_json::from_value(
+            json!({"id": id, "terminal": terminal, "amount": 100, "currency": "EUR"}),
+        )
+        .unwrap();
+        app.engine.pay(&till, &order).await.unwrap();
+    }
+
+    fn cashier(name: &str) -> Till {
+        Till {
+            name: name.into(),
+            role: Role::Cashier,
+            terminals: None,
+        }
+    }
+
+    /// Pays, then waits on the bus until the transaction is final.
+    async fn pay_to_the_end(app: &App, till: &str, id: &str, terminal: &str) {
+        let mut bus = app.engine.subscribe();
+        pay(app, till, id, terminal).await;
+        let done = || {
+            let record = app.engine.get(&cashier(till), id);
+            record.is_ok_and(|r| r.state.is_final())
+        };
+        let wait = async {
+            while !done() {
+                let _ = bus.recv().await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(5), wait)
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_lagging_session_is_resent_what_it_missed() {
+        let dir = tempfile::tempdir().unwrap();
+        let sim = Simulator::spawn(
+            tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+            Behaviour::default(),
+        );
+        let app = app(dir.path(), &sim).await;
+        let (to_session, incoming) = mpsc::channel(8);
+        let (outgoing, mut from_session) = mpsc::channel(1);
+        let pipe = Pipe {
+            incoming,
+            outgoing: PollSender::new(outgoing),
+        };
+        tokio::spawn(run(pipe, Arc::clone(&app), IpAddr::from([127, 0, 0, 1])));
+        let hello = json!({"type": "hello", "token": "token-one-0123456789"}).to_string();
+        to_session.send(Ok(Message::text(hello))).await.unwrap();
+        assert_eq!(text(from_session.recv().await)["type"], "welcome");
+
+        // The session blocks on its second record while the bus (capacity 2) overflows with
+        // another till's records: its own final record falls out of the ring.
+        pay_to_the_end(&app, "till-1", "a", "tpe-1").await;
+        pay_to_the_end(&app, "till-2", "b", "tpe-2").await;
+
+        let mut states = Vec::new();
+        while states.last() != Some(&json!("approved")) {
+            let message = tokio::time::timeout(Duration::from_secs(5), from_session.recv()).await;
+            let message = text(message.unwrap());
+            assert_eq!(message["id"], "a", "only the till's own records: {message}");
+            states.push(message["state"].clone());
+        }
+        // Reaching `approved` at all is the proof: it had fallen out of the ring.
+        assert_eq!(states.first(), Some(&json!("accepted")));
+    }
+}
