@@ -515,6 +515,7 @@ mod tests {
         pay_to_the_end(&app, "till-1", "a", "tpe-1").await;
         pay_to_the_end(&app, "till-2", "b", "tpe-2").await;
 
+        // Reaching `approved` at all is the proof: it had fallen out of the ring.
         let mut states = Vec::new();
         while states.last() != Some(&json!("approved")) {
             let message = tokio::time::timeout(Duration::from_secs(5), from_session.recv()).await;
@@ -522,7 +523,5 @@ mod tests {
             assert_eq!(message["id"], "a", "only the till's own records: {message}");
             states.push(message["state"].clone());
         }
-        // Reaching `approved` at all is the proof: it had fallen out of the ring.
-        assert!(!states.is_empty());
     }
 }
