@@ -11,6 +11,7 @@ use crate::config::Config;
 
 mod ca;
 mod pay;
+mod report;
 mod serve;
 mod simulate;
 
@@ -46,6 +47,9 @@ pub enum Command {
     Pay(pay::PayArgs),
     /// Export the local CA certificate and its fingerprint.
     Ca(ca::CaArgs),
+    /// Day totals per terminal and method from the journal, to compare with the terminal's
+    /// end-of-day ticket.
+    Report(report::ReportArgs),
 }
 
 impl Cli {
@@ -60,6 +64,7 @@ impl Cli {
             Command::Simulate(args) => simulate::run(args),
             Command::Pay(args) => pay::run(args),
             Command::Ca(args) => ca::run(args),
+            Command::Report(args) => report::run(args),
         }
     }
 }
