@@ -60,7 +60,8 @@ async fn pages_are_embedded_uncached_and_unknown_paths_are_404() {
         Some("text/html; charset=utf-8")
     );
     assert_eq!(header(&headers, "cache-control"), Some("no-cache"));
-    assert_eq!(body, std::fs::read("static/index.html").unwrap());
+    let page = std::fs::read("static/index.html").unwrap();
+    assert!(body == page, "/ serves static/index.html as embedded");
     let (status, _, _) = https_get(&agent, "/no-such-file.js").await;
     assert_eq!(status, 404);
 }
