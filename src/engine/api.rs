@@ -42,7 +42,10 @@ impl Engine {
         let payment = order.validate()?;
         let fail = |code, message: String| Err(ApiError::new(code, message).with_id(&payment.id));
         if till.role == Role::Display {
-            return fail(ErrorCode::Forbidden, "a display till may not pay".into());
+            return fail(
+                ErrorCode::Forbidden,
+                "a display till may not pay; pay from a cashier till".into(),
+            );
         }
         let terminal = self.usable_terminal(till, &payment.terminal)?;
         let _serial = self.inner.pay_lock.lock().await;
@@ -115,9 +118,11 @@ impl Engine {
     /// Stops a transaction before its request reaches the terminal (contract §5 `cancel`).
     pub fn cancel(&self, till: &Till, id: &str) -> Result<CancelAnswer, ApiError> {
         if till.role == Role::Display {
-            return Err(
-                ApiError::new(ErrorCode::Forbidden, "a display till may not cancel").with_id(id),
-            );
+            return Err(ApiError::new(
+                ErrorCode::Forbidden,
+                "a display till may not cancel; cancel from the till that started the payment",
+            )
+            .with_id(id));
         }
         let record = self.own_record(till, id)?;
         let control = self.active().get(id).cloned();
@@ -132,10 +137,9 @@ impl Engine {
                     State::Approved | State::Declined | State::Unknown => Err(ApiError::new(
                         ErrorCode::TooLate,
                         format!(
-                            "transaction already finished ({:?}); see its record",
-                            record.state
-                        )
-                        .to_lowercase(),
+                            "the transaction already finished ({}); a refund reverses an approved payment",
+                            record.state.as_str()
+                        ),
                     )
                     .with_id(id)),
                     _ => Err(too_late(id)),
@@ -159,17 +163,17 @@ impl Engine {
         note: Option<String>,
     ) -> Result<Arc<Record>, ApiError> {
         if till.role == Role::Display {
-            return Err(
-                ApiError::new(ErrorCode::Forbidden, "a display till may not resolve").with_id(id),
-            );
+            return Err(ApiError::new(
+                ErrorCode::Forbidden,
+                "a display till may not resolve; resolve from the till that started the payment",
+            )
+            .with_id(id));
         }
         let mut record = (*self.own_record(till, id)?).clone();
         if record.state != State::Unknown {
             return Err(ApiError::bad_request(format!(
                 "only an unknown transaction can be resolved; this one is {}",
-                serde_json::to_string(&record.state)
-                    .unwrap_or_default()
-                    .trim_matches('"')
+                record.state.as_str()
             ))
             .with_id(id));
         }
@@ -250,7 +254,10 @@ impl Engine {
         if !till.may_use(name) {
             return Err(ApiError::new(
                 ErrorCode::Forbidden,
-                format!("till {} may not use terminal {name}", till.name),
+                format!(
+                "till {} may not use terminal {name}; the agent's configuration lists its terminals",
+                till.name
+            ),
             ));
         }
         Ok(Arc::clone(terminal))

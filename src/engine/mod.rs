@@ -120,11 +120,6 @@ impl Engine {
             .map_err(std::io::Error::other)
             .and_then(|opened| opened)
             .map_err(journal_error)?;
-        let interrupted: Vec<Record> = records
-            .iter()
-            .filter(|r| !r.state.is_final())
-            .cloned()
-            .collect();
         let bus = EventBus::new(options.bus_capacity);
         let engine = Engine {
             inner: Arc::new(Inner {
@@ -138,16 +133,20 @@ impl Engine {
                 stop: CancellationToken::new(),
             }),
         };
-        for record in interrupted {
-            engine
-                .inner
-                .ledger
-                .commit(settle_after_restart(record))
-                .await
-                .map_err(journal_error)?;
-        }
+        engine.settle_interrupted().await.map_err(journal_error)?;
         engine.start_probes();
         Ok(engine)
+    }
+
+    /// Journals the final state of every transaction a restart interrupted (contract §5).
+    async fn settle_interrupted(&self) -> std::io::Result<()> {
+        let ledger = &self.inner.ledger;
+        for record in ledger.select(|r| !r.state.is_final()) {
+            let settled = settle_after_restart((*record).clone());
+            tracing::warn!(id = %settled.id, state = ?settled.state, "transaction interrupted by a restart");
+            ledger.commit(settled).await?;
+        }
+        Ok(())
     }
 
     fn start_probes(&self) {

@@ -27,6 +27,20 @@ pub enum State {
 }
 
 impl State {
+    /// The contract's name of the state, e.g. `waiting_card`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Accepted => "accepted",
+            State::Connecting => "connecting",
+            State::Sent => "sent",
+            State::WaitingCard => "waiting_card",
+            State::Approved => "approved",
+            State::Declined => "declined",
+            State::NotSent => "not_sent",
+            State::Unknown => "unknown",
+        }
+    }
+
     /// A final state never changes again (except `unknown`, which gets a resolution).
     pub fn is_final(self) -> bool {
         matches!(
@@ -159,6 +173,14 @@ mod tests {
         let text = format_rfc3339(at);
         assert_eq!(text, "2026-03-01T10:20:30.456Z");
         assert_eq!(parse_rfc3339(&text), Some(at));
+    }
+
+    #[test]
+    fn state_names_are_the_wire_names() {
+        for state in [State::Accepted, State::WaitingCard, State::NotSent] {
+            let wire = serde_json::to_string(&state).unwrap();
+            assert_eq!(wire.trim_matches('"'), state.as_str());
+        }
     }
 
     #[test]
