@@ -65,3 +65,25 @@ async fn pages_are_embedded_uncached_and_unknown_paths_are_404() {
     let (status, _, _) = https_get(&agent, "/no-such-file.js").await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test]
+async fn the_identification_probe_marks_an_idle_terminal_seen() {
+    let sim = spawn_sim(Behaviour::default()).await;
+    let mut options = options();
+    options.engine.probe_interval = Duration::from_millis(50);
+    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    let terminals = vec![terminal("tpe-1", sim.addr(), Duration::from_secs(30))];
+    let agent = spawn_agent_in(dir, terminals, options).await;
+    // The second probe starts only after the first one's answer was recorded.
+    tokio::time::timeout(WAIT, sim.wait_requests(2))
+        .await
+        .unwrap();
+    assert!(
+        sim.requests().iter().all(|r| r.contains("CD001I")),
+        "identification only"
+    );
+    let (_, _, body) = https_get(&agent, "/healthz").await;
+    let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["terminals"][0]["state"], "idle");
+    assert!(body["terminals"][0]["last_seen"].is_string());
+}
