@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
+use crate::access::Access;
 use crate::certs::{CertError, Certificates, RENEWAL_INTERVAL};
 use crate::config::Config;
 use crate::engine::{Engine, EngineError, EngineOptions};
@@ -57,7 +58,8 @@ impl Agent {
         let engine =
             Engine::start(&config.terminals, &config.server.data_dir, options.engine).await?;
         let origins = config.server.allowed_origins.clone();
-        let app = App::new(engine, certs, &config.tills, origins, options.web);
+        let access = Access::new(&config.tills);
+        let app = App::new(engine, access, certs, &config.tills, origins, options.web);
         Ok(Agent { app, listener })
     }
 

@@ -84,6 +84,7 @@ impl App {
     /// The shared state of the front.
     pub fn new(
         engine: Engine,
+        access: Access,
         certs: Certificates,
         tills: &[TillConfig],
         allowed_origins: Vec<String>,
@@ -91,7 +92,7 @@ impl App {
     ) -> Arc<App> {
         Arc::new(App {
             engine,
-            access: Access::new(tills),
+            access,
             certs,
             tills: tills.iter().map(|t| (t.name.clone(), t.role)).collect(),
             allowed_origins,

@@ -446,7 +446,15 @@ mod tests {
             till("till-1", "token-one-0123456789"),
             till("till-2", "token-two-0123456789"),
         ];
-        App::new(engine, certs, &tills, Vec::new(), WebOptions::default())
+        let access = crate::access::Access::new(&tills);
+        App::new(
+            engine,
+            access,
+            certs,
+            &tills,
+            Vec::new(),
+            WebOptions::default(),
+        )
     }
 
     fn text(message: Option<Message>) -> Value {
