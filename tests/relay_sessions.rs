@@ -314,3 +314,14 @@ async fn shutdown_closes_sockets_with_1001_and_lets_the_payment_finish() {
     );
     assert_eq!(sim.request_count(), 1);
 }
+
+#[tokio::test]
+async fn a_client_close_is_answered_with_a_close() {
+    let (_sim, agent) = approving_agent().await;
+    let (mut ws, _) = connect_as(&agent, CASHIER).await;
+    ws.close(None).await.unwrap();
+    assert!(matches!(
+        next_frame(&mut ws).await,
+        Some(Ok(Message::Close(_)))
+    ));
+}

@@ -211,7 +211,12 @@ where
                 self.reply(error.into()).await
             }
             Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => Ok(()),
-            Some(Ok(Message::Close(_))) | None => Err(Stop),
+            Some(Ok(Message::Close(_))) => {
+                // Sends the close reply tungstenite queued, so the browser sees a clean close.
+                let _ = timeout(self.app.options.send_timeout, self.socket.close()).await;
+                Err(Stop)
+            }
+            None => Err(Stop),
             Some(Err(WsError::Capacity(err))) => {
                 tracing::info!(%err, "websocket message too big");
                 self.close(CloseCode::Size.into(), "message too big").await;
