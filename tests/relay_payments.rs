@@ -224,6 +224,10 @@ async fn invalid_pay_fields_are_named_and_nothing_is_sent() {
         );
     }
     send(&mut ws, pay("a", "nope", 1)).await;
-    assert_eq!(next_message(&mut ws).await["code"], "unknown_terminal");
+    let error = next_message(&mut ws).await;
+    assert_eq!(
+        (error["code"].as_str(), error["id"].as_str()),
+        (Some("unknown_terminal"), Some("a"))
+    );
     assert_eq!(sim.request_count(), 0);
 }

@@ -47,7 +47,9 @@ impl Engine {
                 "a display till may not pay; pay from a cashier till".into(),
             );
         }
-        let terminal = self.usable_terminal(till, &payment.terminal)?;
+        let terminal = self
+            .usable_terminal(till, &payment.terminal)
+            .map_err(|e| e.with_id(&payment.id))?;
         let _serial = self.inner.pay_lock.lock().await;
         if let Some(existing) = self.inner.ledger.get(&payment.id) {
             return replay(till, &payment, existing);
