@@ -77,17 +77,6 @@ async fn a_bad_token_gets_an_error_and_close_4401() {
 }
 
 #[tokio::test]
-async fn pairing_is_refused_for_now() {
-    let (_sim, agent) = approving_agent().await;
-    let mut ws = ws_connect(&agent, None).await.unwrap();
-    send(&mut ws, json!({"type": "pair", "code": "12345678"})).await;
-    let error = next_message(&mut ws).await;
-    assert_eq!(error["code"], "unauthorized");
-    assert_eq!(error["message"], "pairing is not enabled");
-    assert_eq!(close_code(&mut ws).await, 4401);
-}
-
-#[tokio::test]
 async fn no_hello_in_time_closes_with_4401() {
     let (_sim, agent) = approving_agent().await;
     let mut ws = ws_connect(&agent, None).await.unwrap();
