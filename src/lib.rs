@@ -14,18 +14,22 @@
 //! - [`web`]: the TLS front: HTTP routes, static pages, WebSocket sessions and wire messages.
 //! - [`certs`]: the local CA and the leaf certificate, and the rustls server configuration.
 //! - [`access`]: who may connect: static and paired till tokens, rate limits.
+//! - [`agent`]: the wiring: config → certificates → journal and engine → TLS front.
 //! - [`config`]: the TOML configuration validated once into typed values, and the demo default.
+//! - [`report`]: day totals from the journal, per terminal, method and currency (`report`).
 //! - [`bench`]: the benchmark suite (`bench`): the agent as a child process, measured from outside.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod access;
+pub mod agent;
 pub mod bench;
 pub mod certs;
 pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod protocol;
+pub mod report;
 pub mod sim;
 pub mod terminal;
 pub mod web;

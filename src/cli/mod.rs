@@ -11,9 +11,12 @@ use crate::config::Config;
 
 mod bench;
 mod ca;
+mod pair;
 mod pay;
+mod report;
 mod serve;
 mod simulate;
+mod till;
 
 /// Lets browser point-of-sale pages take payments on Caisse-AP over IP terminals.
 #[derive(Debug, Parser)]
@@ -47,6 +50,13 @@ pub enum Command {
     Pay(pay::PayArgs),
     /// Export the local CA certificate and its fingerprint.
     Ca(ca::CaArgs),
+    /// Day totals per terminal and method from the journal, to compare with the terminal's
+    /// end-of-day ticket.
+    Report(report::ReportArgs),
+    /// Print a one-time code (8 digits, 10 minutes) that pairs a till's browser.
+    Pair(pair::PairArgs),
+    /// List tills, or revoke a paired one.
+    Till(till::TillArgs),
     /// Run the benchmark suite against this binary's agent.
     Bench(bench::BenchArgs),
 }
@@ -63,6 +73,9 @@ impl Cli {
             Command::Simulate(args) => simulate::run(args),
             Command::Pay(args) => pay::run(args),
             Command::Ca(args) => ca::run(args),
+            Command::Report(args) => report::run(args),
+            Command::Pair(args) => pair::run(args),
+            Command::Till(args) => till::run(args),
             Command::Bench(args) => bench::run(args),
         }
     }

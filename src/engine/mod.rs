@@ -1,5 +1,199 @@
 //! Transactions: the registry of terminals, the state machine, idempotency, the journal
 //! and the event bus.
+//!
+//! [`Engine`] is the one entry point the web sessions use. It owns no socket to a browser:
+//! sessions call it and listen to its bus. Each `pay` runs in its own task holding the
+//! terminal's lease (see [`transaction`]), so a browser going away never cuts a payment.
 
+pub mod control;
+pub mod error;
+pub mod events;
 pub mod journal;
+pub mod ledger;
+pub mod order;
+pub mod probe;
 pub mod record;
+pub mod registry;
+pub mod transaction;
+
+mod api;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use api::{CancelAnswer, PayAnswer};
+pub use error::{ApiError, ErrorCode};
+pub use order::{PayOrder, Payment};
+pub use record::Record;
+pub use registry::{TerminalState, TerminalStatus};
+
+use control::Control;
+use events::{EventBus, BUS_CAPACITY};
+use journal::Journal;
+use ledger::Ledger;
+use record::{now_rfc3339, State, TxResult};
+use registry::Registry;
+
+use crate::config::TerminalConfig;
+
+/// Tunables of the engine; the defaults are the contract's.
+#[derive(Debug, Clone, Copy)]
+pub struct EngineOptions {
+    /// Identification probe period per idle terminal.
+    pub probe_interval: Duration,
+    /// TCP connect deadline.
+    pub connect_timeout: Duration,
+    /// No answer after this → `waiting_card`.
+    pub settle: Duration,
+    /// Extra read time after a complete answer.
+    pub drain: Duration,
+    /// Announcements a session may fall behind before it resynchronises.
+    pub bus_capacity: usize,
+}
+
+impl Default for EngineOptions {
+    fn default() -> EngineOptions {
+        EngineOptions {
+            probe_interval: Duration::from_secs(60),
+            connect_timeout: Duration::from_secs(5),
+            settle: Duration::from_millis(500),
+            drain: Duration::from_millis(300),
+            bus_capacity: BUS_CAPACITY,
+        }
+    }
+}
+
+/// Why the engine could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The journal in `data_dir` cannot be opened or written: fix the directory.
+    #[error("journal in {dir}: {source}")]
+    Journal {
+        /// The data directory.
+        dir: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// Handle to the transaction engine; cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    registry: Registry,
+    ledger: Arc<Ledger>,
+    bus: EventBus,
+    // A std mutex: map lookups only, never held across an await.
+    active: Mutex<HashMap<String, Arc<Control>>>,
+    // Serialises `pay` from the idempotency check to the journaled `accepted`.
+    pay_lock: tokio::sync::Mutex<()>,
+    options: EngineOptions,
+    tasks: TaskTracker,
+    stop: CancellationToken,
+}
+
+impl Engine {
+    /// Opens the journal in `data_dir`, settles records interrupted by a restart, and starts
+    /// the probes of `terminals`.
+    pub async fn start(
+        terminals: &[TerminalConfig],
+        data_dir: &Path,
+        options: EngineOptions,
+    ) -> Result<Engine, EngineError> {
+        let journal_error = |source| EngineError::Journal {
+            dir: data_dir.display().to_string(),
+            source,
+        };
+        let dir = data_dir.to_path_buf();
+        // Reading and checking the whole journal blocks: keep it off the runtime threads.
+        let (journal, records) = tokio::task::spawn_blocking(move || Journal::open(&dir))
+            .await
+            .map_err(std::io::Error::other)
+            .and_then(|opened| opened)
+            .map_err(journal_error)?;
+        let bus = EventBus::new(options.bus_capacity);
+        let engine = Engine {
+            inner: Arc::new(Inner {
+                registry: Registry::new(terminals),
+                ledger: Arc::new(Ledger::new(journal, records, bus.clone())),
+                bus,
+                active: Mutex::new(HashMap::new()),
+                pay_lock: tokio::sync::Mutex::new(()),
+                options,
+                tasks: TaskTracker::new(),
+                stop: CancellationToken::new(),
+            }),
+        };
+        engine.settle_interrupted().await.map_err(journal_error)?;
+        engine.start_probes();
+        Ok(engine)
+    }
+
+    /// Journals the final state of every transaction a restart interrupted (contract §5).
+    async fn settle_interrupted(&self) -> std::io::Result<()> {
+        let ledger = &self.inner.ledger;
+        for record in ledger.select(|r| !r.state.is_final()) {
+            let settled = settle_after_restart((*record).clone());
+            tracing::warn!(id = %settled.id, state = ?settled.state, "transaction interrupted by a restart");
+            ledger.commit(settled).await?;
+        }
+        Ok(())
+    }
+
+    fn start_probes(&self) {
+        for terminal in self.inner.registry.iter() {
+            let run = probe::run(
+                Arc::clone(terminal),
+                self.inner.options.probe_interval,
+                self.inner.stop.clone(),
+            );
+            self.inner.tasks.spawn(run);
+        }
+    }
+
+    /// A receiver of every record change announced from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Record>> {
+        self.inner.bus.subscribe()
+    }
+
+    /// Stops probes and new payments, then waits for running transactions to end (each is
+    /// bounded by its terminal's deadline).
+    pub async fn shutdown(&self) {
+        self.inner.stop.cancel();
+        self.inner.tasks.close();
+        self.inner.tasks.wait().await;
+    }
+}
+
+/// What a record interrupted by a restart becomes (contract §5).
+fn settle_after_restart(mut record: Record) -> Record {
+    let result = match record.state {
+        State::Accepted | State::Connecting => {
+            record.state = State::NotSent;
+            TxResult {
+                detail: Some("agent restarted before sending".to_owned()),
+                ..TxResult::default()
+            }
+        }
+        _ => {
+            record.state = State::Unknown;
+            TxResult {
+                reason: Some("agent_restart".to_owned()),
+                detail: Some("the agent restarted while waiting for the terminal".to_owned()),
+                ..TxResult::default()
+            }
+        }
+    };
+    record.result = Some(result);
+    record.updated_at = now_rfc3339();
+    record
+}

@@ -27,6 +27,20 @@ pub enum State {
 }
 
 impl State {
+    /// The contract's name of the state, e.g. `waiting_card`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Accepted => "accepted",
+            State::Connecting => "connecting",
+            State::Sent => "sent",
+            State::WaitingCard => "waiting_card",
+            State::Approved => "approved",
+            State::Declined => "declined",
+            State::NotSent => "not_sent",
+            State::Unknown => "unknown",
+        }
+    }
+
     /// A final state never changes again (except `unknown`, which gets a resolution).
     pub fn is_final(self) -> bool {
         matches!(
@@ -127,4 +141,51 @@ pub struct Record {
     pub updated_at: String,
     /// Per-agent sequence number of the last change.
     pub seq: u64,
+}
+
+/// Now, as the records carry it: RFC 3339, UTC, milliseconds.
+pub fn now_rfc3339() -> String {
+    format_rfc3339(time::OffsetDateTime::now_utc())
+}
+
+/// Formats `at` as the records carry times: RFC 3339, UTC, milliseconds.
+pub fn format_rfc3339(at: time::OffsetDateTime) -> String {
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    at.to_offset(time::UtcOffset::UTC)
+        .format(&format)
+        .unwrap_or_else(|_| at.unix_timestamp().to_string())
+}
+
+/// Parses a record time; `None` when it is not RFC 3339.
+pub fn parse_rfc3339(text: &str) -> Option<time::OffsetDateTime> {
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_round_trip_with_milliseconds() {
+        let at = time::macros::datetime!(2026-03-01 10:20:30.456 UTC);
+        let text = format_rfc3339(at);
+        assert_eq!(text, "2026-03-01T10:20:30.456Z");
+        assert_eq!(parse_rfc3339(&text), Some(at));
+    }
+
+    #[test]
+    fn state_names_are_the_wire_names() {
+        for state in [State::Accepted, State::WaitingCard, State::NotSent] {
+            let wire = serde_json::to_string(&state).unwrap();
+            assert_eq!(wire.trim_matches('"'), state.as_str());
+        }
+    }
+
+    #[test]
+    fn only_unknown_and_the_three_others_are_final() {
+        assert!(State::Unknown.is_final() && State::NotSent.is_final());
+        assert!(!State::Sent.is_final() && !State::WaitingCard.is_final());
+    }
 }

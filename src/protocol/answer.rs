@@ -351,6 +351,15 @@ mod tests {
     }
 
     #[test]
+    fn a_red_key_cancel_with_an_empty_amount_is_a_decline() {
+        let frame = "CZ0040300CA00201CB000CD0010CE003978AE00201AF00211";
+        let Verdict::Declined(answer) = judge(frame, 2500) else {
+            panic!("not declined");
+        };
+        assert_eq!(answer.af.as_deref(), Some("11"));
+    }
+
+    #[test]
     fn unexpected_status_is_invalid() {
         let frame = "CZ0040300CA00201CB0042500CD0010CE003978AE00299";
         assert!(matches!(judge(frame, 2500), Verdict::Invalid(_)));

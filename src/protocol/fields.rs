@@ -46,9 +46,6 @@ pub enum DecodeError {
         /// The length characters (Latin-1).
         length: String,
     },
-    /// A field announced length 000.
-    #[error("field {0}: zero length")]
-    ZeroLength(String),
     /// A tag that is not two ASCII uppercase letters or digits.
     #[error("bad tag {0:?}")]
     BadTag(String),
@@ -177,10 +174,9 @@ pub fn decode_field(buf: &[u8]) -> Result<Option<(Field, usize)>, DecodeError> {
         let (tag, length) = (latin1(tag), latin1(length));
         return Err(DecodeError::NonDigitLength { tag, length });
     }
+    // Length 000 is outside the 1–999 of the protocol, but terminals send an empty CB when the
+    // cashier cancels with the red key: reading it as an empty value keeps that a clean decline.
     let len = length.iter().fold(0, |n, d| n * 10 + usize::from(d - b'0'));
-    if len == 0 {
-        return Err(DecodeError::ZeroLength(latin1(tag)));
-    }
     let Some(value) = buf.get(5..5 + len) else {
         return Ok(None);
     };
@@ -339,10 +335,8 @@ mod tests {
             decode(b"CZ0x40300"),
             Err(DecodeError::NonDigitLength { .. })
         ));
-        assert_eq!(
-            decode(b"CZ0040300CB000"),
-            Err(DecodeError::ZeroLength("CB".into()))
-        );
+        let empty = decode(b"CZ0040300CB000").unwrap().unwrap();
+        assert_eq!(empty[0].get("CB"), Some(""));
         assert_eq!(
             decode(b"AE00210"),
             Err(DecodeError::VersionNotFirst("AE".into()))

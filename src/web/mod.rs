@@ -1,1 +1,106 @@
-//! TODO
+//! The TLS front: one port for HTTP (pages, `/healthz`, `/ca.pem`) and WebSocket (`/ws`).
+//!
+//! [`server`] accepts and spawns, [`routes`] answers HTTP, [`upgrade`] checks the origin and
+//! switches `/ws` to a WebSocket, [`session`] runs one browser's socket, [`messages`] is the
+//! wire format. The web layer holds no transaction state: it asks the [`Engine`] and
+//! forwards what the engine's bus announces.
+
+pub mod assets;
+pub mod messages;
+pub mod onboarding;
+pub mod presence;
+pub mod routes;
+pub mod server;
+pub mod session;
+pub mod upgrade;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::access::Access;
+use crate::certs::Certificates;
+use crate::config::{Role, TillConfig};
+use crate::engine::Engine;
+use presence::Presence;
+
+/// Limits and periods of the front; the defaults are the contract's.
+#[derive(Debug, Clone, Copy)]
+pub struct WebOptions {
+    /// First frame (`hello`) deadline.
+    pub hello_timeout: Duration,
+    /// Server ping period.
+    pub ping_interval: Duration,
+    /// Close after this long without any frame from the client.
+    pub idle_timeout: Duration,
+    /// TLS + HTTP request head deadline.
+    pub handshake_timeout: Duration,
+    /// A send to a browser that takes longer closes its socket.
+    pub send_timeout: Duration,
+    /// Simultaneous connections.
+    pub max_connections: usize,
+    /// Largest WebSocket message and frame.
+    pub max_message: usize,
+}
+
+impl Default for WebOptions {
+    fn default() -> WebOptions {
+        WebOptions {
+            hello_timeout: Duration::from_secs(10),
+            ping_interval: Duration::from_secs(20),
+            idle_timeout: Duration::from_secs(60),
+            handshake_timeout: Duration::from_secs(10),
+            send_timeout: Duration::from_secs(10),
+            max_connections: 20_000,
+            max_message: 64 * 1024,
+        }
+    }
+}
+
+/// What every connection shares.
+pub struct App {
+    /// The transaction engine.
+    pub engine: Engine,
+    /// Till authentication.
+    pub access: Arc<Access>,
+    /// The TLS identity (for `/ca.pem` and `status`).
+    pub certs: Certificates,
+    /// Configured tills (name, role), for `status`.
+    pub tills: Vec<(String, Role)>,
+    /// Allowed `Origin` values besides the agent's own.
+    pub allowed_origins: Vec<String>,
+    /// Open sessions per till.
+    pub presence: Presence,
+    /// Limits and periods.
+    pub options: WebOptions,
+    /// Cancelled when the agent shuts down.
+    pub shutdown: CancellationToken,
+    /// Every connection and session task, awaited at shutdown.
+    pub tasks: TaskTracker,
+}
+
+impl App {
+    /// The shared state of the front.
+    pub fn new(
+        engine: Engine,
+        access: Arc<Access>,
+        certs: Certificates,
+        tills: &[TillConfig],
+        allowed_origins: Vec<String>,
+        options: WebOptions,
+    ) -> Arc<App> {
+        Arc::new(App {
+            engine,
+            access,
+            certs,
+            tills: tills.iter().map(|t| (t.name.clone(), t.role)).collect(),
+            allowed_origins,
+            presence: Presence::default(),
+            options,
+            shutdown: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+        })
+    }
+}

@@ -1,0 +1,346 @@
+//! The requests sessions make of the engine, each checked against the till's rights.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::control::{CancelReply, Control};
+use super::error::{ApiError, ErrorCode};
+use super::order::{PayOrder, Payment};
+use super::record::{now_rfc3339, parse_rfc3339, Record, Resolution, ResolvedAs, State};
+use super::registry::{Terminal, TerminalStatus};
+use super::transaction::Transaction;
+use super::Engine;
+use crate::access::Till;
+use crate::config::Role;
+use crate::protocol::PaymentRequest;
+use crate::terminal::Timeouts;
+
+/// How long a finished transaction is replayed after a reconnecting till's `welcome`.
+pub const REPLAY_WINDOW: Duration = Duration::from_secs(600);
+
+/// What `pay` did.
+#[derive(Debug, Clone)]
+pub enum PayAnswer {
+    /// A new transaction started; its records come on the bus.
+    Started(Arc<Record>),
+    /// The id was already known with the same parameters: its current record.
+    Existing(Arc<Record>),
+}
+
+/// What `cancel` did.
+#[derive(Debug, Clone)]
+pub enum CancelAnswer {
+    /// The request will not be sent; the `not_sent` record comes on the bus.
+    Cancelled,
+    /// The transaction had already ended `not_sent`: its record.
+    AlreadyNotSent(Arc<Record>),
+}
+
+impl Engine {
+    /// Starts a transaction (contract §5 `pay`).
+    pub async fn pay(&self, till: &Till, order: &PayOrder) -> Result<PayAnswer, ApiError> {
+        let payment = order.validate()?;
+        let fail = |code, message: String| Err(ApiError::new(code, message).with_id(&payment.id));
+        if till.role == Role::Display {
+            return fail(
+                ErrorCode::Forbidden,
+                "a display till may not pay; pay from a cashier till".into(),
+            );
+        }
+        let terminal = self
+            .usable_terminal(till, &payment.terminal)
+            .map_err(|e| e.with_id(&payment.id))?;
+        let _serial = self.inner.pay_lock.lock().await;
+        if let Some(existing) = self.inner.ledger.get(&payment.id) {
+            return replay(till, &payment, existing);
+        }
+        if self.inner.stop.is_cancelled() {
+            return fail(
+                ErrorCode::Internal,
+                "the agent is shutting down; retry in a moment".into(),
+            );
+        }
+        let lease = terminal
+            .try_begin(&payment.id)
+            .map_err(|holder| busy(&payment, holder))?;
+        let record = self
+            .inner
+            .ledger
+            .commit(new_record(till, &payment))
+            .await
+            .map_err(|err| {
+                ApiError::new(
+                    ErrorCode::Internal,
+                    format!("journal unavailable ({err}); nothing was sent, fix the agent's data directory"),
+                )
+                .with_id(&payment.id)
+            })?;
+        self.spawn_transaction(terminal, &payment, &record, lease);
+        Ok(PayAnswer::Started(record))
+    }
+
+    fn spawn_transaction(
+        &self,
+        terminal: Arc<Terminal>,
+        payment: &Payment,
+        record: &Record,
+        lease: super::registry::Lease,
+    ) {
+        let control = Arc::new(Control::default());
+        self.active()
+            .insert(payment.id.clone(), Arc::clone(&control));
+        let options = self.inner.options;
+        let transaction = Transaction {
+            ledger: Arc::clone(&self.inner.ledger),
+            request: PaymentRequest {
+                amount: payment.amount,
+                currency: payment.currency,
+                action: payment.action,
+                method: payment.method,
+                pos_number: terminal.config.pos_number.clone(),
+            },
+            timeouts: Timeouts {
+                connect: options.connect_timeout,
+                settle: options.settle,
+                drain: options.drain,
+                deadline: terminal.config.timeout,
+            },
+            terminal,
+            control,
+            record: record.clone(),
+        };
+        let engine = self.clone();
+        let id = payment.id.clone();
+        self.inner.tasks.spawn(async move {
+            transaction.run(lease).await;
+            engine.active().remove(&id);
+        });
+    }
+
+    /// Stops a transaction before its request reaches the terminal (contract §5 `cancel`).
+    pub fn cancel(&self, till: &Till, id: &str) -> Result<CancelAnswer, ApiError> {
+        if till.role == Role::Display {
+            return Err(ApiError::new(
+                ErrorCode::Forbidden,
+                "a display till may not cancel; cancel from the till that started the payment",
+            )
+            .with_id(id));
+        }
+        let record = self.own_record(till, id)?;
+        let control = self.active().get(id).cloned();
+        let reply = control.map_or(CancelReply::Finished, |c| c.cancel());
+        match reply {
+            CancelReply::Cancelled => Ok(CancelAnswer::Cancelled),
+            CancelReply::TooLate => Err(too_late(id)),
+            CancelReply::Finished => {
+                let record = self.inner.ledger.get(id).unwrap_or(record);
+                match record.state {
+                    State::NotSent => Ok(CancelAnswer::AlreadyNotSent(record)),
+                    State::Approved | State::Declined | State::Unknown => Err(ApiError::new(
+                        ErrorCode::TooLate,
+                        format!(
+                            "the transaction already finished ({}); a refund reverses an approved payment",
+                            record.state.as_str()
+                        ),
+                    )
+                    .with_id(id)),
+                    _ => Err(too_late(id)),
+                }
+            }
+        }
+    }
+
+    /// The current record of `id`, if this till may read it (contract §5 `get`).
+    pub fn get(&self, till: &Till, id: &str) -> Result<Arc<Record>, ApiError> {
+        let record = self.inner.ledger.get(id).filter(|r| may_read(till, r));
+        record.ok_or_else(|| not_found(id))
+    }
+
+    /// Journals the cashier's decision on an `unknown` record (contract §5 `resolve`).
+    pub async fn resolve(
+        &self,
+        till: &Till,
+        id: &str,
+        outcome: ResolvedAs,
+        note: Option<String>,
+    ) -> Result<Arc<Record>, ApiError> {
+        if till.role == Role::Display {
+            return Err(ApiError::new(
+                ErrorCode::Forbidden,
+                "a display till may not resolve; resolve from the till that started the payment",
+            )
+            .with_id(id));
+        }
+        let mut record = (*self.own_record(till, id)?).clone();
+        if record.state != State::Unknown {
+            return Err(ApiError::bad_request(format!(
+                "only an unknown transaction can be resolved; this one is {}",
+                record.state.as_str()
+            ))
+            .with_id(id));
+        }
+        let now = now_rfc3339();
+        record.resolution = Some(Resolution {
+            outcome,
+            note,
+            till: till.name.clone(),
+            at: now.clone(),
+        });
+        record.updated_at = now;
+        self.inner.ledger.commit(record).await.map_err(|err| {
+            ApiError::new(
+                ErrorCode::Internal,
+                format!("journal unavailable ({err}); resolve again later"),
+            )
+            .with_id(id)
+        })
+    }
+
+    /// Checks that `till` may watch `terminal`; returns its latest record, if any.
+    pub fn watch(&self, till: &Till, terminal: &str) -> Result<Option<Arc<Record>>, ApiError> {
+        self.usable_terminal(till, terminal)?;
+        Ok(self.inner.ledger.select(|r| r.terminal == terminal).pop())
+    }
+
+    /// The terminals this till may use, with their state.
+    pub fn terminals(&self, till: &Till) -> Vec<TerminalStatus> {
+        let usable = self
+            .inner
+            .registry
+            .iter()
+            .filter(|t| till.may_use(&t.config.name));
+        usable.map(|t| t.status()).collect()
+    }
+
+    /// Every terminal, with its state (for `/healthz`).
+    pub fn all_terminals(&self) -> Vec<TerminalStatus> {
+        self.inner.registry.iter().map(|t| t.status()).collect()
+    }
+
+    /// What a till receives after `welcome`: its records still unresolved `unknown` or
+    /// finished within [`REPLAY_WINDOW`], in seq order.
+    pub fn replay(&self, till: &Till) -> Vec<Arc<Record>> {
+        let horizon = time::OffsetDateTime::now_utc() - REPLAY_WINDOW;
+        self.inner.ledger.select(|r| {
+            let recent = parse_rfc3339(&r.updated_at).is_some_and(|at| at >= horizon);
+            let unresolved = r.state == State::Unknown && r.resolution.is_none();
+            r.till == till.name && (unresolved || (r.state.is_final() && recent))
+        })
+    }
+
+    /// Records changed after `seq` that `keep` selects, in seq order (a lagged session's
+    /// resynchronisation).
+    pub fn changed_since(&self, seq: u64, keep: impl Fn(&Record) -> bool) -> Vec<Arc<Record>> {
+        self.inner.ledger.select(|r| r.seq > seq && keep(r))
+    }
+
+    /// Up to `limit` records of terminals this till may use: unresolved `unknown` first, then
+    /// newest first (the operator page).
+    pub fn recent(&self, till: &Till, limit: usize) -> Vec<Arc<Record>> {
+        let mut records = self.inner.ledger.select(|r| till.may_use(&r.terminal));
+        records.sort_by_key(|r| {
+            let unresolved = r.state == State::Unknown && r.resolution.is_none();
+            (!unresolved, std::cmp::Reverse(r.seq))
+        });
+        records.truncate(limit);
+        records
+    }
+
+    fn usable_terminal(&self, till: &Till, name: &str) -> Result<Arc<Terminal>, ApiError> {
+        let terminal = self.inner.registry.get(name).ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::UnknownTerminal,
+                format!("no terminal named {name:?}; send `terminals` to list them"),
+            )
+        })?;
+        if !till.may_use(name) {
+            return Err(ApiError::new(
+                ErrorCode::Forbidden,
+                format!(
+                "till {} may not use terminal {name}; the agent's configuration lists its terminals",
+                till.name
+            ),
+            ));
+        }
+        Ok(Arc::clone(terminal))
+    }
+
+    fn own_record(&self, till: &Till, id: &str) -> Result<Arc<Record>, ApiError> {
+        let record = self.inner.ledger.get(id).filter(|r| r.till == till.name);
+        record.ok_or_else(|| not_found(id))
+    }
+
+    fn active(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, Arc<Control>>> {
+        self.inner.active.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn may_read(till: &Till, record: &Record) -> bool {
+    record.till == till.name || (till.role == Role::Display && till.may_use(&record.terminal))
+}
+
+fn replay(till: &Till, payment: &Payment, existing: Arc<Record>) -> Result<PayAnswer, ApiError> {
+    let same = existing.till == till.name
+        && existing.terminal == payment.terminal
+        && existing.amount == payment.amount
+        && existing.currency == payment.currency.alpha
+        && existing.action == payment.action
+        && existing.method == payment.method;
+    if same {
+        return Ok(PayAnswer::Existing(existing));
+    }
+    Err(ApiError::new(
+        ErrorCode::IdConflict,
+        "this id is already used by a transaction with other parameters; use a new id",
+    )
+    .with_id(&payment.id))
+}
+
+fn busy(payment: &Payment, holder: Option<String>) -> ApiError {
+    let mut error = ApiError::new(
+        ErrorCode::TerminalBusy,
+        format!(
+            "terminal {} is busy with transaction {}; wait for it to finish",
+            payment.terminal,
+            holder.as_deref().unwrap_or("?")
+        ),
+    )
+    .with_id(&payment.id);
+    error.current = holder;
+    error
+}
+
+fn new_record(till: &Till, payment: &Payment) -> super::record::Record {
+    let now = now_rfc3339();
+    Record {
+        id: payment.id.clone(),
+        till: till.name.clone(),
+        terminal: payment.terminal.clone(),
+        amount: payment.amount,
+        currency: payment.currency.alpha.to_owned(),
+        action: payment.action,
+        method: payment.method,
+        state: State::Accepted,
+        result: None,
+        resolution: None,
+        created_at: now.clone(),
+        updated_at: now,
+        seq: 0,
+    }
+}
+
+fn too_late(id: &str) -> ApiError {
+    ApiError::new(
+        ErrorCode::TooLate,
+        "the request already reached the terminal: cancel on the terminal with the red key",
+    )
+    .with_id(id)
+}
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::new(
+        ErrorCode::NotFound,
+        format!("no transaction {id:?} for this till"),
+    )
+    .with_id(id)
+}

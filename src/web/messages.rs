@@ -1,0 +1,253 @@
+//! The WebSocket wire messages (contract §5): one serde enum per direction.
+//!
+//! Text frames carry one JSON object each, `type` first. A frame that is not JSON, has no
+//! known `type` or lacks a field is answered with an `error` (`bad_request`) whose message
+//! says what is wrong; the socket stays open.
+//!
+//! Beyond the contract, for the operator page (`/status`):
+//! client `{"type":"status"}` → `{"type":"status","terminals":[…],"transactions":[…],
+//! "tills":[{"name","role","sessions"}],"certificate":{"not_after","fingerprint"}}` where
+//! `transactions` holds up to 100 records of the terminals the till may use, unresolved
+//! `unknown` first, then newest first, and `certificate` describes the served leaf
+//! (`fingerprint` is the local CA's, `null` with a bring-your-own certificate).
+//! `error` messages for `terminal_busy` also carry `current`, the id holding the terminal.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::config::Role;
+use crate::engine::record::ResolvedAs;
+use crate::engine::{ApiError, ErrorCode, PayOrder, Record, TerminalStatus};
+
+/// The `agent` field of `welcome`.
+pub const AGENT: &str = concat!("caisse-ap-relay/", env!("CARGO_PKG_VERSION"));
+/// The `api` field of `welcome`.
+pub const API_VERSION: u32 = 1;
+
+const CLIENT_TYPES: [&str; 9] = [
+    "hello",
+    "pair",
+    "pay",
+    "cancel",
+    "get",
+    "resolve",
+    "watch",
+    "terminals",
+    "status",
+];
+
+/// Client → agent.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientMessage {
+    /// Authenticate with a till token.
+    Hello {
+        /// The till's token (never logged).
+        token: String,
+    },
+    /// Pair with a one-time code.
+    Pair {
+        /// Eight digits.
+        code: String,
+    },
+    /// Start a transaction.
+    Pay(PayOrder),
+    /// Cancel before the request reaches the terminal.
+    Cancel {
+        /// Transaction id.
+        id: String,
+    },
+    /// The current record of a transaction.
+    Get {
+        /// Transaction id.
+        id: String,
+    },
+    /// The cashier's decision on an `unknown` transaction.
+    Resolve {
+        /// Transaction id.
+        id: String,
+        /// What the ticket says.
+        outcome: ResolvedAs,
+        /// Free text.
+        #[serde(default)]
+        note: Option<String>,
+    },
+    /// Receive every transaction of a terminal.
+    Watch {
+        /// Terminal name.
+        terminal: String,
+    },
+    /// List the terminals.
+    Terminals,
+    /// The operator page's overview (extension).
+    Status,
+}
+
+impl ClientMessage {
+    /// Parses one text frame; the error is the `bad_request` to answer.
+    pub fn parse(text: &str) -> Result<ClientMessage, ApiError> {
+        let value: Value = serde_json::from_str(text)
+            .map_err(|err| ApiError::bad_request(format!("malformed JSON: {err}")))?;
+        let kind = match value.get("type") {
+            Some(Value::String(kind)) => kind.clone(),
+            Some(_) => return Err(ApiError::bad_request("field `type` must be a string")),
+            None if value.is_object() => return Err(ApiError::bad_request("missing field `type`")),
+            None => return Err(ApiError::bad_request("a message must be a JSON object")),
+        };
+        if !CLIENT_TYPES.contains(&kind.as_str()) {
+            return Err(ApiError::bad_request(format!(
+                "unknown message type `{kind}`; expected one of: {}",
+                CLIENT_TYPES.join(", ")
+            )));
+        }
+        serde_json::from_value(value)
+            .map_err(|err| ApiError::bad_request(format!("invalid `{kind}` message: {err}")))
+    }
+}
+
+/// A till's presence, for `status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TillPresence {
+    /// Till name.
+    pub name: String,
+    /// Its role.
+    pub role: Role,
+    /// Open sessions.
+    pub sessions: usize,
+}
+
+/// The served certificate, for `status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CertificateInfo {
+    /// Leaf expiry, RFC 3339.
+    pub not_after: String,
+    /// SHA-256 of the local CA, when there is one.
+    pub fingerprint: Option<String>,
+}
+
+/// Agent → client.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage {
+    /// Authenticated.
+    Welcome {
+        /// "caisse-ap-relay/VERSION".
+        agent: &'static str,
+        /// 1.
+        api: u32,
+        /// Till name.
+        till: String,
+        /// Its role.
+        role: Role,
+        /// The terminals it may use.
+        terminals: Vec<TerminalStatus>,
+    },
+    /// A pairing code was exchanged for a token: keep it, then send `hello` with it.
+    Paired {
+        /// The till's name.
+        till: String,
+        /// The new till token (256 bits; the agent keeps only its hash).
+        token: String,
+    },
+    /// A record, on every change.
+    Transaction(Box<Record>),
+    /// The terminals this till may use.
+    Terminals {
+        /// Their states.
+        terminals: Vec<TerminalStatus>,
+    },
+    /// A refusal.
+    Error {
+        /// Stable code.
+        code: ErrorCode,
+        /// What to do.
+        message: String,
+        /// Transaction id, when known.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
+        /// For `terminal_busy`: the id holding the terminal.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        current: Option<String>,
+    },
+    /// The operator page's overview (extension).
+    Status {
+        /// Terminals this till may use.
+        terminals: Vec<TerminalStatus>,
+        /// Recent records, unresolved unknown first.
+        transactions: Vec<Record>,
+        /// Configured tills and their open sessions.
+        tills: Vec<TillPresence>,
+        /// The served certificate.
+        certificate: CertificateInfo,
+    },
+}
+
+impl From<ApiError> for ServerMessage {
+    fn from(error: ApiError) -> ServerMessage {
+        ServerMessage::Error {
+            code: error.code,
+            message: error.message,
+            id: error.id,
+            current: error.current,
+        }
+    }
+}
+
+impl ServerMessage {
+    /// The JSON text of this message.
+    pub fn to_json(&self) -> String {
+        // Serialising these types cannot fail: no maps with non-string keys, no custom impls.
+        serde_json::to_string(self).unwrap_or_else(|_| String::from("{}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bad(text: &str) -> String {
+        let error = ClientMessage::parse(text).unwrap_err();
+        assert_eq!(error.code, ErrorCode::BadRequest);
+        error.message
+    }
+
+    #[test]
+    fn each_malformed_kind_gets_a_helpful_message() {
+        assert!(bad("{nope").starts_with("malformed JSON"));
+        assert_eq!(bad("[1]"), "a message must be a JSON object");
+        assert_eq!(bad(r#"{"id":"x"}"#), "missing field `type`");
+        assert_eq!(bad(r#"{"type":7}"#), "field `type` must be a string");
+        assert!(bad(r#"{"type":"dance"}"#).starts_with("unknown message type `dance`"));
+        assert!(bad(r#"{"type":"get"}"#).contains("missing field `id`"));
+        assert!(bad(r#"{"type":"resolve","id":"a","outcome":"maybe"}"#).contains("maybe"));
+    }
+
+    #[test]
+    fn messages_parse_with_defaults() {
+        let msg = ClientMessage::parse(r#"{"type":"terminals"}"#).unwrap();
+        assert_eq!(msg, ClientMessage::Terminals);
+        let msg = ClientMessage::parse(r#"{"type":"resolve","id":"a","outcome":"not_charged"}"#);
+        assert!(matches!(
+            msg.unwrap(),
+            ClientMessage::Resolve {
+                outcome: ResolvedAs::NotCharged,
+                note: None,
+                ..
+            }
+        ));
+        let msg = ClientMessage::parse(r#"{"type":"pay","id":"a","amount":5}"#).unwrap();
+        let ClientMessage::Pay(order) = msg else {
+            panic!("not a pay")
+        };
+        assert_eq!(order.amount, Value::from(5));
+    }
+
+    #[test]
+    fn the_type_comes_first_and_absent_ids_are_omitted() {
+        let json = ServerMessage::from(ApiError::bad_request("x")).to_json();
+        assert_eq!(
+            json,
+            r#"{"type":"error","code":"bad_request","message":"x"}"#
+        );
+    }
+}

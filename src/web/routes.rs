@@ -1,0 +1,63 @@
+//! The HTTP routes: static pages, `/healthz`, `/ca.pem`, `/lna-probe`, the connection doctor
+//! and the `/ws` upgrade.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+
+use super::{assets, onboarding, upgrade, App};
+
+/// The router of the TLS port.
+pub fn router(app: Arc<App>) -> Router {
+    let origins = Arc::new(app.allowed_origins.clone());
+    let listed = move |origin: &str| origins.iter().any(|o| o == origin);
+    Router::new()
+        .route("/", get(|| async { page("index.html") }))
+        .route("/display", get(|| async { page("display.html") }))
+        .route("/status", get(|| async { page("status.html") }))
+        .route("/healthz", get(healthz))
+        .route("/ca.pem", get(ca_pem))
+        .route("/ws", get(upgrade::websocket))
+        .route("/lna-probe", onboarding::lna_probe_route(listed))
+        .merge(onboarding::doctor_router())
+        .route(
+            "/{*file}",
+            get(|Path(file): Path<String>| async move { page(&file) }),
+        )
+        .with_state(app)
+}
+
+/// An embedded file, never cached stale.
+fn page(path: &str) -> Response {
+    let Some((bytes, kind)) = assets::find(path) else {
+        return (StatusCode::NOT_FOUND, "not found\n").into_response();
+    };
+    let headers = [
+        (header::CONTENT_TYPE, HeaderValue::from_static(kind)),
+        (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+    ];
+    (headers, bytes).into_response()
+}
+
+/// Terminal states from the engine's knowledge; never a socket per call.
+async fn healthz(State(app): State<Arc<App>>) -> Response {
+    let body = json!({"status": "ok", "terminals": app.engine.all_terminals()});
+    ([(header::CACHE_CONTROL, "no-cache")], Json(body)).into_response()
+}
+
+/// The local CA certificate; 404 with a bring-your-own certificate.
+async fn ca_pem(State(app): State<Arc<App>>) -> Response {
+    match app.certs.ca_pem() {
+        Some(pem) => ([(header::CONTENT_TYPE, "application/x-pem-file")], pem).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            "this agent serves the operator's own certificate; no local CA\n",
+        )
+            .into_response(),
+    }
+}

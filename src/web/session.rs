@@ -1,0 +1,583 @@
+//! One browser's WebSocket: `hello` first, then one `select!` loop over the browser's
+//! frames, the engine's bus, a ping timer, an idle timer and the shutdown signal.
+//!
+//! Generic over any `Sink`/`Stream` of tungstenite messages, so tests can drive it through
+//! channels or a real socket alike. Decisions where the contract is silent:
+//! - close codes: 4401 (no/invalid `hello`), 4408 (60 s without any frame),
+//!   1001 (agent shutting down), 1009 (message over 64 KiB);
+//! - `watch` answers with the terminal's latest record, if any, then streams its changes;
+//! - a `pay` that starts a transaction is answered by the `accepted` record from the bus; a
+//!   replayed `pay` (same id and parameters) by the current record;
+//! - after `welcome` come the till's records still `unknown` (unresolved) or finished in the
+//!   last 10 minutes, then live changes;
+//! - a session that lags behind the bus is resent every record it cares about that changed
+//!   since the last one it forwarded.
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use tokio::sync::broadcast::error::RecvError;
+use tokio::time::{sleep_until, timeout, timeout_at, Instant};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tracing::Instrument;
+
+use super::messages::{
+    CertificateInfo, ClientMessage, ServerMessage, TillPresence, AGENT, API_VERSION,
+};
+use super::App;
+use crate::access::{AuthError, Till};
+use crate::engine::record::format_rfc3339;
+use crate::engine::{ApiError, CancelAnswer, ErrorCode, PayAnswer, Record};
+
+/// Close code: no valid `hello` in time.
+pub const CLOSE_UNAUTHORIZED: u16 = 4401;
+/// Close code: no frame from the browser for the idle timeout.
+pub const CLOSE_IDLE: u16 = 4408;
+/// Records listed by `status`.
+const STATUS_RECORDS: usize = 100;
+
+/// Runs one WebSocket session to its end.
+pub async fn run<S>(mut socket: S, app: Arc<App>, peer: IpAddr)
+where
+    S: Sink<Message, Error = WsError> + Stream<Item = Result<Message, WsError>> + Unpin + Send,
+{
+    let Some(till) = authenticate(&mut socket, &app, peer).await else {
+        return;
+    };
+    let span = tracing::info_span!("session", till = %till.name);
+    let session = Session {
+        socket,
+        app,
+        till,
+        watched: HashSet::new(),
+        last_seq: 0,
+    };
+    session.run().instrument(span).await
+}
+
+/// Waits for `hello` (a `pair` may come first: it is answered with `paired`, then `hello`
+/// is still expected); answers anything else with an error and close 4401.
+async fn authenticate<S>(socket: &mut S, app: &App, peer: IpAddr) -> Option<Till>
+where
+    S: Sink<Message, Error = WsError> + Stream<Item = Result<Message, WsError>> + Unpin,
+{
+    let deadline = Instant::now() + app.options.hello_timeout;
+    let refusal =
+        loop {
+            let text = match timeout_at(deadline, socket.next()).await {
+                Err(_) => {
+                    close(socket, app, CLOSE_UNAUTHORIZED, "hello expected in time").await;
+                    return None;
+                }
+                Ok(Some(Ok(Message::Text(text)))) => text,
+                Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
+                Ok(Some(Ok(Message::Binary(_) | Message::Frame(_)))) => "".into(),
+                Ok(_) => return None,
+            };
+            match ClientMessage::parse(&text) {
+                Ok(ClientMessage::Hello { token }) => match app.access.authenticate(&token, peer) {
+                    Ok(till) => return Some(till),
+                    Err(err) => break auth_refusal(err),
+                },
+                Ok(ClientMessage::Pair { code }) => match app.access.pair(&code, peer) {
+                    Ok((till, token)) => {
+                        let paired = ServerMessage::Paired {
+                            till: till.name,
+                            token,
+                        };
+                        if !send(socket, app, paired).await {
+                            return None;
+                        }
+                    }
+                    Err(err) => break auth_refusal(err),
+                },
+                _ => break ApiError::new(
+                    ErrorCode::Unauthorized,
+                    "the first message must be hello with the till's token (or pair with a code)",
+                ),
+            }
+        };
+    tracing::info!(%peer, code = ?refusal.code, "websocket authentication refused");
+    if send(socket, app, ServerMessage::from(refusal)).await {
+        close(socket, app, CLOSE_UNAUTHORIZED, "unauthorized").await;
+    }
+    None
+}
+
+/// The `error` a failed `hello` or `pair` gets.
+fn auth_refusal(err: AuthError) -> ApiError {
+    match err {
+        AuthError::Unauthorized => ApiError::new(
+            ErrorCode::Unauthorized,
+            "unknown token or code: check the till's token, or pair the till again with a new code",
+        ),
+        AuthError::RateLimited => ApiError::new(
+            ErrorCode::RateLimited,
+            "too many attempts from this address: wait a minute",
+        ),
+        AuthError::Unavailable => ApiError::new(
+            ErrorCode::Internal,
+            "the agent cannot read its paired tills: see the agent's log",
+        ),
+    }
+}
+
+/// Sends one message under the send deadline; `false` when the socket is gone or stuck.
+async fn send<S>(socket: &mut S, app: &App, message: ServerMessage) -> bool
+where
+    S: Sink<Message, Error = WsError> + Unpin,
+{
+    let frame = Message::text(message.to_json());
+    matches!(
+        timeout(app.options.send_timeout, socket.send(frame)).await,
+        Ok(Ok(()))
+    )
+}
+
+/// Sends a close frame, best effort.
+async fn close<S>(socket: &mut S, app: &App, code: u16, reason: &str)
+where
+    S: Sink<Message, Error = WsError> + Unpin,
+{
+    let frame = CloseFrame {
+        code: CloseCode::from(code),
+        reason: reason.into(),
+    };
+    let _ = timeout(
+        app.options.send_timeout,
+        socket.send(Message::Close(Some(frame))),
+    )
+    .await;
+}
+
+struct Session<S> {
+    socket: S,
+    app: Arc<App>,
+    till: Till,
+    watched: HashSet<String>,
+    /// Bus position: records with a seq up to here were forwarded or skipped.
+    last_seq: u64,
+}
+
+/// Why the loop stops.
+struct Stop;
+
+impl<S> Session<S>
+where
+    S: Sink<Message, Error = WsError> + Stream<Item = Result<Message, WsError>> + Unpin + Send,
+{
+    async fn run(mut self) {
+        let _seat = self.app.presence.join(&self.till.name);
+        // Subscribed before the snapshot: no change can fall between the two.
+        let mut bus = self.app.engine.subscribe();
+        let mut revocations = self.app.access.revocations();
+        if self.greet().await.is_err() {
+            return;
+        }
+        let options = self.app.options;
+        let mut ping = tokio::time::interval_at(
+            Instant::now() + options.ping_interval,
+            options.ping_interval,
+        );
+        let idle = sleep_until(Instant::now() + options.idle_timeout);
+        tokio::pin!(idle);
+        let shutdown = self.app.shutdown.clone();
+        loop {
+            let step = tokio::select! {
+                frame = self.socket.next() => {
+                    idle.as_mut().reset(Instant::now() + options.idle_timeout);
+                    self.on_frame(frame).await
+                }
+                event = bus.recv() => self.on_event(event).await,
+                revoked = revocations.recv() => self.on_revocation(revoked).await,
+                _ = ping.tick() => self.write(Message::Ping(Default::default())).await,
+                _ = &mut idle => {
+                    self.close(CLOSE_IDLE, "no frame for too long").await;
+                    Err(Stop)
+                }
+                _ = shutdown.cancelled() => {
+                    self.close(CloseCode::Away.into(), "agent shutting down").await;
+                    Err(Stop)
+                }
+            };
+            if step.is_err() {
+                break;
+            }
+        }
+        tracing::debug!("session ended");
+    }
+
+    async fn greet(&mut self) -> Result<(), Stop> {
+        let engine = &self.app.engine;
+        let welcome = ServerMessage::Welcome {
+            agent: AGENT,
+            api: API_VERSION,
+            till: self.till.name.clone(),
+            role: self.till.role,
+            terminals: engine.terminals(&self.till),
+        };
+        let replay = engine.replay(&self.till);
+        tracing::info!(replayed = replay.len(), "till connected");
+        self.reply(welcome).await?;
+        self.forward_all(replay).await
+    }
+
+    async fn on_frame(&mut self, frame: Option<Result<Message, WsError>>) -> Result<(), Stop> {
+        match frame {
+            Some(Ok(Message::Text(text))) => self.on_text(&text).await,
+            Some(Ok(Message::Binary(_))) => {
+                let error =
+                    ApiError::bad_request("binary frames are not supported: send JSON text");
+                self.reply(error.into()).await
+            }
+            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => Ok(()),
+            Some(Ok(Message::Close(_))) => {
+                // Sends the close reply tungstenite queued, so the browser sees a clean close.
+                let _ = timeout(self.app.options.send_timeout, self.socket.close()).await;
+                Err(Stop)
+            }
+            None => Err(Stop),
+            Some(Err(WsError::Capacity(err))) => {
+                tracing::info!(%err, "websocket message too big");
+                self.close(CloseCode::Size.into(), "message too big").await;
+                Err(Stop)
+            }
+            Some(Err(err)) => {
+                tracing::debug!(%err, "websocket read failed");
+                Err(Stop)
+            }
+        }
+    }
+
+    async fn on_text(&mut self, text: &str) -> Result<(), Stop> {
+        let reply = match ClientMessage::parse(text) {
+            Ok(message) => self.on_message(message).await,
+            Err(error) => Err(error),
+        };
+        match reply {
+            Ok(Some(message)) => self.reply(message).await,
+            Ok(None) => Ok(()),
+            Err(error) => {
+                tracing::debug!(code = ?error.code, message = %error.message, "request refused");
+                self.reply(error.into()).await
+            }
+        }
+    }
+
+    async fn on_message(
+        &mut self,
+        message: ClientMessage,
+    ) -> Result<Option<ServerMessage>, ApiError> {
+        let engine = self.app.engine.clone();
+        let till = &self.till;
+        let record = |r: Arc<Record>| Some(ServerMessage::Transaction(Box::new((*r).clone())));
+        match message {
+            ClientMessage::Hello { .. } | ClientMessage::Pair { .. } => Err(ApiError::bad_request(
+                format!("already authenticated as till {}", till.name),
+            )),
+            ClientMessage::Pay(order) => match engine.pay(till, &order).await? {
+                PayAnswer::Started(_) => Ok(None),
+                PayAnswer::Existing(existing) => Ok(record(existing)),
+            },
+            ClientMessage::Cancel { id } => match engine.cancel(till, &id)? {
+                CancelAnswer::Cancelled => Ok(None),
+                CancelAnswer::AlreadyNotSent(done) => Ok(record(done)),
+            },
+            ClientMessage::Get { id } => Ok(record(engine.get(till, &id)?)),
+            ClientMessage::Resolve { id, outcome, note } => {
+                engine.resolve(till, &id, outcome, note).await?;
+                Ok(None)
+            }
+            ClientMessage::Watch { terminal } => {
+                let latest = engine.watch(till, &terminal)?;
+                self.watched.insert(terminal);
+                Ok(latest.and_then(record))
+            }
+            ClientMessage::Terminals => Ok(Some(ServerMessage::Terminals {
+                terminals: engine.terminals(till),
+            })),
+            ClientMessage::Status => Ok(Some(self.status())),
+        }
+    }
+
+    fn status(&self) -> ServerMessage {
+        let app = &self.app;
+        let tills = app.tills.iter().map(|(name, role)| TillPresence {
+            name: name.clone(),
+            role: *role,
+            sessions: app.presence.sessions(name),
+        });
+        let recent = app.engine.recent(&self.till, STATUS_RECORDS);
+        ServerMessage::Status {
+            terminals: app.engine.terminals(&self.till),
+            transactions: recent.iter().map(|r| (**r).clone()).collect(),
+            tills: tills.collect(),
+            certificate: CertificateInfo {
+                not_after: format_rfc3339(app.certs.leaf_not_after()),
+                fingerprint: app.certs.fingerprint(),
+            },
+        }
+    }
+
+    /// Closes the socket when this till's pairing is revoked.
+    async fn on_revocation(&mut self, revoked: Result<String, RecvError>) -> Result<(), Stop> {
+        match revoked {
+            Ok(name) if name != self.till.name => Ok(()),
+            Ok(_) => {
+                tracing::info!("till revoked; closing its socket");
+                self.close(CLOSE_UNAUTHORIZED, "till revoked").await;
+                Err(Stop)
+            }
+            Err(RecvError::Lagged(_)) => {
+                // Revocations were missed: reconnecting makes the till authenticate again.
+                self.close(CloseCode::Restart.into(), "please reconnect")
+                    .await;
+                Err(Stop)
+            }
+            Err(RecvError::Closed) => Err(Stop),
+        }
+    }
+
+    async fn on_event(&mut self, event: Result<Arc<Record>, RecvError>) -> Result<(), Stop> {
+        match event {
+            Ok(record) if record.seq > self.last_seq => {
+                self.last_seq = record.seq;
+                if self.cares(&record) {
+                    return self.forward(&record).await;
+                }
+                Ok(())
+            }
+            Ok(_) => Ok(()),
+            Err(RecvError::Lagged(missed)) => {
+                tracing::info!(missed, "session lagged; resynchronising");
+                let records = {
+                    let session = &*self;
+                    session
+                        .app
+                        .engine
+                        .changed_since(session.last_seq, |r| session.cares(r))
+                };
+                let newest = records.iter().map(|r| r.seq).max().unwrap_or(0);
+                self.forward_all(records).await?;
+                // Later bus entries up to `newest` are older states of what was just sent.
+                self.last_seq = self.last_seq.max(newest);
+                Ok(())
+            }
+            Err(RecvError::Closed) => Err(Stop),
+        }
+    }
+
+    fn cares(&self, record: &Record) -> bool {
+        record.till == self.till.name || self.watched.contains(&record.terminal)
+    }
+
+    async fn forward_all(&mut self, records: Vec<Arc<Record>>) -> Result<(), Stop> {
+        for record in records {
+            self.forward(&record).await?;
+        }
+        Ok(())
+    }
+
+    async fn forward(&mut self, record: &Record) -> Result<(), Stop> {
+        self.reply(ServerMessage::Transaction(Box::new(record.clone())))
+            .await
+    }
+
+    async fn reply(&mut self, message: ServerMessage) -> Result<(), Stop> {
+        if send(&mut self.socket, &self.app, message).await {
+            Ok(())
+        } else {
+            Err(Stop)
+        }
+    }
+
+    async fn write(&mut self, frame: Message) -> Result<(), Stop> {
+        match timeout(self.app.options.send_timeout, self.socket.send(frame)).await {
+            Ok(Ok(())) => Ok(()),
+            _ => Err(Stop),
+        }
+    }
+
+    async fn close(&mut self, code: u16, reason: &str) {
+        close(&mut self.socket, &self.app, code, reason).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+    use std::time::Duration;
+
+    use serde_json::{json, Value};
+    use tokio::sync::mpsc;
+    use tokio_util::sync::PollSender;
+
+    use super::*;
+    use crate::certs::Certificates;
+    use crate::config::{Role, Secret, TerminalConfig, TillConfig, TlsConfig};
+    use crate::engine::{Engine, EngineOptions, PayOrder};
+    use crate::sim::{Behaviour, Simulator};
+    use crate::web::WebOptions;
+
+    /// A socket made of two channels; the outgoing one holds a single message, so the
+    /// session blocks on its second send until the test reads.
+    struct Pipe {
+        incoming: mpsc::Receiver<Result<Message, WsError>>,
+        outgoing: PollSender<Message>,
+    }
+
+    impl Stream for Pipe {
+        type Item = Result<Message, WsError>;
+        fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+            self.incoming.poll_recv(cx)
+        }
+    }
+
+    impl Sink<Message> for Pipe {
+        type Error = WsError;
+        fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), WsError>> {
+            Pin::new(&mut self.outgoing)
+                .poll_ready(cx)
+                .map_err(|_| WsError::ConnectionClosed)
+        }
+        fn start_send(mut self: Pin<&mut Self>, item: Message) -> Result<(), WsError> {
+            Pin::new(&mut self.outgoing)
+                .start_send(item)
+                .map_err(|_| WsError::ConnectionClosed)
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), WsError>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), WsError>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    fn till(name: &str, token: &str) -> TillConfig {
+        TillConfig {
+            name: name.into(),
+            token: Some(Secret(token.into())),
+            terminals: None,
+            role: Role::Cashier,
+        }
+    }
+
+    async fn app(dir: &std::path::Path, sim: &Simulator) -> Arc<App> {
+        let terminals: Vec<_> = ["tpe-1", "tpe-2"]
+            .map(|name| TerminalConfig {
+                name: name.into(),
+                address: sim.addr().to_string(),
+                pos_number: "01".into(),
+                timeout: Duration::from_secs(30),
+            })
+            .into();
+        let options = EngineOptions {
+            bus_capacity: 2,
+            ..EngineOptions::default()
+        };
+        let engine = Engine::start(&terminals, &dir.join("data"), options)
+            .await
+            .unwrap();
+        let tls = TlsConfig {
+            dir: dir.join("certs"),
+            own: None,
+            extra_names: Vec::new(),
+            name_constraints: false,
+        };
+        let certs = Certificates::load_or_create(&tls).unwrap();
+        let tills = [
+            till("till-1", "token-one-0123456789"),
+            till("till-2", "token-two-0123456789"),
+        ];
+        let access = crate::access::Access::new(&tills, &dir.join("data")).unwrap();
+        App::new(
+            engine,
+            Arc::new(access),
+            certs,
+            &tills,
+            Vec::new(),
+            WebOptions::default(),
+        )
+    }
+
+    fn text(message: Option<Message>) -> Value {
+        match message {
+            Some(Message::Text(text)) => serde_json::from_str(&text).unwrap(),
+            other => panic!("expected text, got {other:?}"),
+        }
+    }
+
+    async fn pay(app: &App, till: &str, id: &str, terminal: &str) {
+        let till = cashier(till);
+        let order: PayOrder = serde_json::from_value(
+            json!({"id": id, "terminal": terminal, "amount": 100, "currency": "EUR"}),
+        )
+        .unwrap();
+        app.engine.pay(&till, &order).await.unwrap();
+    }
+
+    fn cashier(name: &str) -> Till {
+        Till {
+            name: name.into(),
+            role: Role::Cashier,
+            terminals: None,
+        }
+    }
+
+    /// Pays, then waits on the bus until the transaction is final.
+    async fn pay_to_the_end(app: &App, till: &str, id: &str, terminal: &str) {
+        let mut bus = app.engine.subscribe();
+        pay(app, till, id, terminal).await;
+        let done = || {
+            let record = app.engine.get(&cashier(till), id);
+            record.is_ok_and(|r| r.state.is_final())
+        };
+        let wait = async {
+            while !done() {
+                let _ = bus.recv().await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(5), wait)
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_lagging_session_is_resent_what_it_missed() {
+        let dir = tempfile::tempdir().unwrap();
+        let sim = Simulator::spawn(
+            tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+            Behaviour::default(),
+        );
+        let app = app(dir.path(), &sim).await;
+        let (to_session, incoming) = mpsc::channel(8);
+        let (outgoing, mut from_session) = mpsc::channel(1);
+        let pipe = Pipe {
+            incoming,
+            outgoing: PollSender::new(outgoing),
+        };
+        tokio::spawn(run(pipe, Arc::clone(&app), IpAddr::from([127, 0, 0, 1])));
+        let hello = json!({"type": "hello", "token": "token-one-0123456789"}).to_string();
+        to_session.send(Ok(Message::text(hello))).await.unwrap();
+        assert_eq!(text(from_session.recv().await)["type"], "welcome");
+
+        // The session blocks on its second record while the bus (capacity 2) overflows with
+        // another till's records: its own final record falls out of the ring.
+        pay_to_the_end(&app, "till-1", "a", "tpe-1").await;
+        pay_to_the_end(&app, "till-2", "b", "tpe-2").await;
+
+        // Reaching `approved` at all is the proof: it had fallen out of the ring.
+        let mut states = Vec::new();
+        while states.last() != Some(&json!("approved")) {
+            let message = tokio::time::timeout(Duration::from_secs(5), from_session.recv()).await;
+            let message = text(message.unwrap());
+            assert_eq!(message["id"], "a", "only the till's own records: {message}");
+            states.push(message["state"].clone());
+        }
+    }
+}

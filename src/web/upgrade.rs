@@ -1,0 +1,178 @@
+//! The `/ws` handshake: origin check, then HTTP 101 and a tungstenite socket over hyper's
+//! upgraded connection, handed to [`super::session::run`].
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use hyper_util::rt::TokioIo;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::WebSocketStream;
+use tracing::Instrument;
+
+use super::server::ConnectionPermit;
+use super::{session, App};
+
+/// The peer address of the connection a request came on (set by the server).
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub SocketAddr);
+
+/// Answers `/ws`: 403 for a foreign origin, 400 for a non-WebSocket request, else 101.
+pub async fn websocket(State(app): State<Arc<App>>, mut request: Request) -> Response {
+    let headers = request.headers();
+    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    if !origin_allowed(origin, host, &app.allowed_origins) {
+        tracing::warn!(origin = origin.unwrap_or(""), "websocket origin refused");
+        return (StatusCode::FORBIDDEN, "origin not allowed\n").into_response();
+    }
+    let Some(accept) = accept_key(headers) else {
+        return (StatusCode::BAD_REQUEST, "expected a WebSocket upgrade\n").into_response();
+    };
+    let Some(on_upgrade) = request
+        .extensions_mut()
+        .remove::<hyper::upgrade::OnUpgrade>()
+    else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "this connection cannot be upgraded\n",
+        )
+            .into_response();
+    };
+    let peer = request
+        .extensions()
+        .get::<Peer>()
+        .map_or(Ipv4Addr::UNSPECIFIED.into(), |p| p.0.ip());
+    // The session keeps the connection's permit: the connection cap counts open sockets.
+    let permit = request.extensions().get::<ConnectionPermit>().cloned();
+    let session_app = Arc::clone(&app);
+    app.tasks.spawn(
+        async move {
+            let _permit = permit;
+            match on_upgrade.await {
+                Ok(upgraded) => run_socket(upgraded, session_app, peer).await,
+                Err(err) => tracing::debug!(%err, "websocket upgrade failed"),
+            }
+        }
+        .in_current_span(),
+    );
+    switching_protocols(accept)
+}
+
+async fn run_socket(upgraded: hyper::upgrade::Upgraded, app: Arc<App>, peer: IpAddr) {
+    let limit = Some(app.options.max_message);
+    let config = WebSocketConfig::default()
+        .max_message_size(limit)
+        .max_frame_size(limit);
+    let socket =
+        WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
+    session::run(socket, app, peer).await;
+}
+
+fn switching_protocols(accept: String) -> Response {
+    let mut response = StatusCode::SWITCHING_PROTOCOLS.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    if let Ok(value) = HeaderValue::from_str(&accept) {
+        headers.insert(header::SEC_WEBSOCKET_ACCEPT, value);
+    }
+    response
+}
+
+/// The `Sec-WebSocket-Accept` for a valid version-13 upgrade request.
+fn accept_key(headers: &HeaderMap) -> Option<String> {
+    let has = |name: header::HeaderName, token: &str| {
+        headers.get_all(name).iter().any(|value| {
+            value.to_str().is_ok_and(|text| {
+                text.split(',')
+                    .any(|part| part.trim().eq_ignore_ascii_case(token))
+            })
+        })
+    };
+    let upgrade = has(header::CONNECTION, "upgrade") && has(header::UPGRADE, "websocket");
+    let version = headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .map(|v| v.as_bytes());
+    let key = headers.get(header::SEC_WEBSOCKET_KEY)?;
+    (upgrade && version == Some(b"13")).then(|| derive_accept_key(key.as_bytes()))
+}
+
+/// Contract §4: refused when `Origin` is present, not listed (exact match) and not the
+/// agent's own origin (`https://` + the request's `Host`).
+pub fn origin_allowed(origin: Option<&str>, host: Option<&str>, allowed: &[String]) -> bool {
+    let Some(origin) = origin else {
+        return true;
+    };
+    let own = host.is_some_and(|host| origin.strip_prefix("https://") == Some(host));
+    own || allowed.iter().any(|a| a == origin)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_are_matched_exactly() {
+        let allowed = vec!["https://pos.example.com".to_owned()];
+        let host = Some("127.0.0.1:8443");
+        assert!(origin_allowed(None, host, &allowed));
+        assert!(origin_allowed(
+            Some("https://pos.example.com"),
+            host,
+            &allowed
+        ));
+        assert!(origin_allowed(
+            Some("https://127.0.0.1:8443"),
+            host,
+            &allowed
+        ));
+        assert!(!origin_allowed(
+            Some("https://pos.example.com/"),
+            host,
+            &allowed
+        ));
+        assert!(!origin_allowed(
+            Some("http://127.0.0.1:8443"),
+            host,
+            &allowed
+        ));
+        assert!(!origin_allowed(
+            Some("https://evil.example"),
+            host,
+            &allowed
+        ));
+        assert!(!origin_allowed(
+            Some("https://evil.example"),
+            None,
+            &allowed
+        ));
+    }
+
+    #[test]
+    fn only_version_13_upgrades_are_accepted() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, Upgrade"),
+        );
+        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        headers.insert(
+            header::SEC_WEBSOCKET_KEY,
+            HeaderValue::from_static("dGhlIHNhbXBsZSBub25jZQ=="),
+        );
+        assert_eq!(accept_key(&headers), None);
+        headers.insert(
+            header::SEC_WEBSOCKET_VERSION,
+            HeaderValue::from_static("13"),
+        );
+        // The RFC 6455 example.
+        assert_eq!(
+            accept_key(&headers).as_deref(),
+            Some("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
+        );
+    }
+}

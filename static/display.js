@@ -1,0 +1,203 @@
+/**
+ * Customer display (`/display`): watches one terminal and shows the amount, what to do and
+ * the result in large type, then returns to "Bonjour" after a few seconds.
+ * Set up once: pair with a code (or a token), pick the terminal; both are kept in
+ * localStorage (never in the URL). "Changer de terminal" in the footer starts over.
+ *
+ * Test hooks (data-testid), besides those of common.js:
+ *   terminal-choice                 first-time terminal picker; buttons terminal-choice-<name>
+ *   display-screen                  data-state = idle|waiting|result, data-result = approved|partial|declined|not_sent|unknown
+ *                                   data-id = the transaction shown
+ *   display-kicker, display-title, display-amount, display-message   the texts
+ *   display-terminal                watched terminal name
+ *   display-reset                   forget the terminal (and the token) and set up again
+ */
+import { RelayClient, isFinal } from "/client.js";
+import {
+  addStrings, applyStrings, authFormMarkup, bindConnectionBadge, formatAmount, h,
+  onLangChange, pageSocketUrl, setupAuthForm, setupLangToggle, Store, t,
+} from "/common.js";
+
+addStrings({
+  fr: {
+    "display.pick": "Quel terminal cet écran affiche-t-il ?",
+    "display.pickIntro": "Choix fait une seule fois ; il est mémorisé sur cet appareil.",
+    "display.reset": "Changer de terminal",
+    "display.terminal": "Terminal {name}",
+    "display.hello": "Bonjour",
+    "display.welcome": "Bienvenue",
+    "display.debit": "À payer", "display.refund": "Remboursement",
+    "display.wait": "Un instant…",
+    "display.card": "Présentez votre carte",
+    "display.check": "Insérez votre chèque",
+    "display.approved.debit": "Paiement accepté", "display.approved.refund": "Remboursement effectué",
+    "display.thanks": "Merci !",
+    "display.partial": "Paiement partiel accepté", "display.partialRest": "Reste à payer : {amount}",
+    "display.declined": "Paiement refusé", "display.declinedHelp": "Veuillez vous adresser à la caisse.",
+    "display.not_sent": "Paiement non effectué", "display.notSentHelp": "Rien n'a été débité. Veuillez patienter.",
+    "display.unknown": "Vérification en cours", "display.unknownHelp": "Veuillez patienter, la caisse vérifie le paiement.",
+  },
+  en: {
+    "display.pick": "Which terminal does this screen show?",
+    "display.pickIntro": "Chosen once; remembered on this device.",
+    "display.reset": "Change terminal",
+    "display.terminal": "Terminal {name}",
+    "display.hello": "Hello",
+    "display.welcome": "Welcome",
+    "display.debit": "To pay", "display.refund": "Refund",
+    "display.wait": "One moment…",
+    "display.card": "Present your card",
+    "display.check": "Insert your cheque",
+    "display.approved.debit": "Payment approved", "display.approved.refund": "Refund done",
+    "display.thanks": "Thank you!",
+    "display.partial": "Partial payment approved", "display.partialRest": "Still to pay: {amount}",
+    "display.declined": "Payment declined", "display.declinedHelp": "Please ask at the till.",
+    "display.not_sent": "Payment not made", "display.notSentHelp": "Nothing was charged. Please wait.",
+    "display.unknown": "Checking", "display.unknownHelp": "Please wait, the cashier is checking the payment.",
+  },
+});
+
+const RESULT_MS = 8_000;
+const $ = (id) => document.getElementById(id);
+const store = new Store("display");
+const client = new RelayClient(pageSocketUrl(), { idPrefix: "display" });
+let shown = null; // the record on screen, or null for idle
+let idleTimer = null;
+
+$("auth-panel").innerHTML = authFormMarkup();
+setupLangToggle($("lang-toggle"));
+bindConnectionBadge(client, $("connection-status"));
+const auth = setupAuthForm($("auth-form"), useToken, (code) => client.pair(code));
+
+function useToken(token) {
+  store.set("token", token);
+  client.setToken(token);
+  auth.hide();
+  const terminal = store.get("terminal");
+  if (terminal) startWatching(terminal); // greet at once; watch is sent when connected
+  client.connect().catch(() => {});
+}
+
+client.on("closed", (detail) => {
+  if (detail.code !== 4401) return;
+  store.set("token", null);
+  showOnly("auth-panel");
+  auth.show(t("auth.rejected"));
+});
+
+client.on("welcome", (welcome) => {
+  const terminal = store.get("terminal");
+  if (terminal && welcome.terminals.some((term) => term.name === terminal)) {
+    if ($("screen").hidden) startWatching(terminal);
+  } else {
+    store.set("terminal", null);
+    showPicker(welcome.terminals);
+  }
+});
+
+client.on("transaction", (record) => {
+  if (record.terminal !== store.get("terminal")) return;
+  if (shown && shown.id === record.id && record.seq < shown.seq) return;
+  show(record);
+});
+
+$("display-reset").addEventListener("click", () => {
+  store.set("terminal", null);
+  store.set("token", null);
+  client.close();
+  location.reload();
+});
+
+function showOnly(id) {
+  for (const section of ["auth-panel", "picker", "screen"]) $(section).hidden = section !== id;
+  $("display-reset").hidden = id !== "screen";
+}
+
+function showPicker(terminals) {
+  showOnly("picker");
+  $("picker-list").replaceChildren(...terminals.map((term) =>
+    h("button", {
+      type: "button", class: "btn", "data-testid": `terminal-choice-${term.name}`,
+      onclick: () => { store.set("terminal", term.name); startWatching(term.name); },
+    }, term.name, h("span", { class: "pill", "data-state": term.state }, t(`term.${term.state}`)))));
+  $("picker-list").querySelector("button")?.focus();
+}
+
+function startWatching(terminal) {
+  client.watch(terminal);
+  $("display-terminal").textContent = t("display.terminal", { name: terminal });
+  showOnly("screen");
+  render();
+}
+
+// A final result stays for RESULT_MS after it arrives, then the screen greets the next customer.
+function show(record) {
+  shown = record;
+  clearTimeout(idleTimer);
+  if (isFinal(record.state)) {
+    idleTimer = setTimeout(() => { shown = null; render(); }, RESULT_MS);
+  }
+  render();
+}
+
+function view(record) {
+  if (!record) return { state: "idle", title: t("display.hello"), message: t("display.welcome") };
+  const amount = formatAmount(record.amount, record.currency);
+  const kicker = t(`display.${record.action}`);
+  const waiting = { state: "waiting", kicker, amount };
+  switch (record.state) {
+    case "sent":
+    case "waiting_card":
+      return { ...waiting, message: t(record.method === "check" ? "display.check" : "display.card") };
+    case "approved": return approvedView(record, amount);
+    case "declined":
+      return { state: "result", result: "declined", title: t("display.declined"), amount, message: t("display.declinedHelp") };
+    case "not_sent":
+      return { state: "result", result: "not_sent", title: t("display.not_sent"), amount, message: t("display.notSentHelp") };
+    case "unknown":
+      return { state: "result", result: "unknown", title: t("display.unknown"), amount, message: t("display.unknownHelp") };
+    default:
+      return { ...waiting, message: t("display.wait") };
+  }
+}
+
+function approvedView(record, amount) {
+  const result = record.result ?? {};
+  if (result.partial) {
+    const approved = result.approved_amount ?? 0;
+    return {
+      state: "result", result: "partial", title: t("display.partial"),
+      amount: formatAmount(approved, record.currency),
+      message: t("display.partialRest", { amount: formatAmount(record.amount - approved, record.currency) }),
+    };
+  }
+  return { state: "result", result: "approved", title: t(`display.approved.${record.action}`), amount, message: t("display.thanks") };
+}
+
+function render() {
+  const v = view(shown);
+  const screen = $("screen");
+  screen.dataset.state = v.state;
+  screen.dataset.result = v.result ?? "";
+  screen.dataset.id = shown?.id ?? "";
+  for (const [id, text] of [["display-kicker", v.kicker], ["display-title", v.title], ["display-amount", v.amount], ["display-message", v.message]]) {
+    $(id).textContent = text ?? "";
+    $(id).hidden = !text;
+  }
+}
+
+onLangChange(() => {
+  render();
+  const terminal = store.get("terminal");
+  if (terminal) $("display-terminal").textContent = t("display.terminal", { name: terminal });
+  if (!$("picker").hidden && client.welcome) showPicker(client.welcome.terminals);
+});
+applyStrings();
+
+const saved = store.get("token");
+if (saved) useToken(saved);
+else {
+  showOnly("auth-panel");
+  auth.show();
+}
+render();

@@ -1,0 +1,568 @@
+/**
+ * Demo point-of-sale page (`/`): amount keypad, terminal picker, live timeline, result card,
+ * resolution of unknown results, recent transactions of this till.
+ *
+ * Test hooks (data-testid), besides those of common.js:
+ *   till-name                       till name from the welcome
+ *   logout-button                   forgets the token
+ *   error-banner                    agent errors (busy terminal, too late, ...)
+ *   amount-display                  data-amount = amount in minor units
+ *   keypad-0 … keypad-9, keypad-00, keypad-back, keypad-clear
+ *   terminal-picker                 fieldset; options terminal-option-<name> (radio, data-state idle|busy|unreachable)
+ *   action-debit, action-refund, method-card, method-check   radios
+ *   pay-button                      starts the payment (also Enter on the keyboard)
+ *   progress                        the current payment panel; payment-id its id
+ *   progress-sub                    current state text
+ *   timeline-step-sent, timeline-step-waiting_card, timeline-step-result
+ *                                   data-state = todo|active|done|skipped; <time> holds the hour
+ *   cancel-button                   visible while the request has not reached the terminal
+ *   result-card                     data-state = approved|partial|declined|not_sent|unknown|resolved|error
+ *   resolve-approved, resolve-not-charged, resolve-note   on an unresolved unknown result
+ *   retry-button, new-payment-button, collect-rest-button
+ *   recent-list                     rows recent-<id> (buttons), data-state = the record's state
+ *
+ * Keyboard: digits type the amount (in cents), Backspace deletes, Escape clears, Enter pays.
+ */
+import { RelayClient, isFinal } from "/client.js";
+import {
+  addStrings, applyStrings, authFormMarkup, bindConnectionBadge, formatAmount, formatTime,
+  h, onLangChange, pageSocketUrl, setupAuthForm, setupLangToggle, stateLabel, Store, t,
+} from "/common.js";
+
+addStrings({
+  fr: {
+    "pos.brand": "Caisse", "pos.amount": "Montant", "pos.keypad": "Pavé numérique", "pos.back": "Effacer un chiffre",
+    "pos.clear": "Effacer", "pos.keyboardHint": "Clavier : chiffres, ⌫ pour corriger, Échap pour effacer, Entrée pour encaisser.",
+    "pos.setup": "Paiement", "pos.terminal": "Terminal", "pos.operation": "Opération", "pos.method": "Moyen de paiement",
+    "pos.noTerminal": "Aucun terminal disponible pour cette caisse.",
+    "pos.pay.debit": "Encaisser {amount}", "pos.pay.refund": "Rembourser {amount}", "pos.pay.empty": "Saisissez un montant",
+    "pos.title.debit": "Paiement de {amount}", "pos.title.refund": "Remboursement de {amount}",
+    "pos.step.sent": "Envoyé au terminal", "pos.step.waiting_card": "En attente de la carte", "pos.step.result": "Résultat",
+    "pos.waiting_check": "En attente du chèque",
+    "pos.sub.pending": "Envoi de la demande à l'agent…", "pos.sub.accepted": "Demande acceptée par l'agent…",
+    "pos.sub.connecting": "Connexion au terminal…", "pos.sub.sent": "Demande transmise au terminal.",
+    "pos.sub.waiting_card": "Le client peut présenter sa carte sur le terminal.",
+    "pos.sub.waiting_check": "Insérez le chèque dans le terminal.",
+    "pos.sub.final": "Terminé à {time}.",
+    "pos.sub.offline": "Connexion à l'agent perdue : le paiement continue sur le terminal, son résultat s'affichera dès la reconnexion. Ne relancez pas.",
+    "pos.cancel": "Annuler", "pos.recent": "Transactions récentes", "pos.noRecent": "Aucune transaction récente.",
+    "pos.approved.debit": "Paiement accepté", "pos.approved.refund": "Remboursement accepté",
+    "pos.partial": "Paiement partiel accepté", "pos.partial.approved": "Accepté : {amount}",
+    "pos.partial.rest": "Reste à encaisser : {amount}", "pos.collectRest": "Encaisser le reste",
+    "pos.card": "Carte", "pos.pan": "N° de carte", "pos.auth": "N° d'autorisation",
+    "pos.declined": "Paiement refusé", "pos.declined.refund": "Remboursement refusé", "pos.reason": "Motif",
+    "pos.not_sent": "Non envoyé — vous pouvez réessayer",
+    "pos.not_sent.detail": "La demande n'a pas atteint le terminal : rien n'a été débité.",
+    "pos.unknown": "Résultat inconnu — NE PAS relancer : vérifiez le ticket du terminal",
+    "pos.unknown.check": "Sur le ticket ou le journal du terminal, vérifiez :",
+    "pos.unknown.amount": "le montant : {amount}", "pos.unknown.time": "l'heure : vers {time}",
+    "pos.unknown.auth": "le n° d'autorisation imprimé (s'il y en a un, le paiement est passé)",
+    "pos.unknown.why": "Cause technique : {reason}",
+    "pos.resolve.approved": "Le ticket indique PAYÉ", "pos.resolve.not_charged": "Rien n'a été débité",
+    "pos.resolve.note": "Note (facultatif)",
+    "pos.resolved.approved": "Vérifié : le ticket indique PAYÉ", "pos.resolved.not_charged": "Vérifié : rien n'a été débité",
+    "pos.resolved.by": "Décision de {till} à {time}.",
+    "pos.retry": "Réessayer", "pos.new": "Nouveau paiement", "pos.toCheck": "À vérifier",
+    "pos.error": "La demande a été refusée par l'agent",
+    "pos.displayRole": "Cette caisse est en mode affichage : elle ne peut pas encaisser.",
+  },
+  en: {
+    "pos.brand": "Till", "pos.amount": "Amount", "pos.keypad": "Keypad", "pos.back": "Delete a digit",
+    "pos.clear": "Clear", "pos.keyboardHint": "Keyboard: digits, ⌫ to correct, Esc to clear, Enter to charge.",
+    "pos.setup": "Payment", "pos.terminal": "Terminal", "pos.operation": "Operation", "pos.method": "Payment method",
+    "pos.noTerminal": "No terminal available for this till.",
+    "pos.pay.debit": "Charge {amount}", "pos.pay.refund": "Refund {amount}", "pos.pay.empty": "Enter an amount",
+    "pos.title.debit": "Payment of {amount}", "pos.title.refund": "Refund of {amount}",
+    "pos.step.sent": "Sent to terminal", "pos.step.waiting_card": "Waiting for card", "pos.step.result": "Result",
+    "pos.waiting_check": "Waiting for cheque",
+    "pos.sub.pending": "Sending the request to the agent…", "pos.sub.accepted": "Request accepted by the agent…",
+    "pos.sub.connecting": "Connecting to the terminal…", "pos.sub.sent": "Request sent to the terminal.",
+    "pos.sub.waiting_card": "The customer can present their card on the terminal.",
+    "pos.sub.waiting_check": "Insert the cheque into the terminal.",
+    "pos.sub.final": "Finished at {time}.",
+    "pos.sub.offline": "Connection to the agent lost: the payment goes on at the terminal and its result will show on reconnect. Do not retry.",
+    "pos.cancel": "Cancel", "pos.recent": "Recent transactions", "pos.noRecent": "No recent transactions.",
+    "pos.approved.debit": "Payment approved", "pos.approved.refund": "Refund approved",
+    "pos.partial": "Partial payment approved", "pos.partial.approved": "Approved: {amount}",
+    "pos.partial.rest": "Still to collect: {amount}", "pos.collectRest": "Collect the rest",
+    "pos.card": "Card", "pos.pan": "Card number", "pos.auth": "Authorization no.",
+    "pos.declined": "Payment declined", "pos.declined.refund": "Refund declined", "pos.reason": "Reason",
+    "pos.not_sent": "Not sent — you can try again",
+    "pos.not_sent.detail": "The request never reached the terminal: nothing was charged.",
+    "pos.unknown": "Result unknown — DO NOT retry: check the terminal's ticket",
+    "pos.unknown.check": "On the terminal's ticket or journal, check:",
+    "pos.unknown.amount": "the amount: {amount}", "pos.unknown.time": "the time: around {time}",
+    "pos.unknown.auth": "the authorization number (if one is printed, the payment went through)",
+    "pos.unknown.why": "Technical cause: {reason}",
+    "pos.resolve.approved": "The ticket says PAID", "pos.resolve.not_charged": "Nothing was charged",
+    "pos.resolve.note": "Note (optional)",
+    "pos.resolved.approved": "Checked: the ticket says PAID", "pos.resolved.not_charged": "Checked: nothing was charged",
+    "pos.resolved.by": "Decided by {till} at {time}.",
+    "pos.retry": "Try again", "pos.new": "New payment", "pos.toCheck": "To check",
+    "pos.error": "The agent refused the request",
+    "pos.displayRole": "This till is a display: it cannot take payments.",
+  },
+});
+
+const CURRENCY = "EUR";
+const MAX_DIGITS = 12;
+const RECENT_LIMIT = 30;
+const $ = (id) => document.getElementById(id);
+
+const store = new Store("pos");
+const client = new RelayClient(pageSocketUrl(), { idPrefix: "pos" });
+const records = new Map(); // this till's records by id
+let digits = "";
+let terminals = [];
+let current = null; // {id, request, handle?, record?, error?, times: {}}
+
+$("auth-panel").innerHTML = authFormMarkup();
+setupLangToggle($("lang-toggle"));
+bindConnectionBadge(client, $("connection-status"));
+const auth = setupAuthForm($("auth-form"), useToken, (code) => client.pair(code));
+
+// ---- connection -------------------------------------------------------------------------
+
+function useToken(token) {
+  store.set("token", token);
+  client.setToken(token);
+  auth.hide();
+  $("pos").hidden = false;
+  $("logout-button").hidden = false;
+  client.connect().catch(() => {});
+}
+
+client.on("closed", (detail) => {
+  if (detail.code !== 4401) return;
+  store.set("token", null);
+  $("pos").hidden = true;
+  $("logout-button").hidden = true;
+  auth.show(t("auth.rejected"));
+});
+
+client.on("state", () => {
+  if (current) renderProgress();
+  renderPayButton();
+});
+
+client.on("welcome", (welcome) => {
+  $("till-name").textContent = welcome.till;
+  $("error-banner").hidden = true;
+  render();
+});
+
+client.on("terminals", (list) => {
+  terminals = list;
+  renderTerminals();
+});
+
+client.on("transaction", (record) => {
+  const mine = !client.welcome || record.till === client.welcome.till;
+  if (!mine) return;
+  records.set(record.id, record);
+  if (current?.id === record.id) updateCurrent(record);
+  else if (!current && needsAttention(record)) showRecord(record);
+  renderRecent();
+});
+
+$("logout-button").addEventListener("click", () => {
+  client.close();
+  store.set("token", null);
+  records.clear();
+  current = null;
+  $("pos").hidden = true;
+  $("logout-button").hidden = true;
+  $("till-name").textContent = "";
+  auth.show();
+});
+
+setInterval(() => {
+  if (client.state === "authenticated") client.terminals().catch(() => {});
+}, 15_000);
+
+// A payment still running or an unknown result left unresolved takes over the panel on load.
+function needsAttention(record) {
+  return !isFinal(record.state) || (record.state === "unknown" && !record.resolution);
+}
+
+// ---- amount entry -------------------------------------------------------------------------
+
+function amountMinor() {
+  return digits ? Number.parseInt(digits, 10) : 0;
+}
+
+function pressKey(key) {
+  if (current) return;
+  if (key === "back") digits = digits.slice(0, -1);
+  else if (key === "clear") digits = "";
+  else digits = (digits + key).replace(/^0+/, "").slice(0, MAX_DIGITS);
+  renderAmount();
+}
+
+$("keypad").addEventListener("click", (event) => {
+  const key = event.target.closest("[data-key]")?.dataset.key;
+  if (key) pressKey(key);
+});
+
+document.addEventListener("keydown", (event) => {
+  if (event.ctrlKey || event.metaKey || event.altKey || $("pos").hidden) return;
+  const target = event.target instanceof Element ? event.target : document.body;
+  if (target.matches("input:not([type=radio]), textarea, select")) return;
+  if (/^[0-9]$/.test(event.key)) pressKey(event.key);
+  else if (event.key === "Backspace") pressKey("back");
+  else if (event.key === "Escape" && !current) pressKey("clear");
+  else if (event.key === "Enter" && !target.matches("button")) startPayment();
+  else return;
+  event.preventDefault();
+});
+
+function renderAmount() {
+  const display = $("amount-display");
+  display.textContent = formatAmount(amountMinor(), CURRENCY);
+  display.dataset.amount = String(amountMinor());
+  renderPayButton();
+}
+
+// ---- terminals and options --------------------------------------------------------------
+
+let renderedTerminals = "";
+
+// Rebuilt only when the list changes, so keyboard focus on a radio survives refreshes.
+function renderTerminals() {
+  const signature = JSON.stringify([terminals.map((term) => [term.name, term.state]), document.documentElement.lang]);
+  if (signature === renderedTerminals) return renderPayButton();
+  renderedTerminals = signature;
+  const picker = $("terminal-picker");
+  const legend = picker.querySelector("legend");
+  const chosen = selectedTerminal() ?? store.get("terminal");
+  picker.replaceChildren(legend);
+  if (!terminals.length) picker.append(h("p", { class: "empty" }, t("pos.noTerminal")));
+  const fallback = terminals.find((term) => term.name === chosen) ?? terminals[0];
+  for (const term of terminals) {
+    const input = h("input", {
+      type: "radio", name: "terminal", value: term.name, "data-testid": `terminal-option-${term.name}`,
+      "data-state": term.state, checked: term === fallback,
+    });
+    picker.append(h("label", { class: "choice" }, input,
+      h("span", {}, term.name, h("span", { class: "pill", "data-state": term.state }, t(`term.${term.state}`)))));
+  }
+  renderPayButton();
+}
+
+function selectedTerminal() {
+  return document.querySelector("input[name=terminal]:checked")?.value ?? null;
+}
+
+function option(name) {
+  return document.querySelector(`input[name=${name}]:checked`).value;
+}
+
+document.addEventListener("change", (event) => {
+  if (event.target.name === "terminal") store.set("terminal", event.target.value);
+  renderPayButton();
+});
+
+function renderPayButton() {
+  const button = $("pay-button");
+  const amount = amountMinor();
+  const cashier = client.welcome?.role !== "display";
+  button.textContent = amount
+    ? t(`pos.pay.${option("action")}`, { amount: formatAmount(amount, CURRENCY) })
+    : t("pos.pay.empty");
+  button.disabled = !amount || !selectedTerminal() || !cashier || client.state !== "authenticated" || Boolean(current);
+  if (client.welcome && !cashier) showBanner(t("pos.displayRole"));
+}
+
+// ---- payment ------------------------------------------------------------------------------
+
+$("pay-button").addEventListener("click", () => startPayment());
+
+function startPayment(request) {
+  if (!request && $("pay-button").disabled) return;
+  const fields = request ?? {
+    terminal: selectedTerminal(), amount: amountMinor(), currency: CURRENCY,
+    action: option("action"), method: option("method"),
+  };
+  $("error-banner").hidden = true;
+  const handle = client.pay(fields);
+  current = { id: handle.id, request: handle.request, handle, record: null, error: null, times: {} };
+  handle.result.catch((error) => {
+    if (current?.id !== handle.id) return;
+    current.error = error;
+    render();
+  });
+  render();
+  $("progress").scrollIntoView({ block: "nearest", behavior: "smooth" });
+}
+
+function showRecord(record) {
+  current = { id: record.id, request: record, handle: null, record: null, error: null, times: {} };
+  updateCurrent(record);
+}
+
+// Each step lights up with the time it was first seen; a jump (re-attach after reload)
+// marks the skipped steps done without a time.
+function updateCurrent(record) {
+  const times = current.times;
+  const at = record.updated_at;
+  if (["sent", "waiting_card"].includes(record.state)) times[record.state] ??= at;
+  if (isFinal(record.state)) times.result ??= at;
+  current.record = record;
+  render();
+  if (isFinal(record.state)) client.terminals().catch(() => {});
+}
+
+$("cancel-button").addEventListener("click", async () => {
+  if (!current) return;
+  try {
+    await client.cancel(current.id);
+  } catch (error) {
+    showBanner(error.message);
+  }
+});
+
+function showBanner(message) {
+  const banner = $("error-banner");
+  banner.textContent = message;
+  banner.hidden = false;
+}
+
+function finish(clearAmount = true) {
+  current = null;
+  if (clearAmount) digits = "";
+  render();
+  ($("pay-button").disabled ? $("keypad").querySelector("button") : $("pay-button")).focus();
+}
+
+// ---- rendering ----------------------------------------------------------------------------
+
+function render() {
+  $("keypad").querySelectorAll("button").forEach((b) => { b.disabled = Boolean(current); });
+  $("setup").hidden = Boolean(current);
+  $("pos").classList.toggle("paying", Boolean(current));
+  $("progress").hidden = !current;
+  renderAmount();
+  renderTerminals();
+  if (current) renderProgress();
+  renderRecent();
+}
+
+function renderProgress() {
+  const { request, record, error, times } = current;
+  const state = error ? "error" : record?.state ?? "pending";
+  $("progress-title").textContent = t(`pos.title.${request.action}`, { amount: formatAmount(request.amount, request.currency) });
+  $("progress-id").textContent = current.id;
+  const waitingKey = request.method === "check" ? "pos.waiting_check" : "pos.step.waiting_card";
+  $("timeline").querySelector("[data-step=waiting_card] .step-label").textContent = t(waitingKey);
+  renderSteps(state, times);
+  $("progress-sub").textContent = subtitle(state, request);
+  $("progress-sub").classList.toggle("offline", !isFinal(state) && state !== "error" && client.state !== "authenticated");
+  $("cancel-button").hidden = !["pending", "accepted", "connecting"].includes(state);
+  renderResult(state);
+}
+
+function subtitle(state, request) {
+  if (state === "error") return "";
+  if (!isFinal(state) && client.state !== "authenticated") return t("pos.sub.offline");
+  if (isFinal(state)) return t("pos.sub.final", { time: formatTime(current.times.result) });
+  if (state === "waiting_card" && request.method === "check") return t("pos.sub.waiting_check");
+  return t(`pos.sub.${state}`);
+}
+
+// data-state: active while the agent is in that phase, done once passed, skipped only when
+// the request provably never reached the terminal (not_sent).
+function stepStates(state, times) {
+  const final = isFinal(state);
+  if (state === "error") return { sent: "todo", waiting_card: "todo", result: "todo" };
+  if (state === "not_sent") return { sent: "skipped", waiting_card: "skipped", result: "done" };
+  const sending = ["pending", "accepted", "connecting"].includes(state);
+  return {
+    sent: sending ? "active" : "done",
+    waiting_card: state === "waiting_card" ? "active" : final ? "done" : "todo",
+    result: final ? "done" : "todo",
+  };
+}
+
+function renderSteps(state, times) {
+  const states = stepStates(state, times);
+  for (const [step, stepState] of Object.entries(states)) {
+    const li = $("timeline").querySelector(`[data-step=${step}]`);
+    li.dataset.state = stepState;
+    if (step === "result") li.dataset.result = isFinal(state) ? state : "";
+    const time = times[step];
+    const shown = time && stepState !== "todo" && stepState !== "skipped";
+    li.querySelector("time").textContent = shown ? formatTime(time) : "";
+    li.querySelector("time").dateTime = shown ? time : "";
+  }
+}
+
+function renderResult(state) {
+  const card = $("result-card");
+  const view = resultView(state);
+  card.hidden = !view;
+  if (!view) return;
+  card.dataset.state = view.state;
+  card.dataset.outcome = current.record?.resolution?.outcome ?? "";
+  card.replaceChildren(...view.children, h("div", { class: "result-actions" }, ...view.actions));
+}
+
+function resultView(state) {
+  const record = current.record;
+  switch (state) {
+    case "approved": return record.result?.partial ? partialView(record) : approvedView(record);
+    case "declined": return declinedView(record);
+    case "not_sent": return notSentView(record);
+    case "unknown": return record.resolution ? resolvedView(record) : unknownView(record);
+    case "error": return errorView(current.error);
+    default: return null;
+  }
+}
+
+function cardDetails(record) {
+  const card = record.result?.card ?? {};
+  const rows = [
+    [t("pos.card"), card.application],
+    [t("pos.pan"), card.pan],
+    [t("pos.auth"), record.result?.authorization],
+  ].filter(([, value]) => value);
+  return h("dl", { class: "details" }, rows.map(([label, value]) => [h("dt", {}, label), h("dd", { class: "num" }, value)]));
+}
+
+function newButton() {
+  return h("button", { type: "button", class: "btn btn-primary", "data-testid": "new-payment-button", onclick: () => finish() }, t("pos.new"));
+}
+
+function retryButton() {
+  const { terminal, amount, currency, action, method } = current.request;
+  return h("button", {
+    type: "button", class: "btn", "data-testid": "retry-button",
+    onclick: () => { current = null; startPayment({ terminal, amount, currency, action, method }); },
+  }, t("pos.retry"));
+}
+
+function approvedView(record) {
+  return {
+    state: "approved",
+    children: [h("h3", {}, t(`pos.approved.${record.action}`)),
+      h("p", { class: "result-amount num" }, formatAmount(record.amount, record.currency)), cardDetails(record)],
+    actions: [newButton()],
+  };
+}
+
+function partialView(record) {
+  const approved = record.result.approved_amount ?? 0;
+  const rest = record.amount - approved;
+  const collect = h("button", {
+    type: "button", class: "btn btn-primary", "data-testid": "collect-rest-button",
+    onclick: () => { digits = String(rest); finish(false); },
+  }, t("pos.collectRest"));
+  return {
+    state: "partial",
+    children: [h("h3", {}, t("pos.partial")),
+      h("p", { class: "result-amount num" }, t("pos.partial.approved", { amount: formatAmount(approved, record.currency) })),
+      h("p", { class: "rest num", "data-testid": "rest-due" }, t("pos.partial.rest", { amount: formatAmount(rest, record.currency) })),
+      cardDetails(record)],
+    actions: [collect, h("button", { type: "button", class: "btn", "data-testid": "new-payment-button", onclick: () => finish() }, t("pos.new"))],
+  };
+}
+
+function declinedView(record) {
+  const result = record.result ?? {};
+  const label = result.label ?? result.reason ?? "";
+  const english = document.documentElement.lang === "en" && result.reason ? ` (${result.reason})` : "";
+  return {
+    state: "declined",
+    children: [h("h3", {}, t(record.action === "refund" ? "pos.declined.refund" : "pos.declined")),
+      h("p", { class: "result-reason", "data-testid": "result-reason" },
+        `${t("pos.reason")} : ${label}${english}${result.af ? ` — AF ${result.af}` : ""}`)],
+    actions: [retryButton(), newButton()],
+  };
+}
+
+function notSentView(record) {
+  return {
+    state: "not_sent",
+    children: [h("h3", {}, t("pos.not_sent")), h("p", {}, t("pos.not_sent.detail")),
+      record.result?.detail ? h("p", { class: "muted" }, record.result.detail) : null],
+    actions: [retryButton(), newButton()],
+  };
+}
+
+function unknownView(record) {
+  const reason = record.result?.reason;
+  const note = h("input", { type: "text", id: "resolve-note", "data-testid": "resolve-note", maxlength: 200, autocomplete: "off" });
+  const resolve = (outcome) => async () => {
+    try {
+      await client.resolve(record.id, outcome, note.value.trim() || undefined);
+    } catch (error) {
+      showBanner(error.message);
+    }
+  };
+  return {
+    state: "unknown",
+    children: [
+      h("h3", {}, t("pos.unknown")),
+      h("p", {}, t("pos.unknown.check")),
+      h("ul", { class: "checklist" },
+        h("li", {}, t("pos.unknown.amount", { amount: formatAmount(record.amount, record.currency) })),
+        h("li", {}, t("pos.unknown.time", { time: formatTime(record.updated_at) })),
+        h("li", {}, t("pos.unknown.auth"))),
+      reason ? h("p", { class: "muted small" }, t("pos.unknown.why", { reason: t(`reason.${reason}`) })) : null,
+      h("label", { class: "field note" }, h("span", {}, t("pos.resolve.note")), note),
+    ],
+    actions: [
+      h("button", { type: "button", class: "btn btn-ok", "data-testid": "resolve-approved", onclick: resolve("approved") }, t("pos.resolve.approved")),
+      h("button", { type: "button", class: "btn btn-danger", "data-testid": "resolve-not-charged", onclick: resolve("not_charged") }, t("pos.resolve.not_charged")),
+    ],
+  };
+}
+
+function resolvedView(record) {
+  const { outcome, till, at, note } = record.resolution;
+  return {
+    state: "resolved",
+    children: [h("h3", {}, t(`pos.resolved.${outcome}`)),
+      h("p", { class: "result-amount num" }, formatAmount(record.amount, record.currency)),
+      h("p", { class: "muted" }, t("pos.resolved.by", { till, time: formatTime(at) })),
+      note ? h("p", {}, note) : null],
+    actions: outcome === "not_charged" ? [retryButton(), newButton()] : [newButton()],
+  };
+}
+
+function errorView(error) {
+  return {
+    state: "error",
+    children: [h("h3", {}, t("pos.error")), h("p", { "data-testid": "error-message" }, error.message),
+      h("p", { class: "muted small num" }, error.code + (error.id ? ` — ${error.id}` : ""))],
+    actions: [newButton()],
+  };
+}
+
+function renderRecent() {
+  const list = $("recent-list");
+  const rows = [...records.values()]
+    .sort((a, b) => b.created_at.localeCompare(a.created_at))
+    .slice(0, RECENT_LIMIT);
+  $("recent-empty").hidden = rows.length > 0;
+  list.replaceChildren(...rows.map((record) => {
+    const toCheck = record.state === "unknown" && !record.resolution;
+    return h("li", {},
+      h("button", {
+        type: "button", class: `recent-row${toCheck ? " to-check" : ""}`, "data-testid": `recent-${record.id}`,
+        "data-state": record.state, disabled: Boolean(current) && current.id !== record.id,
+        onclick: () => { if (!current) showRecord(record); },
+      },
+      h("span", { class: "num recent-time" }, formatTime(record.created_at)),
+      h("span", { class: "num recent-amount" }, `${record.action === "refund" ? "−" : ""}${formatAmount(record.amount, record.currency)}`),
+      h("span", { class: "recent-meta muted" }, `${t(`method.${record.method}`)} · ${record.terminal}`),
+      h("span", { class: "pill", "data-state": record.state }, toCheck ? t("pos.toCheck") : stateLabel(record))));
+  }));
+}
+
+onLangChange(render);
+applyStrings();
+
+const saved = store.get("token");
+if (saved) useToken(saved);
+else auth.show();
+render();

@@ -1,0 +1,248 @@
+/**
+ * Operator status page (`/status`): terminals, live and recent transactions (unresolved
+ * `unknown` ones first and highlighted), connected tills, certificate expiry.
+ * Kept live by `watch` on every terminal plus a `status` request every 10 s.
+ *
+ * Test hooks (data-testid), besides those of common.js:
+ *   agent-name, refreshed-at, logout-button, error-banner
+ *   unresolved                      summary card shown while unknown results are unresolved (data-count)
+ *   terminals-table                 rows terminal-row-<name>, data-state idle|busy|unreachable
+ *   transactions-table              rows tx-row-<id>, data-state = record state, data-to-check when unresolved unknown
+ *   tills-table                     rows till-row-<name>
+ *   certificate                     data-state ok|soon|expired|unknown; cert-expiry, cert-fingerprint
+ */
+import { RelayClient, isFinal } from "/client.js";
+import {
+  addStrings, applyStrings, authFormMarkup, bindConnectionBadge, formatAmount, formatDateTime,
+  formatTime, h, onLangChange, pageSocketUrl, setupAuthForm, setupLangToggle, stateLabel, Store, t,
+} from "/common.js";
+
+addStrings({
+  fr: {
+    "status.brand": "État de l'agent", "status.terminals": "Terminaux",
+    "status.transactions": "Transactions en cours et récentes", "status.tills": "Caisses connectées",
+    "status.certificate": "Certificat", "status.fingerprint": "Empreinte SHA-256",
+    "status.unresolved": "{n} transaction(s) au résultat inconnu à vérifier",
+    "status.unresolvedHelp": "Le terminal a peut-être débité la carte. La caisse concernée doit vérifier le ticket du terminal puis indiquer « Le ticket indique PAYÉ » ou « Rien n'a été débité ».",
+    "status.col.name": "Nom", "status.col.address": "Adresse", "status.col.state": "État",
+    "status.col.current": "Transaction en cours", "status.col.lastSeen": "Vu pour la dernière fois",
+    "status.col.time": "Heure", "status.col.id": "Identifiant", "status.col.till": "Caisse",
+    "status.col.terminal": "Terminal", "status.col.amount": "Montant", "status.col.detail": "Détail",
+    "status.col.role": "Rôle", "status.col.sessions": "Connexions",
+    "status.role.cashier": "Caisse", "status.role.display": "Affichage",
+    "status.now": "maintenant", "status.never": "—", "status.noTx": "Aucune transaction récente.",
+    "status.noTill": "Aucune caisse connectée.", "status.refreshed": "Mis à jour à {time}",
+    "status.cert.ok": "Expire le {date} (dans {days} jours)",
+    "status.cert.soon": "Expire bientôt : le {date} (dans {days} jours) — redémarrez l'agent pour le renouveler",
+    "status.cert.expired": "Expiré depuis le {date} — les navigateurs refusent la connexion",
+    "status.toCheck": "À vérifier",
+  },
+  en: {
+    "status.brand": "Agent status", "status.terminals": "Terminals",
+    "status.transactions": "Live and recent transactions", "status.tills": "Connected tills",
+    "status.certificate": "Certificate", "status.fingerprint": "SHA-256 fingerprint",
+    "status.unresolved": "{n} transaction(s) with an unknown result to check",
+    "status.unresolvedHelp": "The terminal may have charged the card. The till concerned must check the terminal's ticket, then answer “The ticket says PAID” or “Nothing was charged”.",
+    "status.col.name": "Name", "status.col.address": "Address", "status.col.state": "State",
+    "status.col.current": "Current transaction", "status.col.lastSeen": "Last seen",
+    "status.col.time": "Time", "status.col.id": "Id", "status.col.till": "Till",
+    "status.col.terminal": "Terminal", "status.col.amount": "Amount", "status.col.detail": "Detail",
+    "status.col.role": "Role", "status.col.sessions": "Sessions",
+    "status.role.cashier": "Cashier", "status.role.display": "Display",
+    "status.now": "now", "status.never": "—", "status.noTx": "No recent transactions.",
+    "status.noTill": "No till connected.", "status.refreshed": "Updated at {time}",
+    "status.cert.ok": "Expires on {date} (in {days} days)",
+    "status.cert.soon": "Expires soon: on {date} (in {days} days) — restart the agent to renew it",
+    "status.cert.expired": "Expired since {date} — browsers refuse the connection",
+    "status.toCheck": "To check",
+  },
+});
+
+const REFRESH_MS = 10_000;
+const SOON_DAYS = 30;
+const TX_LIMIT = 100;
+const $ = (id) => document.getElementById(id);
+const store = new Store("status");
+const client = new RelayClient(pageSocketUrl(), { idPrefix: "status" });
+const records = new Map();
+const lastSeen = new Map(); // terminal name → ISO time it was last known reachable
+let snapshot = null;
+let refreshedAt = null;
+
+$("auth-panel").innerHTML = authFormMarkup();
+setupLangToggle($("lang-toggle"));
+bindConnectionBadge(client, $("connection-status"));
+const auth = setupAuthForm($("auth-form"), useToken, (code) => client.pair(code));
+
+function useToken(token) {
+  store.set("token", token);
+  client.setToken(token);
+  auth.hide();
+  $("status").hidden = false;
+  $("logout-button").hidden = false;
+  client.connect().catch(() => {});
+}
+
+client.on("closed", (detail) => {
+  if (detail.code !== 4401) return;
+  store.set("token", null);
+  $("status").hidden = true;
+  $("logout-button").hidden = true;
+  auth.show(t("auth.rejected"));
+});
+
+client.on("welcome", (welcome) => {
+  $("agent-name").textContent = welcome.agent;
+  welcome.terminals.forEach((term) => client.watch(term.name));
+  refresh();
+});
+
+client.on("transaction", (record) => {
+  merge(record);
+  render();
+});
+
+client.on("terminals", (list) => {
+  if (!snapshot) return;
+  snapshot.terminals = list;
+  render();
+});
+
+$("logout-button").addEventListener("click", () => {
+  client.close();
+  store.set("token", null);
+  $("status").hidden = true;
+  $("logout-button").hidden = true;
+  auth.show();
+});
+
+async function refresh() {
+  if (client.state !== "authenticated") return;
+  try {
+    snapshot = await client.status();
+    snapshot.transactions.forEach(merge);
+    refreshedAt = new Date();
+    $("error-banner").hidden = true;
+  } catch (error) {
+    $("error-banner").textContent = error.message;
+    $("error-banner").hidden = error.code === "disconnected";
+  }
+  render();
+}
+setInterval(refresh, REFRESH_MS);
+
+function merge(record) {
+  const known = records.get(record.id);
+  if (!known || (record.seq ?? 0) >= (known.seq ?? 0)) records.set(record.id, record);
+}
+
+function toCheck(record) {
+  return record.state === "unknown" && !record.resolution;
+}
+
+// Unresolved unknown first, then payments still running, then the most recent.
+function rank(record) {
+  if (toCheck(record)) return 0;
+  return isFinal(record.state) ? 2 : 1;
+}
+
+function render() {
+  $("refreshed-at").textContent = refreshedAt ? t("status.refreshed", { time: formatTime(refreshedAt) }) : "";
+  renderUnresolved();
+  renderTerminals(snapshot?.terminals ?? client.welcome?.terminals ?? []);
+  renderTransactions();
+  renderTills(snapshot?.tills ?? []);
+  renderCertificate(snapshot?.certificate);
+}
+
+function renderUnresolved() {
+  const count = [...records.values()].filter(toCheck).length;
+  $("unresolved").hidden = count === 0;
+  $("unresolved").dataset.count = String(count);
+  $("unresolved-title").textContent = t("status.unresolved", { n: count });
+}
+
+function renderTerminals(terminals) {
+  const now = new Date().toISOString();
+  for (const term of terminals) {
+    if (term.last_seen) lastSeen.set(term.name, term.last_seen);
+    else if (term.state !== "unreachable") lastSeen.set(term.name, now);
+  }
+  $("terminals-body").replaceChildren(...terminals.map((term) => {
+    const seen = lastSeen.get(term.name);
+    const seenText = term.state !== "unreachable" && !term.last_seen ? t("status.now")
+      : seen ? formatDateTime(seen) : t("status.never");
+    return h("tr", { "data-testid": `terminal-row-${term.name}`, "data-state": term.state },
+      h("td", {}, h("strong", {}, term.name)),
+      h("td", { class: "num" }, term.address),
+      h("td", {}, h("span", { class: "pill", "data-state": term.state }, t(`term.${term.state}`))),
+      h("td", { class: "id" }, term.current ?? "—"),
+      h("td", { class: "num" }, seenText));
+  }));
+}
+
+function renderTransactions() {
+  const rows = [...records.values()]
+    .sort((a, b) => rank(a) - rank(b) || b.updated_at.localeCompare(a.updated_at))
+    .slice(0, TX_LIMIT);
+  $("tx-empty").hidden = rows.length > 0;
+  $("tx-body").replaceChildren(...rows.map((record) => {
+    const check = toCheck(record);
+    const cls = check ? "to-check" : isFinal(record.state) ? "" : "live";
+    return h("tr", { class: cls, "data-testid": `tx-row-${record.id}`, "data-state": record.state, "data-to-check": check },
+      h("td", { class: "num" }, formatTime(record.created_at)),
+      h("td", { class: "id" }, record.id),
+      h("td", {}, record.till),
+      h("td", {}, record.terminal),
+      h("td", { class: "num right" }, `${record.action === "refund" ? "−" : ""}${formatAmount(record.amount, record.currency)}`),
+      h("td", {}, h("span", { class: "pill", "data-state": record.state }, check ? t("status.toCheck") : stateLabel(record))),
+      h("td", { class: "small" }, detail(record)));
+  }));
+}
+
+function detail(record) {
+  const result = record.result ?? {};
+  const parts = [t(`method.${record.method}`)];
+  if (result.label) parts.push(`${result.label}${result.af ? ` (AF ${result.af})` : ""}`);
+  if (result.card?.application) parts.push(result.card.application);
+  if (result.authorization) parts.push(`aut. ${result.authorization}`);
+  if (result.partial) parts.push(formatAmount(result.approved_amount ?? 0, record.currency));
+  if (record.state === "unknown" && result.reason) parts.push(t(`reason.${result.reason}`));
+  if (record.resolution?.note) parts.push(`« ${record.resolution.note} »`);
+  return parts.join(" · ");
+}
+
+function renderTills(tills) {
+  if (!tills.length) {
+    $("tills-body").replaceChildren(h("tr", {}, h("td", { colspan: 3, class: "muted" }, t("status.noTill"))));
+    return;
+  }
+  $("tills-body").replaceChildren(...tills.map((till) =>
+    h("tr", { "data-testid": `till-row-${till.name}` },
+      h("td", {}, h("strong", {}, till.name)),
+      h("td", {}, t(`status.role.${till.role}`)),
+      h("td", { class: "num" }, String(till.sessions)))));
+}
+
+function renderCertificate(cert) {
+  const card = $("certificate");
+  if (!cert) {
+    card.dataset.state = "unknown";
+    $("cert-expiry").textContent = "—";
+    $("cert-fingerprint").textContent = "";
+    return;
+  }
+  const days = Math.floor((new Date(cert.not_after) - Date.now()) / 86_400_000);
+  const state = days < 0 ? "expired" : days < SOON_DAYS ? "soon" : "ok";
+  card.dataset.state = state;
+  $("cert-expiry").textContent = t(`status.cert.${state}`, { date: formatDateTime(cert.not_after), days });
+  $("cert-fingerprint").textContent = cert.fingerprint;
+}
+
+onLangChange(render);
+applyStrings();
+
+const saved = store.get("token");
+if (saved) useToken(saved);
+else auth.show();
+render();

@@ -1,0 +1,357 @@
+//! Shared fixtures of the relay's integration tests: a real agent on 127.0.0.1:0 with a
+//! temporary data and certificate directory, simulated terminals, and browser-like WebSocket
+//! and HTTPS clients that trust only the agent's generated CA.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use caisse_ap_relay::agent::{Agent, Options};
+use caisse_ap_relay::config::{Config, Role, Secret, TerminalConfig, TillConfig};
+use caisse_ap_relay::sim::{Behaviour, Simulator};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::WebSocketStream;
+
+/// How long any awaited event may take before the test fails.
+pub const WAIT: Duration = Duration::from_secs(5);
+/// Token of the cashier till `till-1`.
+pub const CASHIER: &str = "cashier-token-0123456789";
+/// Token of the display till `screen`.
+pub const DISPLAY: &str = "display-token-0123456789";
+/// Token of the cashier till `till-2`, restricted to terminal `tpe-2`.
+pub const RESTRICTED: &str = "restricted-token-0123456789";
+/// An origin listed in the test configuration.
+pub const ALLOWED_ORIGIN: &str = "https://pos.example.com";
+
+/// A browser's socket to the agent.
+pub type Ws = WebSocketStream<TlsStream<TcpStream>>;
+
+/// A running in-process agent; stops gracefully on drop of the shutdown sender.
+pub struct TestAgent {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// The generated CA, PEM.
+    pub ca_pem: String,
+    /// Its temporary directory (data + certs).
+    pub dir: Arc<tempfile::TempDir>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl TestAgent {
+    /// An agent running elsewhere (the built binary) at `addr`, certificates in `dir/certs`.
+    pub fn external(addr: SocketAddr, dir: Arc<tempfile::TempDir>) -> TestAgent {
+        let ca_pem = std::fs::read_to_string(dir.path().join("certs/ca.pem")).unwrap();
+        TestAgent {
+            addr,
+            ca_pem,
+            dir,
+            stop: None,
+            task: None,
+        }
+    }
+
+    /// Stops the agent gracefully and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(WAIT, task)
+                .await
+                .expect("agent stops in time")
+                .expect("agent task");
+        }
+    }
+}
+
+/// A terminal entry at `addr` with a `timeout` deadline.
+pub fn terminal(name: &str, addr: impl ToString, timeout: Duration) -> TerminalConfig {
+    TerminalConfig {
+        name: name.to_owned(),
+        address: addr.to_string(),
+        pos_number: "01".to_owned(),
+        timeout,
+    }
+}
+
+fn till(name: &str, token: &str, role: Role, terminals: Option<&[&str]>) -> TillConfig {
+    TillConfig {
+        name: name.to_owned(),
+        token: Some(Secret(token.to_owned())),
+        terminals: terminals.map(|list| list.iter().map(|t| t.to_string()).collect()),
+        role,
+    }
+}
+
+/// A configuration with `terminals`, tills `till-1` (cashier, all terminals), `screen`
+/// (display) and `till-2` (cashier, only `tpe-2`), in `dir`.
+pub fn config(dir: &std::path::Path, terminals: Vec<TerminalConfig>) -> Config {
+    let mut config = Config::demo("127.0.0.1:9".into(), Secret(CASHIER.into()));
+    config.server.listen = "127.0.0.1:0".parse().unwrap();
+    config.server.data_dir = dir.join("data");
+    config.server.allowed_origins = vec![ALLOWED_ORIGIN.to_owned()];
+    config.tls.dir = dir.join("certs");
+    config.tls.extra_names = Vec::new();
+    config.terminals = terminals;
+    config.tills = vec![
+        till("till-1", CASHIER, Role::Cashier, None),
+        till("screen", DISPLAY, Role::Display, None),
+        till("till-2", RESTRICTED, Role::Cashier, Some(&["tpe-2"])),
+    ];
+    config
+}
+
+/// Short periods for tests: `waiting_card` after 50 ms of silence, `hello` within 1 s.
+pub fn options() -> Options {
+    let mut options = Options::default();
+    options.engine.settle = Duration::from_millis(50);
+    options.engine.drain = Duration::from_millis(50);
+    options.web.hello_timeout = Duration::from_secs(1);
+    options
+}
+
+/// Starts an agent with `terminals` and the test tills, in a fresh temporary directory.
+pub async fn spawn_agent(terminals: Vec<TerminalConfig>) -> TestAgent {
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    spawn_agent_in(dir, terminals, options()).await
+}
+
+/// Starts an agent on `dir` (reused across restarts) with `options`.
+pub async fn spawn_agent_in(
+    dir: Arc<tempfile::TempDir>,
+    terminals: Vec<TerminalConfig>,
+    options: Options,
+) -> TestAgent {
+    let config = config(dir.path(), terminals);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let agent = Agent::start(&config, listener, options)
+        .await
+        .expect("agent starts");
+    let addr = agent.local_addr().unwrap();
+    let ca_pem = std::fs::read_to_string(dir.path().join("certs/ca.pem")).unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(agent.serve(async {
+        let _ = stopped.await;
+    }));
+    TestAgent {
+        addr,
+        ca_pem,
+        dir,
+        stop: Some(stop),
+        task: Some(task),
+    }
+}
+
+/// A simulated terminal on 127.0.0.1:0.
+pub async fn spawn_sim(behaviour: Behaviour) -> Simulator {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    Simulator::spawn(listener, behaviour)
+}
+
+/// An address where nothing listens (connect refused).
+pub async fn closed_port() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    listener.local_addr().unwrap()
+}
+
+/// A listener that never accepts and whose queue is full: a connect to it hangs. Keep the
+/// returned values alive for as long as the address must hang.
+pub async fn black_hole() -> (tokio::net::TcpListener, TcpStream, SocketAddr) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(0).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let filler = TcpStream::connect(addr).await.unwrap();
+    (listener, filler, addr)
+}
+
+fn tls_connector(ca_pem: &str) -> TlsConnector {
+    let roots = caisse_ap_relay::certs::root_store(ca_pem).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    TlsConnector::from(Arc::new(config))
+}
+
+async fn tls_connect(agent: &TestAgent) -> TlsStream<TcpStream> {
+    let tcp = TcpStream::connect(agent.addr).await.unwrap();
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    tls_connector(&agent.ca_pem)
+        .connect(name, tcp)
+        .await
+        .expect("TLS handshake trusting the generated CA")
+}
+
+/// Opens `wss://localhost:PORT/ws` with an optional `Origin`, as a browser does.
+pub async fn ws_connect(agent: &TestAgent, origin: Option<&str>) -> Result<Ws, WsError> {
+    let tls = tls_connect(agent).await;
+    let url = format!("wss://localhost:{}/ws", agent.addr.port());
+    let mut request = url.into_client_request().unwrap();
+    if let Some(origin) = origin {
+        request
+            .headers_mut()
+            .insert("origin", origin.parse().unwrap());
+    }
+    // The client may send big frames: the test of the agent's limit needs it.
+    let config = WebSocketConfig::default()
+        .max_message_size(None)
+        .max_frame_size(None);
+    let (ws, _) = tokio_tungstenite::client_async_with_config(request, tls, Some(config)).await?;
+    Ok(ws)
+}
+
+/// Connects and says hello with `token`; returns the socket and the `welcome`.
+pub async fn connect_as(agent: &TestAgent, token: &str) -> (Ws, Value) {
+    let mut ws = ws_connect(agent, Some(ALLOWED_ORIGIN)).await.unwrap();
+    send(&mut ws, json!({"type": "hello", "token": token})).await;
+    let welcome = next_message(&mut ws).await;
+    assert_eq!(welcome["type"], "welcome", "{welcome}");
+    (ws, welcome)
+}
+
+/// Sends one JSON message.
+pub async fn send(ws: &mut Ws, message: Value) {
+    ws.send(Message::text(message.to_string())).await.unwrap();
+}
+
+/// The next frame that is not a ping or pong, within [`WAIT`].
+pub async fn next_frame(ws: &mut Ws) -> Option<Result<Message, WsError>> {
+    loop {
+        let frame = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("a frame in time");
+        match frame {
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            other => return other,
+        }
+    }
+}
+
+/// The next JSON message, within [`WAIT`].
+pub async fn next_message(ws: &mut Ws) -> Value {
+    match next_frame(ws).await {
+        Some(Ok(Message::Text(text))) => serde_json::from_str(&text).unwrap(),
+        other => panic!("expected a text message, got {other:?}"),
+    }
+}
+
+/// Transaction messages of `id` up to and including a final state; other messages fail.
+pub async fn until_final(ws: &mut Ws, id: &str) -> Vec<Value> {
+    let mut seen = Vec::new();
+    loop {
+        let message = next_message(ws).await;
+        assert_eq!(message["type"], "transaction", "{message}");
+        if message["id"] != id {
+            continue;
+        }
+        let state = message["state"].as_str().unwrap().to_owned();
+        seen.push(message);
+        if ["approved", "declined", "not_sent", "unknown"].contains(&state.as_str()) {
+            return seen;
+        }
+    }
+}
+
+/// Transaction messages of `id` until one in `state`.
+pub async fn until_state(ws: &mut Ws, id: &str, state: &str) -> Value {
+    loop {
+        let message = next_message(ws).await;
+        assert_eq!(message["type"], "transaction", "{message}");
+        if message["id"] == id && message["state"] == state {
+            return message;
+        }
+    }
+}
+
+/// A `pay` message of `amount` EUR cents on `terminal`.
+pub fn pay(id: &str, terminal: &str, amount: u64) -> Value {
+    json!({"type": "pay", "id": id, "terminal": terminal, "amount": amount, "currency": "EUR"})
+}
+
+/// The close code of the next frame, which must be a close frame.
+pub async fn close_code(ws: &mut Ws) -> u16 {
+    match next_frame(ws).await {
+        Some(Ok(Message::Close(Some(frame)))) => frame.code.into(),
+        other => panic!("expected a close frame, got {other:?}"),
+    }
+}
+
+/// One HTTPS GET over a fresh connection: status, headers (lowercase names) and body.
+pub async fn https_get(agent: &TestAgent, path: &str) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    let mut tls = tls_connect(agent).await;
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: localhost:{}\r\nConnection: close\r\n\r\n",
+        agent.addr.port()
+    );
+    tls.write_all(request.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(WAIT, tls.read_to_end(&mut raw))
+        .await
+        .expect("response in time")
+        .ok();
+    parse_response(&raw)
+}
+
+fn parse_response(raw: &[u8]) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a header block");
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    (status, headers, dechunk(&head, &raw[split + 4..]))
+}
+
+fn dechunk(head: &str, body: &[u8]) -> Vec<u8> {
+    if !head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        return body.to_vec();
+    }
+    let mut out = Vec::new();
+    let mut rest = body;
+    while let Some(end) = rest.windows(2).position(|w| w == b"\r\n") {
+        let size =
+            usize::from_str_radix(std::str::from_utf8(&rest[..end]).unwrap().trim(), 16).unwrap();
+        if size == 0 {
+            break;
+        }
+        out.extend_from_slice(&rest[end + 2..end + 2 + size]);
+        rest = &rest[end + 2 + size + 2..];
+    }
+    out
+}
+
+/// Path of a file in the agent's directory.
+pub fn path_in(agent: &TestAgent, name: &str) -> PathBuf {
+    agent.dir.path().join(name)
+}

@@ -1,0 +1,89 @@
+//! HTTP on the agent's TLS port: health, CA download and embedded pages.
+
+mod common;
+
+use std::time::Duration;
+
+use caisse_ap_relay::sim::Behaviour;
+use common::*;
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+#[tokio::test]
+async fn healthz_reports_terminals_from_the_engine() {
+    let sim = spawn_sim(Behaviour::default()).await;
+    let agent = spawn_agent(vec![
+        terminal("tpe-1", sim.addr(), Duration::from_secs(30)),
+        terminal("tpe-2", closed_port().await, Duration::from_secs(30)),
+    ])
+    .await;
+    let (mut ws, _) = connect_as(&agent, CASHIER).await;
+    send(&mut ws, pay("h-1", "tpe-2", 100)).await;
+    until_state(&mut ws, "h-1", "not_sent").await;
+    let (status, headers, body) = https_get(&agent, "/healthz").await;
+    assert_eq!(status, 200);
+    assert!(header(&headers, "content-type")
+        .unwrap()
+        .starts_with("application/json"));
+    let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["status"], "ok");
+    assert_eq!(body["terminals"][0]["name"], "tpe-1");
+    assert_eq!(body["terminals"][0]["state"], "idle");
+    assert_eq!(body["terminals"][1]["state"], "unreachable");
+    assert_eq!(sim.request_count(), 0, "a health check opens no socket");
+}
+
+#[tokio::test]
+async fn ca_pem_is_the_generated_ca() {
+    let agent = spawn_agent(Vec::new()).await;
+    let (status, headers, body) = https_get(&agent, "/ca.pem").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        header(&headers, "content-type"),
+        Some("application/x-pem-file")
+    );
+    assert_eq!(String::from_utf8(body).unwrap(), agent.ca_pem);
+}
+
+#[tokio::test]
+async fn pages_are_embedded_uncached_and_unknown_paths_are_404() {
+    let agent = spawn_agent(Vec::new()).await;
+    let (status, headers, body) = https_get(&agent, "/").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        header(&headers, "content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    assert_eq!(header(&headers, "cache-control"), Some("no-cache"));
+    let page = std::fs::read("static/index.html").unwrap();
+    assert!(body == page, "/ serves static/index.html as embedded");
+    let (status, _, _) = https_get(&agent, "/no-such-file.js").await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn the_identification_probe_marks_an_idle_terminal_seen() {
+    let sim = spawn_sim(Behaviour::default()).await;
+    let mut options = options();
+    options.engine.probe_interval = Duration::from_millis(50);
+    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    let terminals = vec![terminal("tpe-1", sim.addr(), Duration::from_secs(30))];
+    let agent = spawn_agent_in(dir, terminals, options).await;
+    // The second probe starts only after the first one's answer was recorded.
+    tokio::time::timeout(WAIT, sim.wait_requests(2))
+        .await
+        .unwrap();
+    assert!(
+        sim.requests().iter().all(|r| r.contains("CD001I")),
+        "identification only"
+    );
+    let (_, _, body) = https_get(&agent, "/healthz").await;
+    let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["terminals"][0]["state"], "idle");
+    assert!(body["terminals"][0]["last_seen"].is_string());
+}

@@ -1,0 +1,90 @@
+//! Pairing over the real WebSocket: a code issued into the store (as `caisse-ap-relay pair`
+//! does) is exchanged for a token once; the token then authenticates; revoking the till
+//! closes its live socket; wrong codes are rate-limited.
+
+mod common;
+
+use std::time::SystemTime;
+
+use caisse_ap_relay::access::{Store, Till};
+use caisse_ap_relay::config::Role;
+use common::*;
+use serde_json::json;
+
+fn issue_code(agent: &TestAgent, name: &str) -> String {
+    let till = Till {
+        name: name.to_owned(),
+        role: Role::Cashier,
+        terminals: None,
+    };
+    let store = Store::open(&path_in(agent, "data")).unwrap();
+    store.issue_code(&till, SystemTime::now()).unwrap().code
+}
+
+async fn pair(agent: &TestAgent, code: &str) -> (Ws, serde_json::Value) {
+    let mut ws = ws_connect(agent, None).await.unwrap();
+    send(&mut ws, json!({"type": "pair", "code": code})).await;
+    let reply = next_message(&mut ws).await;
+    (ws, reply)
+}
+
+#[tokio::test]
+async fn a_code_pairs_once_and_its_token_authenticates() {
+    let agent = spawn_agent(Vec::new()).await;
+    let code = issue_code(&agent, "counter-2");
+
+    let (mut ws, paired) = pair(&agent, &code).await;
+    assert_eq!(paired["type"], "paired");
+    assert_eq!(paired["till"], "counter-2");
+    let token = paired["token"].as_str().unwrap().to_owned();
+    assert_eq!(token.len(), 64, "256 bits in hex");
+    // The same socket goes on with hello.
+    send(&mut ws, json!({"type": "hello", "token": token})).await;
+    let welcome = next_message(&mut ws).await;
+    assert_eq!(welcome["type"], "welcome");
+    assert_eq!(welcome["till"], "counter-2");
+
+    // A fresh socket authenticates with the token alone.
+    let (_ws, welcome) = connect_as(&agent, &token).await;
+    assert_eq!(welcome["till"], "counter-2");
+
+    // The code is single use.
+    let (mut again, refused) = pair(&agent, &code).await;
+    assert_eq!(refused["code"], "unauthorized");
+    assert_eq!(close_code(&mut again).await, 4401);
+
+    // Only a hash of the token is stored.
+    let stored = std::fs::read_to_string(path_in(&agent, "data/tills.json")).unwrap();
+    assert!(!stored.contains(&token));
+    assert!(!stored.contains(&code));
+}
+
+#[tokio::test]
+async fn revoking_a_till_closes_its_socket() {
+    let agent = spawn_agent(Vec::new()).await;
+    let code = issue_code(&agent, "counter-3");
+    let (_pairing, paired) = pair(&agent, &code).await;
+    let token = paired["token"].as_str().unwrap().to_owned();
+    let (mut ws, _) = connect_as(&agent, &token).await;
+
+    let store = Store::open(&path_in(&agent, "data")).unwrap();
+    assert_eq!(store.revoke("counter-3").unwrap(), 1);
+    assert_eq!(close_code(&mut ws).await, 4401);
+
+    let mut refused = ws_connect(&agent, None).await.unwrap();
+    send(&mut refused, json!({"type": "hello", "token": token})).await;
+    assert_eq!(next_message(&mut refused).await["code"], "unauthorized");
+}
+
+#[tokio::test]
+async fn wrong_codes_are_rate_limited() {
+    let agent = spawn_agent(Vec::new()).await;
+    for _ in 0..5 {
+        let (_ws, refused) = pair(&agent, "00000000").await;
+        assert_eq!(refused["code"], "unauthorized");
+    }
+    // Even a right code is refused once the address is over its limit.
+    let code = issue_code(&agent, "counter-4");
+    let (_ws, limited) = pair(&agent, &code).await;
+    assert_eq!(limited["code"], "rate_limited");
+}
