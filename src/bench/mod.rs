@@ -22,6 +22,7 @@ use crate::sim::Simulator;
 
 pub mod client;
 pub mod idle;
+pub mod journal;
 pub mod latency;
 pub mod process;
 pub mod report;
@@ -48,6 +49,8 @@ pub struct Plan {
     pub duration: Duration,
     /// Idle WebSocket clients.
     pub idle_clients: usize,
+    /// Appends in the standalone journal measurement.
+    pub journal_appends: usize,
 }
 
 impl Plan {
@@ -55,21 +58,23 @@ impl Plan {
     pub fn full() -> Plan {
         Plan {
             latency_samples: 2000,
-            lanes: 10,
+            lanes: 4,
             tills: 200,
             duration: Duration::from_secs(30),
             idle_clients: 10_000,
+            journal_appends: 1000,
         }
     }
 
     /// A smoke run that finishes in well under a minute.
     pub fn quick() -> Plan {
         Plan {
-            latency_samples: 100,
-            lanes: 5,
+            latency_samples: 40,
+            lanes: 2,
             tills: 20,
             duration: Duration::from_secs(5),
             idle_clients: 500,
+            journal_appends: 100,
         }
     }
 
@@ -117,6 +122,8 @@ pub async fn run(plan: Plan, exe: &Path) -> Result<Figures, BenchError> {
         .map_err(io_error("starting the simulated terminals"))?;
     let text = setup::config_text(&work, &sims, plan.tills, plan.lanes);
     std::fs::write(work.config_file(), text).map_err(io_error("writing the configuration"))?;
+    let scratch = work.path().join("journal-alone");
+    let journal_alone = journal::run(&scratch, plan.journal_appends).await?;
     let log = work.path().join("agent.log");
     let first = AgentProcess::spawn(exe, &work.config_file(), &log).await?;
     let first_start = first.started();
@@ -127,6 +134,7 @@ pub async fn run(plan: Plan, exe: &Path) -> Result<Figures, BenchError> {
     let agent = AgentProcess::spawn(exe, &work.config_file(), &log).await?;
     let mut figures = Figures {
         plan,
+        journal_alone,
         first_start,
         start: agent.ready(&tls).await?,
         idle_rss_kib: agent.rss_kib()?,

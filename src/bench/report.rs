@@ -5,7 +5,7 @@ use std::fmt::Write;
 use std::time::Duration;
 
 use super::latency::Latency;
-use super::stats::{diff_ms, ms};
+use super::stats::{diff_ms, ms, Summary};
 use super::throughput::Throughput;
 use super::Plan;
 
@@ -38,6 +38,8 @@ pub struct Cpu {
 pub struct Figures {
     /// What was run.
     pub plan: Plan,
+    /// One durable journal append, measured alone in the bench process.
+    pub journal_alone: Summary,
     /// First start (creates the certificates): spawn to listening line.
     pub first_start: Duration,
     /// Start with existing certificates: spawn to the first completed TLS handshake.
@@ -111,7 +113,13 @@ impl Figures {
     fn latency_rows(&self) -> Vec<Row> {
         let (direct, relayed) = (&self.latency.direct, &self.latency.relayed);
         let pair = |a, b| format!("{:.2} / {:.2}", ms(a), ms(b));
+        let journal = &self.journal_alone;
         vec![
+            row(
+                "journal append alone p50 / p99 (ms)",
+                pair(journal.p50, journal.p99),
+                "",
+            ),
             row("direct p50 / p99 (ms)", pair(direct.p50, direct.p99), ""),
             row(
                 "via agent p50 / p99 (ms)",
@@ -227,7 +235,6 @@ fn mib(kib: u64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::stats::Summary;
 
     fn figures() -> Figures {
         let summary = |p50, p99| Summary {
@@ -283,6 +290,6 @@ mod tests {
         let table = figures().table();
         assert!(table.contains("added p50 (ms)"), "{table}");
         assert!(table.contains("<= 100"), "{table}");
-        assert_eq!(table.lines().count(), 16);
+        assert_eq!(table.lines().count(), 17);
     }
 }
