@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use crate::bench::{self, Plan};
 
@@ -16,15 +17,45 @@ pub struct BenchArgs {
     /// The agent binary to measure (default: this program), e.g. to compare two builds.
     #[arg(long)]
     pub agent: Option<PathBuf>,
+    /// Override: added-latency samples per path.
+    #[arg(long)]
+    pub samples: Option<usize>,
+    /// Override: latency lanes run at once.
+    #[arg(long)]
+    pub lanes: Option<usize>,
+    /// Override: tills (and terminals) in the throughput run.
+    #[arg(long)]
+    pub tills: Option<usize>,
+    /// Override: length of the throughput run, in seconds.
+    #[arg(long)]
+    pub seconds: Option<u64>,
+    /// Override: idle WebSocket clients.
+    #[arg(long)]
+    pub clients: Option<usize>,
+}
+
+impl BenchArgs {
+    /// The full or quick plan with the overrides applied.
+    fn plan(&self) -> Plan {
+        let base = if self.quick {
+            Plan::quick()
+        } else {
+            Plan::full()
+        };
+        Plan {
+            latency_samples: self.samples.unwrap_or(base.latency_samples),
+            lanes: self.lanes.unwrap_or(base.lanes).max(1),
+            tills: self.tills.unwrap_or(base.tills).max(1),
+            duration: self.seconds.map_or(base.duration, Duration::from_secs),
+            idle_clients: self.clients.unwrap_or(base.idle_clients),
+            journal_appends: base.journal_appends,
+        }
+    }
 }
 
 /// Runs `bench`.
 pub fn run(args: BenchArgs) -> ExitCode {
-    let plan = if args.quick {
-        Plan::quick()
-    } else {
-        Plan::full()
-    };
+    let plan = args.plan();
     let exe = match args.agent.map_or_else(std::env::current_exe, Ok) {
         Ok(exe) => exe,
         Err(err) => {
