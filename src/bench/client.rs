@@ -6,7 +6,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use rustls::pki_types::ServerName;
@@ -100,6 +100,38 @@ impl Tls {
     }
 }
 
+/// How a `pay` ended, and when its intermediate states arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Paid {
+    /// The final state.
+    pub state: State,
+    /// Arrival times of the states before it.
+    pub marks: Marks,
+}
+
+/// Arrival times (from sending `pay`) of `accepted`, `connecting` and `sent`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Marks {
+    /// `accepted` arrived.
+    pub accepted: Option<Duration>,
+    /// `connecting` arrived.
+    pub connecting: Option<Duration>,
+    /// `sent` arrived.
+    pub sent: Option<Duration>,
+}
+
+impl Marks {
+    fn note(&mut self, state: State, at: Duration) {
+        let slot = match state {
+            State::Accepted => &mut self.accepted,
+            State::Connecting => &mut self.connecting,
+            State::Sent => &mut self.sent,
+            _ => return,
+        };
+        slot.get_or_insert(at);
+    }
+}
+
 /// The fields of an agent → client message the bench looks at.
 #[derive(Debug, Deserialize)]
 struct Incoming {
@@ -157,7 +189,7 @@ impl Session {
         id: &str,
         terminal: &str,
         amount: u64,
-    ) -> Result<State, ClientError> {
+    ) -> Result<Paid, ClientError> {
         let mut retries = 0;
         loop {
             match self.pay_once(id, terminal, amount).await {
@@ -178,16 +210,23 @@ impl Session {
         id: &str,
         terminal: &str,
         amount: u64,
-    ) -> Result<State, ClientError> {
+    ) -> Result<Paid, ClientError> {
         let pay = json!({"type": "pay", "id": id, "terminal": terminal,
             "amount": amount, "currency": "EUR"});
+        let started = Instant::now();
         self.send(pay).await?;
+        let mut marks = Marks::default();
         let last = self
             .until("final transaction", |m| {
-                m.kind == "transaction" && m.id.as_deref() == Some(id) && is_final(m)
+                let ours = m.kind == "transaction" && m.id.as_deref() == Some(id);
+                if let Some(state) = m.state.filter(|_| ours) {
+                    marks.note(state, started.elapsed());
+                }
+                ours && is_final(m)
             })
             .await?;
-        Ok(last.state.expect("checked final"))
+        let state = last.state.expect("checked final");
+        Ok(Paid { state, marks })
     }
 
     /// A `terminals` round trip: whatever the agent sent before its answer has arrived.
@@ -211,7 +250,7 @@ impl Session {
     async fn until(
         &mut self,
         what: &'static str,
-        wanted: impl Fn(&Incoming) -> bool,
+        mut wanted: impl FnMut(&Incoming) -> bool,
     ) -> Result<Incoming, ClientError> {
         loop {
             let message = self.next(what).await?;
@@ -246,4 +285,22 @@ impl Session {
 
 fn is_final(message: &Incoming) -> bool {
     message.state.is_some_and(State::is_final)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marks_keep_the_first_arrival_of_each_intermediate_state() {
+        let ms = Duration::from_millis;
+        let mut marks = Marks::default();
+        marks.note(State::Accepted, ms(1));
+        marks.note(State::Accepted, ms(5));
+        marks.note(State::Sent, ms(3));
+        marks.note(State::Approved, ms(9));
+        assert_eq!(marks.accepted, Some(ms(1)));
+        assert_eq!(marks.connecting, None);
+        assert_eq!(marks.sent, Some(ms(3)));
+    }
 }

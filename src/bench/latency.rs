@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::future::try_join_all;
 
-use super::client::{Session, Tls};
+use super::client::{Marks, Session, Tls};
 use super::setup::{terminal_name, Till};
 use super::stats::Summary;
 use super::BenchError;
@@ -36,6 +36,8 @@ pub struct Latency {
     pub relayed_ids: Vec<String>,
     /// `pay` refused with `terminal_busy` and sent again.
     pub busy_refusals: u64,
+    /// When `accepted`, `connecting` and `sent` reached the till, from `pay`.
+    pub marks: [Summary; 3],
 }
 
 /// What one lane measured.
@@ -43,8 +45,16 @@ pub struct Latency {
 struct Lane {
     direct: Vec<Duration>,
     relayed: Vec<Duration>,
+    marks: Vec<Marks>,
     ids: Vec<String>,
     busy_refusals: u64,
+}
+
+/// Percentiles of each intermediate mark (missing marks left out).
+fn summarise(marks: &[Marks]) -> [Summary; 3] {
+    let of =
+        |pick: fn(&Marks) -> Option<Duration>| Summary::of(marks.iter().filter_map(pick).collect());
+    [of(|m| m.accepted), of(|m| m.connecting), of(|m| m.sent)]
 }
 
 /// Samples each path `samples` times in total, spread over `sims.len()` lanes.
@@ -63,6 +73,7 @@ pub async fn run(
     for lane in try_join_all(lanes).await? {
         all.direct.extend(lane.direct);
         all.relayed.extend(lane.relayed);
+        all.marks.extend(lane.marks);
         all.ids.extend(lane.ids);
         all.busy_refusals += lane.busy_refusals;
     }
@@ -72,6 +83,7 @@ pub async fn run(
         direct_count: all.ids.len(),
         relayed_ids: all.ids,
         busy_refusals: all.busy_refusals,
+        marks: summarise(&all.marks),
     })
 }
 
@@ -100,7 +112,8 @@ async fn lane(
         };
         if n > 0 {
             lane.direct.push(d);
-            lane.relayed.push(r);
+            lane.relayed.push(r.0);
+            lane.marks.push(r.1);
         }
     }
     session.barrier().await?;
@@ -141,10 +154,11 @@ async fn relayed_once(
     session: &mut Session,
     id: &str,
     terminal: &str,
-) -> Result<Duration, BenchError> {
+) -> Result<(Duration, Marks), BenchError> {
     let started = Instant::now();
-    match session.pay(id, terminal, AMOUNT).await? {
-        State::Approved => Ok(started.elapsed()),
+    let paid = session.pay(id, terminal, AMOUNT).await?;
+    match paid.state {
+        State::Approved => Ok((started.elapsed(), paid.marks)),
         other => Err(BenchError::Check(format!("payment {id} ended {other:?}"))),
     }
 }

@@ -122,6 +122,11 @@ impl Figures {
             ),
             row("direct p50 / p99 (ms)", pair(direct.p50, direct.p99), ""),
             row(
+                "agent: accepted / connecting / sent p50 (ms)",
+                self.marks(),
+                "",
+            ),
+            row(
                 "via agent p50 / p99 (ms)",
                 pair(relayed.p50, relayed.p99),
                 "",
@@ -137,6 +142,12 @@ impl Figures {
                 "<= 3",
             ),
         ]
+    }
+
+    /// When the intermediate states reached the till (p50, from `pay`).
+    fn marks(&self) -> String {
+        let [a, c, s] = self.latency.marks.map(|m| ms(m.p50));
+        format!("{a:.2} / {c:.2} / {s:.2}")
     }
 
     fn throughput_rows(&self) -> Vec<Row> {
@@ -290,6 +301,6 @@ mod tests {
         let table = figures().table();
         assert!(table.contains("added p50 (ms)"), "{table}");
         assert!(table.contains("<= 100"), "{table}");
-        assert_eq!(table.lines().count(), 17);
+        assert_eq!(table.lines().count(), 18);
     }
 }

@@ -107,9 +107,9 @@ async fn till(mut session: Session, index: usize, deadline: Instant) -> TillRun 
         run.pays += 1;
         let started = Instant::now();
         match session.pay(&id, &terminal, AMOUNT).await {
-            Ok(state) => {
+            Ok(paid) => {
                 run.latencies.push(started.elapsed());
-                run.finals.push((id, state));
+                run.finals.push((id, paid.state));
             }
             Err(err) => {
                 run.failure = Some(format!("{id}: {err}"));
