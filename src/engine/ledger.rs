@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use super::crashpoint;
 use super::events::EventBus;
 use super::journal::Journal;
 use super::record::Record;
@@ -70,7 +71,19 @@ impl Ledger {
         let mut next_seq = self.next_seq.lock().await;
         record.seq = *next_seq;
         *next_seq += 1;
-        let appended = self.journal.append(record).await;
+        let state = record.state.as_str();
+        crashpoint::crash_at(state, "before_fsync");
+        let appended = if crashpoint::fail_at(state, "fsync") {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::StorageFull,
+                "injected journal failure (test hook)",
+            ))
+        } else {
+            self.journal.append(record).await
+        };
+        if appended.is_ok() {
+            crashpoint::crash_at(state, "after_fsync");
+        }
         (next_seq, appended)
     }
 

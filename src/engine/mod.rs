@@ -6,6 +6,7 @@
 //! terminal's lease (see [`transaction`]), so a browser going away never cuts a payment.
 
 pub mod control;
+pub mod crashpoint;
 pub mod error;
 pub mod events;
 pub mod journal;

@@ -202,6 +202,9 @@ impl Hooks for TxHooks<'_> {
     }
 
     async fn progress(&mut self, step: Progress) {
+        if step == Progress::Sent {
+            super::crashpoint::crash_at("send", "after");
+        }
         let state = match step {
             Progress::Sent => State::Sent,
             Progress::WaitingCard if !self.waiting => State::WaitingCard,
