@@ -14,7 +14,7 @@ use std::time::Duration;
 use caisse_ap_relay::engine::crashpoint::CRASH_VAR;
 use caisse_ap_relay::sim::{Behaviour, Simulator};
 use common::*;
-use fault_kit::{aborted, history, states, write_config, Process};
+use fault_kit::{aborted, history, pay_and_follow, states, write_config, Process};
 use futures_util::future::join_all;
 use serde_json::{json, Value};
 
@@ -78,31 +78,6 @@ fn slow_terminal() -> Behaviour {
     Behaviour {
         delay: Duration::from_secs(1),
         ..Behaviour::default()
-    }
-}
-
-/// Pays `id` on the agent at `process` and returns the records the browser saw up to the
-/// final one, or as far as it got before the socket broke.
-async fn pay_and_follow(process: &Process, dir: &Arc<tempfile::TempDir>, id: &str) -> Vec<Value> {
-    let agent = TestAgent::external(process.addr, Arc::clone(dir));
-    let (mut ws, _) = connect_as(&agent, CASHIER).await;
-    send(&mut ws, pay(id, "tpe-1", 3100)).await;
-    let mut seen = Vec::new();
-    loop {
-        let Some(Ok(tokio_tungstenite::tungstenite::Message::Text(text))) =
-            next_frame(&mut ws).await
-        else {
-            return seen;
-        };
-        let message: Value = serde_json::from_str(&text).unwrap();
-        if message["id"] != id {
-            continue;
-        }
-        seen.push(message.clone());
-        let state = message["state"].as_str().unwrap_or_default();
-        if ["approved", "declined", "not_sent", "unknown"].contains(&state) {
-            return seen;
-        }
     }
 }
 

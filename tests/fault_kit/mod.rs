@@ -14,7 +14,12 @@ use tokio::sync::{mpsc, oneshot};
 use caisse_ap_relay::engine::journal::FILE_NAME;
 use caisse_ap_relay::engine::record::Record;
 
-use super::common::{ALLOWED_ORIGIN, CASHIER, WAIT};
+use std::sync::Arc;
+
+use serde_json::Value;
+use tokio_tungstenite::tungstenite::Message;
+
+use super::common::{connect_as, next_frame, pay, send, TestAgent, ALLOWED_ORIGIN, CASHIER, WAIT};
 
 /// SIGABRT: how a process stopped by a crash point dies.
 pub const SIGABRT: i32 = 6;
@@ -168,4 +173,30 @@ token = "{CASHIER}"
     );
     std::fs::write(&path, text).unwrap();
     path
+}
+
+/// Pays `id` (31.00 EUR on `tpe-1`) on the agent `process` and returns the messages about
+/// `id` up to a final record or an `error`, or as far as they got before the socket broke.
+pub async fn pay_and_follow(
+    process: &Process,
+    dir: &Arc<tempfile::TempDir>,
+    id: &str,
+) -> Vec<Value> {
+    let agent = TestAgent::external(process.addr, Arc::clone(dir));
+    let (mut ws, _) = connect_as(&agent, CASHIER).await;
+    send(&mut ws, pay(id, "tpe-1", 3100)).await;
+    let mut seen = Vec::new();
+    while let Some(Ok(Message::Text(text))) = next_frame(&mut ws).await {
+        let message: Value = serde_json::from_str(&text).unwrap();
+        if message["id"] != id {
+            continue;
+        }
+        seen.push(message.clone());
+        let state = message["state"].as_str().unwrap_or_default();
+        let finals = ["approved", "declined", "not_sent", "unknown"];
+        if message["type"] == "error" || finals.contains(&state) {
+            break;
+        }
+    }
+    seen
 }
