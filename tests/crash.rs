@@ -72,11 +72,11 @@ fn matrix() -> Vec<Crash> {
     ]
 }
 
-/// The terminal answers after 1 s: the default settle delay (500 ms) reports `waiting_card`
+/// The terminal answers after 1.5 s: the default settle delay (500 ms) reports `waiting_card`
 /// first.
 fn slow_terminal() -> Behaviour {
     Behaviour {
-        delay: Duration::from_secs(1),
+        delay: Duration::from_millis(1500),
         ..Behaviour::default()
     }
 }
@@ -89,7 +89,7 @@ async fn crash_at(case: Crash) {
     let data = dir.path().join("data");
 
     // An earlier result, made by a healthy agent.
-    let mut healthy = Process::start(&config, &[]);
+    let mut healthy = Process::start(&config, &[]).await;
     let earlier = pay_and_follow(&healthy, &dir, "earlier")
         .await
         .pop()
@@ -98,7 +98,7 @@ async fn crash_at(case: Crash) {
     healthy.kill();
 
     sim.set_behaviour(slow_terminal());
-    let mut doomed = Process::start(&config, &[(CRASH_VAR, point)]);
+    let mut doomed = Process::start(&config, &[(CRASH_VAR, point)]).await;
     pay_and_follow(&doomed, &dir, "doomed").await;
     assert!(
         aborted(doomed.exited().await),
@@ -111,7 +111,7 @@ async fn crash_at(case: Crash) {
     );
     wait_requests(&sim, 1 + case.requests, point).await;
 
-    let restarted = Process::start(&config, &[]);
+    let restarted = Process::start(&config, &[]).await;
     check_after_restart(&case, &restarted, &dir, &earlier).await;
     let next = pay_and_follow(&restarted, &dir, "next")
         .await

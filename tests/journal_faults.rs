@@ -55,7 +55,7 @@ async fn damaged_records_are_skipped_with_a_warning_and_the_agent_serves() {
     let dir = Arc::new(tempfile::tempdir().unwrap());
     let config = write_config(dir.path(), sim.addr(), "30s");
     let data = dir.path().join("data");
-    let mut first = Process::start(&config, &[]);
+    let mut first = Process::start(&config, &[]).await;
     let damaged = pay_and_follow(&first, &dir, "j-1").await.pop().unwrap();
     assert_eq!(damaged["state"], "approved");
     sim.set_behaviour(Behaviour {
@@ -67,7 +67,7 @@ async fn damaged_records_are_skipped_with_a_warning_and_the_agent_serves() {
     first.kill();
     damage(&data, "j-1");
 
-    let mut second = Process::start(&config, &[]);
+    let mut second = Process::start(&config, &[]).await;
     second.wait_log("journal: skipping damaged line").await;
     second.wait_log("journal: skipping torn last line").await;
     let kept_aside = std::fs::read_dir(&data).unwrap().any(|entry| {
@@ -167,14 +167,14 @@ fn refusals() -> Vec<Refusal> {
 async fn refuse_once(case: Refusal) {
     let point = case.point;
     let sim = spawn_sim(Behaviour {
-        delay: Duration::from_secs(1),
+        delay: Duration::from_millis(1500),
         ..Behaviour::default()
     })
     .await;
     let dir = Arc::new(tempfile::tempdir().unwrap());
     let config = write_config(dir.path(), sim.addr(), "30s");
     let data = dir.path().join("data");
-    let mut faulty = Process::start(&config, &[(FAIL_VAR, point)]);
+    let mut faulty = Process::start(&config, &[(FAIL_VAR, point)]).await;
     let last = pay_and_follow(&faulty, &dir, "r-1").await.pop().unwrap();
     check_told(&case, &last);
     let next = pay_and_follow(&faulty, &dir, "r-2").await.pop().unwrap();
@@ -194,7 +194,7 @@ async fn refuse_once(case: Refusal) {
     }
     faulty.kill();
 
-    let restarted = Process::start(&config, &[]);
+    let restarted = Process::start(&config, &[]).await;
     let after = get(&restarted, &dir, "r-1").await;
     match case.state {
         None => assert_eq!(after["code"], "not_found", "{point}: {after}"),

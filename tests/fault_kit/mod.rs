@@ -64,8 +64,8 @@ pub struct Process {
 
 impl Process {
     /// Starts `caisse-ap-relay serve --config FILE` with `env` added, and waits for its
-    /// `listening on https://ADDR/` line.
-    pub fn start(config: &Path, env: &[(&str, &str)]) -> Process {
+    /// `listening on https://ADDR/` line (off the runtime: other tests' agents run meanwhile).
+    pub async fn start(config: &Path, env: &[(&str, &str)]) -> Process {
         let mut child = Command::new(env!("CARGO_BIN_EXE_caisse-ap-relay"))
             .args(["serve", "--config"])
             .arg(config)
@@ -76,24 +76,18 @@ impl Process {
             .spawn()
             .expect("the binary starts");
         let logs = collect_lines(child.stderr.take().unwrap());
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let addr = loop {
-            let line = lines.next().expect("a listening line").unwrap();
-            if let Some(rest) = line.strip_prefix("listening on https://") {
-                break rest.trim_end_matches('/').parse().unwrap();
-            }
-        };
-        let (closed, gone) = oneshot::channel();
-        // Keep draining stdout so the agent never blocks on a full pipe.
-        std::thread::spawn(move || {
-            lines.for_each(drop);
-            let _ = closed.send(());
-        });
+        let stdout = child.stdout.take().unwrap();
+        let (listening, gone) = (oneshot::channel(), oneshot::channel());
+        std::thread::spawn(move || read_stdout(stdout, listening.0, gone.0));
+        let addr = tokio::time::timeout(WAIT, listening.1)
+            .await
+            .expect("the agent listens in time")
+            .expect("a listening line");
         Process {
             child,
             addr,
             logs,
-            gone: Some(gone),
+            gone: Some(gone.1),
         }
     }
 
@@ -134,6 +128,23 @@ impl Drop for Process {
 /// Whether `status` is a death by SIGABRT (a crash point).
 pub fn aborted(status: ExitStatus) -> bool {
     status.signal() == Some(SIGABRT)
+}
+
+/// Reports the address of the `listening on` line, drains the rest so that the agent never
+/// blocks on a full pipe, and reports the end of the stream (the process is gone).
+fn read_stdout(
+    stdout: impl Read,
+    listening: oneshot::Sender<SocketAddr>,
+    gone: oneshot::Sender<()>,
+) {
+    let mut listening = Some(listening);
+    for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+        let addr = line.strip_prefix("listening on https://");
+        if let (Some(addr), Some(report)) = (addr, listening.take()) {
+            let _ = report.send(addr.trim_end_matches('/').parse().unwrap());
+        }
+    }
+    let _ = gone.send(());
 }
 
 fn collect_lines(stream: impl Read + Send + 'static) -> mpsc::UnboundedReceiver<String> {
