@@ -196,14 +196,14 @@ mod tests {
     /// A ledger whose journal file is `/dev/full` (every write fails with ENOSPC, like a full
     /// disk) until `space_returns` points the name at a real file again.
     fn full_ledger(dir: &std::path::Path) -> Ledger {
-        std::os::unix::fs::symlink("/dev/full", dir.join(super::super::journal::FILE_NAME))
+        std::os::unix::fs::symlink("/dev/full", dir.join(crate::engine::journal::FILE_NAME))
             .unwrap();
         let (journal, records) = Journal::open(dir).unwrap();
         Ledger::new(journal, records, EventBus::new(8))
     }
 
     fn space_returns(dir: &std::path::Path) {
-        let path = dir.join(super::super::journal::FILE_NAME);
+        let path = dir.join(crate::engine::journal::FILE_NAME);
         std::fs::remove_file(&path).unwrap();
         std::fs::write(&path, b"").unwrap();
     }
