@@ -142,6 +142,8 @@ struct Refusal {
     /// The final state, or `None` when `pay` itself is refused.
     state: Option<&'static str>,
     requests: usize,
+    /// The refused record was announced, so the agent appends it again by itself.
+    retried: bool,
 }
 
 const fn refusal(point: &'static str, state: Option<&'static str>, requests: usize) -> Refusal {
@@ -149,6 +151,7 @@ const fn refusal(point: &'static str, state: Option<&'static str>, requests: usi
         point,
         state,
         requests,
+        retried: requests > 0,
     }
 }
 
@@ -177,6 +180,11 @@ async fn refuse_once(case: Refusal) {
     let mut faulty = Process::start(&config, &[(FAIL_VAR, point)]).await;
     let last = pay_and_follow(&faulty, &dir, "r-1").await.pop().unwrap();
     check_told(&case, &last);
+    if case.retried {
+        // After `approved.fsync` nothing else is appended meanwhile: only the periodic retry
+        // can journal it.
+        faulty.wait_log("unjournaled record now durable").await;
+    }
     let next = pay_and_follow(&faulty, &dir, "r-2").await.pop().unwrap();
     assert_eq!(next["state"], "approved", "{point}: the agent serves");
     assert_eq!(sim.request_count(), case.requests + 1, "{point}");
