@@ -6,6 +6,7 @@
 //! terminal's lease (see [`transaction`]), so a browser going away never cuts a payment.
 
 pub mod control;
+pub mod crashpoint;
 pub mod error;
 pub mod events;
 pub mod journal;
@@ -41,6 +42,9 @@ use record::{now_rfc3339, State, TxResult};
 use registry::Registry;
 
 use crate::config::TerminalConfig;
+
+/// How often announced changes that the journal refused are appended again.
+pub const JOURNAL_RETRY: Duration = Duration::from_secs(1);
 
 /// Tunables of the engine; the defaults are the contract's.
 #[derive(Debug, Clone, Copy)]
@@ -135,6 +139,7 @@ impl Engine {
         };
         engine.settle_interrupted().await.map_err(journal_error)?;
         engine.start_probes();
+        engine.start_journal_retry();
         Ok(engine)
     }
 
@@ -160,6 +165,21 @@ impl Engine {
         }
     }
 
+    /// Appends again, every [`JOURNAL_RETRY`], the announced changes the journal refused.
+    fn start_journal_retry(&self) {
+        let ledger = Arc::clone(&self.inner.ledger);
+        let stop = self.inner.stop.clone();
+        self.inner.tasks.spawn(async move {
+            let mut ticks = tokio::time::interval(JOURNAL_RETRY);
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = ticks.tick() => { ledger.retry_unjournaled().await; }
+                }
+            }
+        });
+    }
+
     /// A receiver of every record change announced from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Record>> {
         self.inner.bus.subscribe()
@@ -171,6 +191,10 @@ impl Engine {
         self.inner.stop.cancel();
         self.inner.tasks.close();
         self.inner.tasks.wait().await;
+        let left = self.inner.ledger.retry_unjournaled().await;
+        if left > 0 {
+            tracing::error!(records = left, "stopping with results the journal refused");
+        }
     }
 }
 

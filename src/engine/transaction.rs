@@ -68,6 +68,7 @@ impl Transaction {
             tx: self,
             connected: false,
             waiting: false,
+            journal_failure: None,
         };
         // Dropping the driver is safe only before it commits to writing; `Control` makes the
         // cancel branch unreachable after that.
@@ -76,7 +77,12 @@ impl Transaction {
             _ = control.cancelled() => cancelled(),
             outcome = terminal::transact(&address, &request, &timeouts, &mut hooks) => outcome,
         };
-        let connected = hooks.connected;
+        let (connected, journal_failure) = (hooks.connected, hooks.journal_failure);
+        // The driver only knows `before_send` said no: tell the cashier why.
+        let outcome = match (outcome, journal_failure) {
+            (Outcome::NotSent { .. }, Some(detail)) => Outcome::NotSent { detail },
+            (outcome, _) => outcome,
+        };
         self.note_health(&outcome, connected);
         outcome
     }
@@ -181,6 +187,8 @@ struct TxHooks<'a> {
     tx: &'a mut Transaction,
     connected: bool,
     waiting: bool,
+    /// Why `before_send` refused, when the journal did not take the `sent` mark.
+    journal_failure: Option<String>,
 }
 
 impl Hooks for TxHooks<'_> {
@@ -196,12 +204,16 @@ impl Hooks for TxHooks<'_> {
             Ok(()) => true,
             Err(err) => {
                 tracing::error!(%err, "journal append failed; not sending");
+                self.journal_failure = Some(format!("journal unavailable, nothing sent: {err}"));
                 false
             }
         }
     }
 
     async fn progress(&mut self, step: Progress) {
+        if step == Progress::Sent {
+            super::crashpoint::crash_at("send", "after");
+        }
         let state = match step {
             Progress::Sent => State::Sent,
             Progress::WaitingCard if !self.waiting => State::WaitingCard,
