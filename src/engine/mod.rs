@@ -41,6 +41,7 @@ use record::{now_rfc3339, State, TxResult};
 use registry::Registry;
 
 use crate::config::TerminalConfig;
+use crate::metrics::Metrics;
 
 /// Tunables of the engine; the defaults are the contract's.
 #[derive(Debug, Clone, Copy)]
@@ -99,6 +100,7 @@ struct Inner {
     options: EngineOptions,
     tasks: TaskTracker,
     stop: CancellationToken,
+    metrics: Arc<Metrics>,
 }
 
 impl Engine {
@@ -114,12 +116,15 @@ impl Engine {
             source,
         };
         let dir = data_dir.to_path_buf();
+        let metrics = Arc::new(Metrics::new());
+        let journal_options = journal_options(&metrics);
         // Reading and checking the whole journal blocks: keep it off the runtime threads.
-        let (journal, records) = tokio::task::spawn_blocking(move || Journal::open(&dir))
-            .await
-            .map_err(std::io::Error::other)
-            .and_then(|opened| opened)
-            .map_err(journal_error)?;
+        let (journal, records) =
+            tokio::task::spawn_blocking(move || Journal::open_with(&dir, journal_options))
+                .await
+                .map_err(std::io::Error::other)
+                .and_then(|opened| opened)
+                .map_err(journal_error)?;
         let bus = EventBus::new(options.bus_capacity);
         let engine = Engine {
             inner: Arc::new(Inner {
@@ -131,6 +136,7 @@ impl Engine {
                 options,
                 tasks: TaskTracker::new(),
                 stop: CancellationToken::new(),
+                metrics,
             }),
         };
         engine.settle_interrupted().await.map_err(journal_error)?;
@@ -144,7 +150,8 @@ impl Engine {
         for record in ledger.select(|r| !r.state.is_final()) {
             let settled = settle_after_restart((*record).clone());
             tracing::warn!(id = %settled.id, state = ?settled.state, "transaction interrupted by a restart");
-            ledger.commit(settled).await?;
+            let settled = ledger.commit(settled).await?;
+            self.inner.metrics.transaction_finished(&settled, None);
         }
         Ok(())
     }
@@ -160,6 +167,11 @@ impl Engine {
         }
     }
 
+    /// What the engine counts for `/metrics`.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
+    }
+
     /// A receiver of every record change announced from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Record>> {
         self.inner.bus.subscribe()
@@ -171,6 +183,15 @@ impl Engine {
         self.inner.stop.cancel();
         self.inner.tasks.close();
         self.inner.tasks.wait().await;
+    }
+}
+
+/// The journal's options, with each sync timed into `metrics`.
+fn journal_options(metrics: &Arc<Metrics>) -> journal::Options {
+    let metrics = Arc::clone(metrics);
+    journal::Options {
+        on_sync: Some(Arc::new(move |took| metrics.journal_synced(took))),
+        ..journal::Options::default()
     }
 }
 
