@@ -76,7 +76,8 @@ async fn metrics_count_real_transactions_sessions_and_terminal_health() {
     assert_eq!(count("tpe-lost", "approved"), 0.0);
 
     let timed = |terminal| {
-        let series = format!(r#"relay_transaction_duration_seconds_count{{terminal="{terminal}"}}"#);
+        let series =
+            format!(r#"relay_transaction_duration_seconds_count{{terminal="{terminal}"}}"#);
         sample(&text, &series)
     };
     assert_eq!(timed("tpe-ok"), 2.0);
@@ -86,9 +87,18 @@ async fn metrics_count_real_transactions_sessions_and_terminal_health() {
     let under_300s = r#"relay_transaction_duration_seconds_bucket{le="300.0",terminal="tpe-ok"}"#;
     assert_eq!(sample(&text, under_300s), 2.0);
 
-    assert_eq!(sample(&text, r#"relay_terminal_up{terminal="tpe-off"}"#), 0.0);
-    assert_eq!(sample(&text, r#"relay_terminal_up{terminal="tpe-ok"}"#), 1.0);
-    assert_eq!(sample(&text, r#"relay_terminal_up{terminal="tpe-lost"}"#), 1.0);
+    assert_eq!(
+        sample(&text, r#"relay_terminal_up{terminal="tpe-off"}"#),
+        0.0
+    );
+    assert_eq!(
+        sample(&text, r#"relay_terminal_up{terminal="tpe-ok"}"#),
+        1.0
+    );
+    assert_eq!(
+        sample(&text, r#"relay_terminal_up{terminal="tpe-lost"}"#),
+        1.0
+    );
 
     assert_eq!(sample(&text, r#"relay_ws_clients{role="cashier"}"#), 1.0);
     assert_eq!(sample(&text, r#"relay_ws_clients{role="display"}"#), 1.0);
