@@ -4,6 +4,7 @@
 //! [`Engine`] is the one entry point the web sessions use. It owns no socket to a browser:
 //! sessions call it and listen to its bus. Each `pay` runs in its own task holding the
 //! terminal's lease (see [`transaction`]), so a browser going away never cuts a payment.
+//! Final states and journal syncs are counted into the engine's [`Metrics`] (`/metrics`).
 
 pub mod control;
 pub mod error;
