@@ -92,6 +92,7 @@ impl Engine {
         let options = self.inner.options;
         let transaction = Transaction {
             ledger: Arc::clone(&self.inner.ledger),
+            metrics: Arc::clone(&self.inner.metrics),
             request: PaymentRequest {
                 amount: payment.amount,
                 currency: payment.currency,

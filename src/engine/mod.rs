@@ -4,6 +4,7 @@
 //! [`Engine`] is the one entry point the web sessions use. It owns no socket to a browser:
 //! sessions call it and listen to its bus. Each `pay` runs in its own task holding the
 //! terminal's lease (see [`transaction`]), so a browser going away never cuts a payment.
+//! Final states and journal syncs are counted into the engine's [`Metrics`] (`/metrics`).
 
 pub mod control;
 pub mod crashpoint;
@@ -42,6 +43,7 @@ use record::{now_rfc3339, State, TxResult};
 use registry::Registry;
 
 use crate::config::TerminalConfig;
+use crate::metrics::Metrics;
 
 /// How often announced changes that the journal refused are appended again.
 pub const JOURNAL_RETRY: Duration = Duration::from_secs(1);
@@ -103,6 +105,7 @@ struct Inner {
     options: EngineOptions,
     tasks: TaskTracker,
     stop: CancellationToken,
+    metrics: Arc<Metrics>,
 }
 
 impl Engine {
@@ -118,12 +121,15 @@ impl Engine {
             source,
         };
         let dir = data_dir.to_path_buf();
+        let metrics = Arc::new(Metrics::new());
+        let journal_options = journal_options(&metrics);
         // Reading and checking the whole journal blocks: keep it off the runtime threads.
-        let (journal, records) = tokio::task::spawn_blocking(move || Journal::open(&dir))
-            .await
-            .map_err(std::io::Error::other)
-            .and_then(|opened| opened)
-            .map_err(journal_error)?;
+        let (journal, records) =
+            tokio::task::spawn_blocking(move || Journal::open_with(&dir, journal_options))
+                .await
+                .map_err(std::io::Error::other)
+                .and_then(|opened| opened)
+                .map_err(journal_error)?;
         let bus = EventBus::new(options.bus_capacity);
         let engine = Engine {
             inner: Arc::new(Inner {
@@ -135,6 +141,7 @@ impl Engine {
                 options,
                 tasks: TaskTracker::new(),
                 stop: CancellationToken::new(),
+                metrics,
             }),
         };
         engine.settle_interrupted().await.map_err(journal_error)?;
@@ -149,7 +156,8 @@ impl Engine {
         for record in ledger.select(|r| !r.state.is_final()) {
             let settled = settle_after_restart((*record).clone());
             tracing::warn!(id = %settled.id, state = ?settled.state, "transaction interrupted by a restart");
-            ledger.commit(settled).await?;
+            let settled = ledger.commit(settled).await?;
+            self.inner.metrics.transaction_finished(&settled, None);
         }
         Ok(())
     }
@@ -180,6 +188,11 @@ impl Engine {
         });
     }
 
+    /// What the engine counts for `/metrics`.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
+    }
+
     /// A receiver of every record change announced from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Record>> {
         self.inner.bus.subscribe()
@@ -195,6 +208,15 @@ impl Engine {
         if left > 0 {
             tracing::error!(records = left, "stopping with results the journal refused");
         }
+    }
+}
+
+/// The journal's options, with each sync timed into `metrics`.
+fn journal_options(metrics: &Arc<Metrics>) -> journal::Options {
+    let metrics = Arc::clone(metrics);
+    journal::Options {
+        on_sync: Some(Arc::new(move |took| metrics.journal_synced(took))),
+        ..journal::Options::default()
     }
 }
 

@@ -13,6 +13,8 @@ use super::control::Control;
 use super::ledger::Ledger;
 use super::record::{now_rfc3339, Record, State, TxResult};
 use super::registry::{Lease, Terminal};
+use crate::metrics::Metrics;
+use crate::protocol::mask::mask_pan;
 use crate::protocol::{Answer, Card, PaymentRequest};
 use crate::terminal::{self, Hooks, Outcome, Progress, Timeouts, UnknownReason};
 
@@ -20,6 +22,8 @@ use crate::terminal::{self, Hooks, Outcome, Progress, Timeouts, UnknownReason};
 pub struct Transaction {
     /// The journal + store + bus.
     pub ledger: Arc<Ledger>,
+    /// Where the final state is counted.
+    pub metrics: Arc<Metrics>,
     /// The terminal it runs on.
     pub terminal: Arc<Terminal>,
     /// Cancel handshake.
@@ -113,13 +117,26 @@ impl Transaction {
         apply_outcome(&mut next, outcome);
         next.updated_at = now_rfc3339();
         let record = self.ledger.commit_anyway(next).await;
-        tracing::info!(
-            id = %record.id, till = %record.till, terminal = %record.terminal,
-            amount = record.amount, state = ?record.state,
-            duration_ms = started.elapsed().as_millis() as u64,
-            "transaction finished"
-        );
+        let took = started.elapsed();
+        self.metrics.transaction_finished(&record, Some(took));
+        log_finished(&record, took);
     }
+}
+
+/// The one info line per outcome. Card data minimised: masked PAN and authorization only.
+fn log_finished(record: &Record, took: std::time::Duration) {
+    let result = record.result.as_ref();
+    let card = result.and_then(|r| r.card.as_ref());
+    tracing::info!(
+        id = %record.id, till = %record.till, terminal = %record.terminal,
+        amount = record.amount, currency = %record.currency, state = record.state.as_str(),
+        reason = result.and_then(|r| r.reason.as_deref()),
+        detail = result.and_then(|r| r.detail.as_deref()),
+        pan = card.and_then(|c| c.pan.as_deref()).map(mask_pan),
+        authorization = result.and_then(|r| r.authorization.as_deref()),
+        duration_ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
+        "transaction finished"
+    );
 }
 
 fn cancelled() -> Outcome {

@@ -171,7 +171,7 @@ where
     S: Sink<Message, Error = WsError> + Stream<Item = Result<Message, WsError>> + Unpin + Send,
 {
     async fn run(mut self) {
-        let _seat = self.app.presence.join(&self.till.name);
+        let _seat = self.app.presence.join(&self.till.name, self.till.role);
         // Subscribed before the snapshot: no change can fall between the two.
         let mut bus = self.app.engine.subscribe();
         let mut revocations = self.app.access.revocations();
