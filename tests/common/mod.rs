@@ -3,11 +3,14 @@
 //! and HTTPS clients that trust only the agent's generated CA.
 #![allow(dead_code)]
 
+pub mod binary;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use caisse_ap_relay::agent::reload::ReloadHandle;
 use caisse_ap_relay::agent::{Agent, Options};
 use caisse_ap_relay::config::{Config, Role, Secret, TerminalConfig, TillConfig};
 use caisse_ap_relay::sim::{Behaviour, Simulator};
@@ -46,6 +49,8 @@ pub struct TestAgent {
     pub ca_pem: String,
     /// Its temporary directory (data + certs).
     pub dir: Arc<tempfile::TempDir>,
+    /// Applies a new configuration (in-process agents only).
+    pub reload: Option<ReloadHandle>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -58,6 +63,7 @@ impl TestAgent {
             addr,
             ca_pem,
             dir,
+            reload: None,
             stop: None,
             task: None,
         }
@@ -141,6 +147,7 @@ pub async fn spawn_agent_in(
         .await
         .expect("agent starts");
     let addr = agent.local_addr().unwrap();
+    let reload = Some(agent.reload_handle());
     let ca_pem = std::fs::read_to_string(dir.path().join("certs/ca.pem")).unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(agent.serve(async {
@@ -150,6 +157,7 @@ pub async fn spawn_agent_in(
         addr,
         ca_pem,
         dir,
+        reload,
         stop: Some(stop),
         task: Some(task),
     }
