@@ -50,6 +50,8 @@ pub fn run(args: ServeArgs) -> ExitCode {
 }
 
 async fn serve(located: Option<(PathBuf, Config)>) -> anyhow::Result<()> {
+    // First: SIGHUP's default action would end the process.
+    let hangups = Hangups::listen();
     let (file, config, demo) = match located {
         Some((file, config)) => (Some(file), config, None),
         None => {
@@ -62,8 +64,6 @@ async fn serve(located: Option<(PathBuf, Config)>) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let agent = Agent::start(&config, listener, Options::default()).await?;
-    // Before the agent announces itself: SIGHUP's default action would end the process.
-    let hangups = Hangups::listen();
     let addr = agent.local_addr()?;
     println!("listening on https://{addr}/");
     if let Some(demo) = &demo {
