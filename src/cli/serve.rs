@@ -3,6 +3,7 @@
 //! Prints `listening on https://ADDR/` once the port is bound (tests bind port 0 and read it).
 //! Without a configuration file it runs the demo: an in-process simulated terminal `demo`,
 //! a random till token printed on the console, and the CA fingerprint to check.
+//! SIGHUP re-reads the configuration file (see [`crate::agent::reload`]); the demo has none.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,6 +11,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use tokio::net::TcpListener;
 
+use crate::agent::reload::ReloadHandle;
 use crate::agent::{Agent, Options};
 use crate::config::{Config, Secret};
 use crate::sim::{Behaviour, Simulator};
@@ -38,7 +40,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve(located.map(|(_, config)| config))) {
+    match runtime.block_on(serve(located)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
@@ -47,10 +49,15 @@ pub fn run(args: ServeArgs) -> ExitCode {
     }
 }
 
-async fn serve(config: Option<Config>) -> anyhow::Result<()> {
-    let (config, demo) = match config {
-        Some(config) => (config, None),
-        None => start_demo().await?,
+async fn serve(located: Option<(PathBuf, Config)>) -> anyhow::Result<()> {
+    // First: SIGHUP's default action would end the process.
+    let hangups = Hangups::listen();
+    let (file, config, demo) = match located {
+        Some((file, config)) => (Some(file), config, None),
+        None => {
+            let (config, demo) = start_demo().await?;
+            (None, config, Some(demo))
+        }
     };
     let listen = config.server.listen;
     let listener = TcpListener::bind(listen)
@@ -62,9 +69,64 @@ async fn serve(config: Option<Config>) -> anyhow::Result<()> {
     if let Some(demo) = &demo {
         print_demo_banner(&agent, addr.port(), &demo.token);
     }
-    agent.serve(shutdown_signal()).await;
+    let reloads = reload_on_hangup(hangups, agent.reload_handle(), file);
+    tokio::select! {
+        () = agent.serve(shutdown_signal()) => {}
+        never = reloads => match never {},
+    }
     drop(demo);
     Ok(())
+}
+
+/// Reloads `file` on every SIGHUP, forever; without a file (the demo) says so.
+async fn reload_on_hangup(
+    mut hangups: Hangups,
+    handle: ReloadHandle,
+    file: Option<PathBuf>,
+) -> std::convert::Infallible {
+    loop {
+        hangups.next().await;
+        match &file {
+            // A refused file is logged by `reload_file`; the running configuration stays.
+            Some(file) => {
+                let _ = handle.reload_file(file).await;
+            }
+            None => tracing::info!("SIGHUP: nothing to reload, the demo has no configuration file"),
+        }
+    }
+}
+
+/// The SIGHUP stream (never fires where there is none).
+struct Hangups {
+    #[cfg(unix)]
+    signal: Option<tokio::signal::unix::Signal>,
+}
+
+impl Hangups {
+    fn listen() -> Hangups {
+        #[cfg(unix)]
+        {
+            let kind = tokio::signal::unix::SignalKind::hangup();
+            let signal = tokio::signal::unix::signal(kind)
+                .inspect_err(
+                    |err| tracing::warn!(%err, "cannot listen for SIGHUP; reload disabled"),
+                )
+                .ok();
+            Hangups { signal }
+        }
+        #[cfg(not(unix))]
+        Hangups {}
+    }
+
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        if let Some(signal) = &mut self.signal {
+            if signal.recv().await.is_some() {
+                return;
+            }
+        }
+        std::future::pending().await
+    }
 }
 
 /// The demo's in-process terminal and its till token.
@@ -73,7 +135,7 @@ struct Demo {
     token: String,
 }
 
-async fn start_demo() -> anyhow::Result<(Config, Option<Demo>)> {
+async fn start_demo() -> anyhow::Result<(Config, Demo)> {
     let listener = TcpListener::bind(("127.0.0.1", 0))
         .await
         .context("cannot start the demo terminal")?;
@@ -84,7 +146,7 @@ async fn start_demo() -> anyhow::Result<(Config, Option<Demo>)> {
         _terminal: terminal,
         token,
     };
-    Ok((config, Some(demo)))
+    Ok((config, demo))
 }
 
 fn random_token() -> anyhow::Result<String> {

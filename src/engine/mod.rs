@@ -133,7 +133,7 @@ impl Engine {
         let bus = EventBus::new(options.bus_capacity);
         let engine = Engine {
             inner: Arc::new(Inner {
-                registry: Registry::new(terminals),
+                registry: Registry::default(),
                 ledger: Arc::new(Ledger::new(journal, records, bus.clone())),
                 bus,
                 active: Mutex::new(HashMap::new()),
@@ -145,7 +145,7 @@ impl Engine {
             }),
         };
         engine.settle_interrupted().await.map_err(journal_error)?;
-        engine.start_probes();
+        engine.start_probes(engine.inner.registry.apply(terminals, &engine.inner.stop));
         engine.start_journal_retry();
         Ok(engine)
     }
@@ -162,13 +162,9 @@ impl Engine {
         Ok(())
     }
 
-    fn start_probes(&self) {
-        for terminal in self.inner.registry.iter() {
-            let run = probe::run(
-                Arc::clone(terminal),
-                self.inner.options.probe_interval,
-                self.inner.stop.clone(),
-            );
+    fn start_probes(&self, probes: Vec<registry::ProbeStart>) {
+        for (terminal, stop) in probes {
+            let run = probe::run(terminal, self.inner.options.probe_interval, stop);
             self.inner.tasks.spawn(run);
         }
     }
@@ -191,6 +187,17 @@ impl Engine {
     /// What the engine counts for `/metrics`.
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.inner.metrics
+    }
+
+    /// Makes `terminals` the configured terminals (a reload): added ones take payments at
+    /// once, changed ones from their next transaction, removed ones refuse new payments and
+    /// are listed until their running transaction ends.
+    pub async fn set_terminals(&self, terminals: &[TerminalConfig]) {
+        // Under the pay lock: a `pay` finds the terminal and takes it in one step.
+        let serial = self.inner.pay_lock.lock().await;
+        let probes = self.inner.registry.apply(terminals, &self.inner.stop);
+        drop(serial);
+        self.start_probes(probes);
     }
 
     /// A receiver of every record change announced from now on.

@@ -40,7 +40,7 @@ async fn probe_once(terminal: &Terminal) {
         drain: Duration::from_millis(300),
         deadline: PROBE_DEADLINE,
     };
-    let config = &terminal.config;
+    let config = terminal.config();
     let result = terminal::probe(&config.address, &config.pos_number, &timeouts).await;
     tracing::debug!(terminal = %config.name, ok = result.is_ok(), "probe done");
     match result {

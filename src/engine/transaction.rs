@@ -34,6 +34,8 @@ pub struct Transaction {
     pub request: PaymentRequest,
     /// Driver deadlines.
     pub timeouts: Timeouts,
+    /// The terminal's address when the transaction started (a reload changes later ones).
+    pub address: String,
 }
 
 impl Transaction {
@@ -65,8 +67,8 @@ impl Transaction {
                 detail: format!("journal unavailable: {err}"),
             };
         }
-        let address = self.terminal.config.address.clone();
-        let (request, timeouts) = (self.request.clone(), self.timeouts);
+        let (address, request) = (self.address.clone(), self.request.clone());
+        let timeouts = self.timeouts;
         let control = Arc::clone(&self.control);
         let mut hooks = TxHooks {
             tx: self,

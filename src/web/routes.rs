@@ -14,8 +14,8 @@ use super::{assets, onboarding, upgrade, App};
 
 /// The router of the TLS port.
 pub fn router(app: Arc<App>) -> Router {
-    let origins = Arc::new(app.allowed_origins.clone());
-    let listed = move |origin: &str| origins.iter().any(|o| o == origin);
+    let holder = Arc::clone(&app);
+    let listed = move |origin: &str| holder.allowed_origins.get().iter().any(|o| o == origin);
     Router::new()
         .route("/", get(|| async { page("index.html") }))
         .route("/display", get(|| async { page("display.html") }))

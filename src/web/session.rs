@@ -3,8 +3,9 @@
 //!
 //! Generic over any `Sink`/`Stream` of tungstenite messages, so tests can drive it through
 //! channels or a real socket alike. Decisions where the contract is silent:
-//! - close codes: 4401 (no/invalid `hello`), 4408 (60 s without any frame),
-//!   1001 (agent shutting down), 1009 (message over 64 KiB);
+//! - close codes: 4401 (no/invalid `hello`, till revoked), 4408 (60 s without any frame),
+//!   1001 (agent shutting down), 1009 (message over 64 KiB), 1012 (reconnect: the till's
+//!   rights changed, or revocations were missed);
 //! - `watch` answers with the terminal's latest record, if any, then streams its changes;
 //! - a `pay` that starts a transaction is answered by the `accepted` record from the bus; a
 //!   replayed `pay` (same id and parameters) by the current record;
@@ -29,7 +30,7 @@ use super::messages::{
     CertificateInfo, ClientMessage, ServerMessage, TillPresence, AGENT, API_VERSION,
 };
 use super::App;
-use crate::access::{AuthError, Till};
+use crate::access::{AuthError, Closing, Till};
 use crate::engine::record::format_rfc3339;
 use crate::engine::{ApiError, CancelAnswer, ErrorCode, PayAnswer, Record};
 
@@ -306,7 +307,8 @@ where
 
     fn status(&self) -> ServerMessage {
         let app = &self.app;
-        let tills = app.tills.iter().map(|(name, role)| TillPresence {
+        let tills = app.tills.get();
+        let tills = tills.iter().map(|(name, role)| TillPresence {
             name: name.clone(),
             role: *role,
             sessions: app.presence.sessions(name),
@@ -323,13 +325,23 @@ where
         }
     }
 
-    /// Closes the socket when this till's pairing is revoked.
-    async fn on_revocation(&mut self, revoked: Result<String, RecvError>) -> Result<(), Stop> {
+    /// Closes the socket when this till's token stops working (4401), or when its rights
+    /// changed (1012: the browser reconnects and its new `hello` gets the new rights).
+    async fn on_revocation(&mut self, revoked: Result<Closing, RecvError>) -> Result<(), Stop> {
         match revoked {
-            Ok(name) if name != self.till.name => Ok(()),
-            Ok(_) => {
+            Ok(closing) if closing.till() != self.till.name => Ok(()),
+            Ok(Closing::Revoked(_)) => {
                 tracing::info!("till revoked; closing its socket");
                 self.close(CLOSE_UNAUTHORIZED, "till revoked").await;
+                Err(Stop)
+            }
+            Ok(Closing::RightsChanged(_)) => {
+                tracing::info!("till's rights changed; closing its socket");
+                self.close(
+                    CloseCode::Restart.into(),
+                    "till's rights changed, reconnect",
+                )
+                .await;
                 Err(Stop)
             }
             Err(RecvError::Lagged(_)) => {

@@ -4,12 +4,14 @@
 #![allow(dead_code)]
 
 pub mod process;
+pub mod binary;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use caisse_ap_relay::agent::reload::ReloadHandle;
 use caisse_ap_relay::agent::{Agent, Options};
 use caisse_ap_relay::config::{Config, Role, Secret, TerminalConfig, TillConfig};
 use caisse_ap_relay::sim::{Behaviour, Simulator};
@@ -48,6 +50,8 @@ pub struct TestAgent {
     pub ca_pem: String,
     /// Its temporary directory (data + certs).
     pub dir: Arc<tempfile::TempDir>,
+    /// Applies a new configuration (in-process agents only).
+    pub reload: Option<ReloadHandle>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -60,6 +64,7 @@ impl TestAgent {
             addr,
             ca_pem,
             dir,
+            reload: None,
             stop: None,
             task: None,
         }
@@ -143,6 +148,7 @@ pub async fn spawn_agent_in(
         .await
         .expect("agent starts");
     let addr = agent.local_addr().unwrap();
+    let reload = Some(agent.reload_handle());
     let ca_pem = std::fs::read_to_string(dir.path().join("certs/ca.pem")).unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(agent.serve(async {
@@ -152,6 +158,7 @@ pub async fn spawn_agent_in(
         addr,
         ca_pem,
         dir,
+        reload,
         stop: Some(stop),
         task: Some(task),
     }
