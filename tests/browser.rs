@@ -296,4 +296,9 @@ async fn the_doctor_passes_on_a_trusting_browser() {
     page.wait_state("#check-token", "ok").await;
     assert!(page.text("#check-token").await.contains("till-1"));
     page.screenshots("doctor").await;
+    // The language toggle: this Chromium speaks English, a French till gets French.
+    page.click("#lang").await;
+    page.wait_for("document.documentElement.lang === 'fr'", "French").await;
+    assert!(page.text("#check-cert").await.contains("Certificat"));
+    page.screenshots("doctor-fr").await;
 }

@@ -69,6 +69,10 @@ impl Browser {
             .arg(format!("--user-data-dir={}", profile.path().display()))
             .arg("about:blank")
             .env("HOME", home.path())
+            // A known browser language (English) whatever the machine's locale.
+            .env("LANG", "en_US.UTF-8")
+            .env_remove("LANGUAGE")
+            .env_remove("LC_ALL")
             .env("XDG_CONFIG_HOME", home.path().join(".config"))
             .env("XDG_CACHE_HOME", home.path().join(".cache"))
             .stdin(Stdio::null())
