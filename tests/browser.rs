@@ -300,5 +300,7 @@ async fn the_doctor_passes_on_a_trusting_browser() {
     page.click("#lang").await;
     page.wait_for("document.documentElement.lang === 'fr'", "French").await;
     assert!(page.text("#check-cert").await.contains("Certificat"));
+    let token = page.text("#check-token").await;
+    assert!(token.contains("caisse « till-1 »"), "details redrawn: {token}");
     page.screenshots("doctor-fr").await;
 }
