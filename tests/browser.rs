@@ -44,7 +44,7 @@ impl Shop {
         ];
         let dir = Arc::new(tempfile::tempdir().unwrap());
         let agent = spawn_agent_in(dir, terminals, options()).await;
-        let browser = Browser::launch(&path_in(&agent, "certs/ca.pem")).await;
+        let browser = Browser::launch(Some(&path_in(&agent, "certs/ca.pem"))).await;
         Some(Shop {
             agent,
             _sim: sim,
@@ -79,7 +79,10 @@ async fn pay_on_page(page: &Page, amount: &str) -> (String, String) {
     page.click(&tid("pay-button")).await;
     let state = page
         .wait_for(
-            &format!("(e => !e.hidden && e.dataset.state)({})", q(&tid("result-card"))),
+            &format!(
+                "(e => !e.hidden && e.dataset.state)({})",
+                q(&tid("result-card"))
+            ),
             "a result card",
         )
         .await;
@@ -110,26 +113,36 @@ async fn the_pos_page_pays_and_shows_each_outcome() {
     };
     let page = shop.browser.page().await;
     page.goto(&shop.url("/")).await;
-    page.wait_for(&format!("{}.checkVisibility()", q(&tid("auth-form"))), "the sign-in form")
-        .await;
+    page.wait_for(
+        &format!("{}.checkVisibility()", q(&tid("auth-form"))),
+        "the sign-in form",
+    )
+    .await;
     page.screenshots("pos-sign-in").await;
     page.type_into(&tid("auth-token"), CASHIER).await;
     page.click(&tid("auth-submit")).await;
     page.wait_state(&tid("connection-status"), "authenticated")
         .await;
     assert_eq!(page.text(&tid("till-name")).await, "till-1");
-    page.wait_for(&q(&tid("terminal-option-tpe-1")), "terminal tpe-1").await;
+    page.wait_for(&q(&tid("terminal-option-tpe-1")), "terminal tpe-1")
+        .await;
     page.screenshots("pos-ready").await;
 
     let (_, state) = pay_on_page(&page, "1245").await;
     assert_eq!(state, "approved");
     // Each step shows the time the page saw it: sent and waiting_card were both lived.
     assert_eq!(timeline(&page).await, vec![done_with_time(); 3]);
-    assert_eq!(page.data(&tid("timeline-step-result"), "result").await, "approved");
+    assert_eq!(
+        page.data(&tid("timeline-step-result"), "result").await,
+        "approved"
+    );
     let card = page.text(&tid("result-card")).await;
     assert!(card.contains("12,45"), "{card}");
     assert!(card.contains("CB"), "application shown: {card}");
-    assert!(card.contains("497010######1234"), "masked PAN shown: {card}");
+    assert!(
+        card.contains("497010######1234"),
+        "masked PAN shown: {card}"
+    );
     page.screenshots("pos-approved").await;
 
     page.click(&tid("new-payment-button")).await;
@@ -137,7 +150,10 @@ async fn the_pos_page_pays_and_shows_each_outcome() {
     assert_eq!(state, "declined");
     let reason = page.text(&tid("result-reason")).await;
     assert!(reason.contains("AF 04"), "{reason}");
-    assert_eq!(page.data(&tid("timeline-step-result"), "result").await, "declined");
+    assert_eq!(
+        page.data(&tid("timeline-step-result"), "result").await,
+        "declined"
+    );
     page.screenshots("pos-declined").await;
 
     page.click(&tid("new-payment-button")).await;
@@ -184,7 +200,12 @@ async fn the_display_follows_a_payment_live() {
     display.click(&tid("terminal-choice-tpe-1")).await;
     display.wait_state(&tid("display-screen"), "idle").await;
     assert_eq!(display.text(&tid("display-title")).await, "Bonjour");
-    assert!(!display.eval("location.href").await.as_str().unwrap().contains('?'));
+    assert!(!display
+        .eval("location.href")
+        .await
+        .as_str()
+        .unwrap()
+        .contains('?'));
     display.screenshots("display-idle").await;
 
     let (id, state) = pay_on_page(&pos, "1245").await;
@@ -196,7 +217,10 @@ async fn the_display_follows_a_payment_live() {
         )
         .await;
     display.wait_state(&tid("display-screen"), "result").await;
-    assert_eq!(display.data(&tid("display-screen"), "result").await, "approved");
+    assert_eq!(
+        display.data(&tid("display-screen"), "result").await,
+        "approved"
+    );
     assert!(display.text(&tid("display-amount")).await.contains("12,45"));
     display.screenshots("display-approved").await;
 
@@ -223,8 +247,14 @@ async fn an_unknown_result_is_resolved_from_the_pos_page() {
     // ,94: the terminal closes without answering after the request was sent.
     let (id, state) = pay_on_page(&page, "1294").await;
     assert_eq!(state, "unknown");
-    assert_eq!(page.data(&tid("timeline-step-result"), "result").await, "unknown");
-    assert!(page.text(&tid("result-card")).await.contains("NE PAS relancer"));
+    assert_eq!(
+        page.data(&tid("timeline-step-result"), "result").await,
+        "unknown"
+    );
+    assert!(page
+        .text(&tid("result-card"))
+        .await
+        .contains("NE PAS relancer"));
     page.screenshots("pos-unknown").await;
 
     page.type_into(&tid("resolve-note"), "ticket 0042 : payé")
@@ -263,15 +293,20 @@ async fn the_status_page_lists_terminals_transactions_and_tills() {
 
     let page = shop.signed_in("/status", CASHIER).await;
     page.wait_state(&tid("terminal-row-tpe-1"), "idle").await;
-    page.wait_for(&q(&tid("terminal-row-tpe-off")), "terminal tpe-off").await;
-    page.wait_for(&q(&tid("till-row-till-1")), "till-1 listed").await;
+    page.wait_for(&q(&tid("terminal-row-tpe-off")), "terminal tpe-off")
+        .await;
+    page.wait_for(&q(&tid("till-row-till-1")), "till-1 listed")
+        .await;
     let order = page
         .eval(&format!(
             "[...document.querySelectorAll('{} tbody tr')].map(r => r.dataset.testid)",
             tid("transactions-table")
         ))
         .await;
-    assert_eq!(order, json!(["tx-row-st-unknown", "tx-row-st-declined", "tx-row-st-ok"]));
+    assert_eq!(
+        order,
+        json!(["tx-row-st-unknown", "tx-row-st-declined", "tx-row-st-ok"])
+    );
     assert_eq!(page.data(&tid("tx-row-st-unknown"), "toCheck").await, "");
     assert_eq!(page.data(&tid("unresolved"), "count").await, "1");
     assert_eq!(page.data(&tid("certificate"), "state").await, "ok");
@@ -298,9 +333,27 @@ async fn the_doctor_passes_on_a_trusting_browser() {
     page.screenshots("doctor").await;
     // The language toggle: this Chromium speaks English, a French till gets French.
     page.click("#lang").await;
-    page.wait_for("document.documentElement.lang === 'fr'", "French").await;
+    page.wait_for("document.documentElement.lang === 'fr'", "French")
+        .await;
     assert!(page.text("#check-cert").await.contains("Certificat"));
     let token = page.text("#check-token").await;
-    assert!(token.contains("caisse « till-1 »"), "details redrawn: {token}");
+    assert!(
+        token.contains("caisse « till-1 »"),
+        "details redrawn: {token}"
+    );
     page.screenshots("doctor-fr").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_without_the_ca_refuses_the_agent() {
+    if !available("a_browser_without_the_ca_refuses_the_agent") {
+        return;
+    }
+    // The other tests pass because the CA is trusted, not because errors are ignored.
+    let agent = spawn_agent(Vec::new()).await;
+    let browser = Browser::launch(None).await;
+    let page = browser.page().await;
+    let url = format!("https://localhost:{}/", agent.addr.port());
+    let error = page.navigate(&url).await;
+    assert_eq!(error.as_deref(), Some("net::ERR_CERT_AUTHORITY_INVALID"));
 }

@@ -48,8 +48,9 @@ pub fn available(test: &str) -> bool {
 }
 
 impl Browser {
-    /// Starts Chromium trusting the CA in the PEM file `ca`.
-    pub async fn launch(ca: &Path) -> Browser {
+    /// Starts Chromium trusting the CA in the PEM file `ca` (and no other added one), or,
+    /// with `None`, an empty NSS database.
+    pub async fn launch(ca: Option<&Path>) -> Browser {
         let home = tempfile::tempdir().unwrap();
         trust_ca(home.path(), ca);
         let profile = tempfile::tempdir().unwrap();
@@ -104,12 +105,14 @@ impl Drop for Browser {
 }
 
 /// Creates `home/.pki/nssdb` (where Chromium on Linux reads user trust) trusting `ca`.
-fn trust_ca(home: &Path, ca: &Path) {
+fn trust_ca(home: &Path, ca: Option<&Path>) {
     let db = home.join(".pki/nssdb");
     std::fs::create_dir_all(&db).unwrap();
     let db = format!("sql:{}", db.display());
     certutil(&["-N", "-d", &db, "--empty-password"]);
-    let ca = ca.to_str().unwrap();
+    let Some(ca) = ca.and_then(Path::to_str) else {
+        return;
+    };
     certutil(&[
         "-A",
         "-d",

@@ -16,7 +16,8 @@ pub const DEADLINE: Duration = Duration::from_secs(10);
 const POLL: Duration = Duration::from_millis(50);
 
 /// Viewports every screenshot is taken at: name, width, height, mobile.
-const VIEWPORTS: [(&str, u32, u32, bool); 2] = [("desktop", 1280, 900, false), ("phone", 390, 844, true)];
+const VIEWPORTS: [(&str, u32, u32, bool); 2] =
+    [("desktop", 1280, 900, false), ("phone", 390, 844, true)];
 
 /// A tab attached through a flat DevTools session.
 pub struct Page {
@@ -66,16 +67,20 @@ impl Page {
 
     /// Loads `url` and waits until the document is complete.
     pub async fn goto(&self, url: &str) {
-        let navigated = self.call("Page.navigate", json!({"url": url})).await;
-        assert!(
-            navigated.get("errorText").is_none(),
-            "loading {url} failed: {navigated}"
-        );
+        if let Some(error) = self.navigate(url).await {
+            panic!("loading {url} failed: {error}");
+        }
         self.wait_for(
             &format!("location.href.startsWith({url:?}) && document.readyState === 'complete'"),
             &format!("{url} loaded"),
         )
         .await;
+    }
+
+    /// Starts loading `url`; the browser's network error (`net::ERR_…`) if it failed.
+    pub async fn navigate(&self, url: &str) -> Option<String> {
+        let navigated = self.call("Page.navigate", json!({"url": url})).await;
+        navigated["errorText"].as_str().map(str::to_owned)
     }
 
     /// The value of `expression` (awaited when it is a promise).
@@ -97,7 +102,8 @@ impl Page {
     pub async fn wait_for(&self, predicate: &str, what: &str) -> Value {
         let deadline = Instant::now() + DEADLINE;
         // Errors while the page loads (a module not evaluated yet) count as "not yet".
-        let guarded = format!("(() => {{ try {{ return ({predicate}); }} catch {{ return null; }} }})()");
+        let guarded =
+            format!("(() => {{ try {{ return ({predicate}); }} catch {{ return null; }} }})()");
         loop {
             let value = self.eval(&guarded).await;
             let truthy = !matches!(&value, Value::Null | Value::Bool(false))
@@ -107,7 +113,9 @@ impl Page {
                 return value;
             }
             if Instant::now() > deadline {
-                let body = self.eval("document.body ? document.body.innerText : ''").await;
+                let body = self
+                    .eval("document.body ? document.body.innerText : ''")
+                    .await;
                 panic!(
                     "timed out waiting for {what} ({predicate}); page errors: {:?}; page text:\n{}",
                     self.cdp.problems(),
@@ -129,7 +137,9 @@ impl Page {
 
     /// The text of `selector`.
     pub async fn text(&self, selector: &str) -> String {
-        let value = self.eval(&format!("{}?.innerText ?? null", q(selector))).await;
+        let value = self
+            .eval(&format!("{}?.innerText ?? null", q(selector)))
+            .await;
         value
             .as_str()
             .unwrap_or_else(|| panic!("no element {selector}"))
@@ -201,7 +211,9 @@ impl Page {
     async fn capture(&self) -> Vec<u8> {
         let metrics = self.call("Page.getLayoutMetrics", json!({})).await;
         let side = |viewport: &str, content: &str| {
-            let shown = metrics["cssLayoutViewport"][viewport].as_f64().unwrap_or(0.0);
+            let shown = metrics["cssLayoutViewport"][viewport]
+                .as_f64()
+                .unwrap_or(0.0);
             shown.max(metrics["cssContentSize"][content].as_f64().unwrap_or(0.0))
         };
         let clip = json!({"x": 0, "y": 0, "width": side("clientWidth", "width"),
