@@ -76,6 +76,8 @@ impl Browser {
             .env_remove("LC_ALL")
             .env("XDG_CONFIG_HOME", home.path().join(".config"))
             .env("XDG_CACHE_HOME", home.path().join(".cache"))
+            // Chromium's scratch directories go away with the temporary HOME.
+            .env("TMPDIR", home.path())
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
