@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime};
 use browser_support::{available, q, tid, Browser, Page};
 use caisse_ap_relay::access::{Store, Till};
 use caisse_ap_relay::config::Role;
-use caisse_ap_relay::sim::{Behaviour, Simulator};
+use caisse_ap_relay::sim::{Behaviour, Fault, Simulator};
 use common::*;
 use serde_json::json;
 
@@ -22,7 +22,7 @@ use serde_json::json;
 /// and a browser trusting its CA.
 struct Shop {
     agent: TestAgent,
-    _sim: Simulator,
+    sim: Simulator,
     browser: Browser,
 }
 
@@ -47,7 +47,7 @@ impl Shop {
         let browser = Browser::launch(Some(&path_in(&agent, "certs/ca.pem"))).await;
         Some(Shop {
             agent,
-            _sim: sim,
+            sim,
             browser,
         })
     }
@@ -57,10 +57,16 @@ impl Shop {
         format!("https://localhost:{}{path}", self.agent.addr.port())
     }
 
-    /// A new tab on `path`, signed in with `token` through the page's form.
-    async fn signed_in(&self, path: &str, token: &str) -> Page {
+    /// A new tab on `path`, signed in with `token` through the page's form (screenshot
+    /// `form_shot` of the form first, if given).
+    async fn signed_in(&self, path: &str, token: &str, form_shot: Option<&str>) -> Page {
         let page = self.browser.page().await;
         page.goto(&self.url(path)).await;
+        if let Some(name) = form_shot {
+            let form = format!("{}.checkVisibility()", q(&tid("auth-form")));
+            page.wait_for(&form, "the sign-in form").await;
+            page.screenshots(name).await;
+        }
         page.type_into(&tid("auth-token"), token).await;
         page.click(&tid("auth-submit")).await;
         page.wait_state(&tid("connection-status"), "authenticated")
@@ -69,14 +75,24 @@ impl Shop {
     }
 }
 
-/// Types `amount` on the keypad, pays on the selected terminal and waits for the result
-/// card; returns the payment id and the card's state.
-async fn pay_on_page(page: &Page, amount: &str) -> (String, String) {
+/// Types `amount` on the keypad and presses the pay button.
+async fn start_payment(page: &Page, amount: &str) {
     for key in amount.chars() {
         page.click(&tid(&format!("keypad-{key}"))).await;
     }
     assert_eq!(page.data(&tid("amount-display"), "amount").await, amount);
     page.click(&tid("pay-button")).await;
+}
+
+/// Pays `amount` on the selected terminal and waits for the result card; returns the
+/// payment id and the card's state.
+async fn pay_on_page(page: &Page, amount: &str) -> (String, String) {
+    start_payment(page, amount).await;
+    result_card(page).await
+}
+
+/// Waits for the result card; returns the payment id and the card's state.
+async fn result_card(page: &Page) -> (String, String) {
     let state = page
         .wait_for(
             &format!(
@@ -111,59 +127,17 @@ async fn the_pos_page_pays_and_shows_each_outcome() {
     let Some(shop) = Shop::open("the_pos_page_pays_and_shows_each_outcome").await else {
         return;
     };
-    let page = shop.browser.page().await;
-    page.goto(&shop.url("/")).await;
-    page.wait_for(
-        &format!("{}.checkVisibility()", q(&tid("auth-form"))),
-        "the sign-in form",
-    )
-    .await;
-    page.screenshots("pos-sign-in").await;
-    page.type_into(&tid("auth-token"), CASHIER).await;
-    page.click(&tid("auth-submit")).await;
-    page.wait_state(&tid("connection-status"), "authenticated")
-        .await;
+    let page = shop.signed_in("/", CASHIER, Some("pos-sign-in")).await;
     assert_eq!(page.text(&tid("till-name")).await, "till-1");
     page.wait_for(&q(&tid("terminal-option-tpe-1")), "terminal tpe-1")
         .await;
     page.screenshots("pos-ready").await;
 
-    let (_, state) = pay_on_page(&page, "1245").await;
-    assert_eq!(state, "approved");
-    // Each step shows the time the page saw it: sent and waiting_card were both lived.
-    assert_eq!(timeline(&page).await, vec![done_with_time(); 3]);
-    assert_eq!(
-        page.data(&tid("timeline-step-result"), "result").await,
-        "approved"
-    );
-    let card = page.text(&tid("result-card")).await;
-    assert!(card.contains("12,45"), "{card}");
-    assert!(card.contains("CB"), "application shown: {card}");
-    assert!(
-        card.contains("497010######1234"),
-        "masked PAN shown: {card}"
-    );
-    page.screenshots("pos-approved").await;
-
+    pays_approved(&page).await;
     page.click(&tid("new-payment-button")).await;
-    let (_, state) = pay_on_page(&page, "1291").await;
-    assert_eq!(state, "declined");
-    let reason = page.text(&tid("result-reason")).await;
-    assert!(reason.contains("AF 04"), "{reason}");
-    assert_eq!(
-        page.data(&tid("timeline-step-result"), "result").await,
-        "declined"
-    );
-    page.screenshots("pos-declined").await;
-
+    pays_declined(&page).await;
     page.click(&tid("new-payment-button")).await;
-    page.click(&tid("terminal-option-tpe-off")).await;
-    let (_, state) = pay_on_page(&page, "500").await;
-    assert_eq!(state, "not_sent");
-    let steps = timeline(&page).await;
-    assert_eq!(steps[0], ("skipped".to_owned(), false), "never sent");
-    assert_eq!(steps[2], done_with_time());
-    page.screenshots("pos-not-sent").await;
+    pays_not_sent(&page).await;
 
     let rows = page
         .eval(&format!(
@@ -172,6 +146,46 @@ async fn the_pos_page_pays_and_shows_each_outcome() {
         ))
         .await;
     assert_eq!(rows, json!(["not_sent", "declined", "approved"]));
+}
+
+async fn pays_approved(page: &Page) {
+    let (_, state) = pay_on_page(page, "1245").await;
+    assert_eq!(state, "approved");
+    // Each step shows the time the page saw it: sent and waiting_card were both lived.
+    assert_eq!(timeline(page).await, vec![done_with_time(); 3]);
+    let result = page.data(&tid("timeline-step-result"), "result").await;
+    assert_eq!(result, "approved");
+    let card = page.text(&tid("result-card")).await;
+    assert!(card.contains("12,45"), "{card}");
+    assert!(card.contains("CB"), "application shown: {card}");
+    assert!(card.contains("497010######1234"), "masked PAN: {card}");
+    page.screenshots("pos-approved").await;
+}
+
+/// ,91: the demo terminal declines with AF 04.
+async fn pays_declined(page: &Page) {
+    let (_, state) = pay_on_page(page, "1291").await;
+    assert_eq!(state, "declined");
+    let reason = page.text(&tid("result-reason")).await;
+    assert!(reason.contains("AF 04"), "{reason}");
+    let result = page.data(&tid("timeline-step-result"), "result").await;
+    assert_eq!(result, "declined");
+    page.screenshots("pos-declined").await;
+}
+
+/// `tpe-off` refuses the connection: the request provably never left.
+async fn pays_not_sent(page: &Page) {
+    page.click(&tid("terminal-option-tpe-off")).await;
+    let (_, state) = pay_on_page(page, "500").await;
+    assert_eq!(state, "not_sent");
+    let steps = timeline(page).await;
+    assert_eq!(steps[0], ("skipped".to_owned(), false), "never sent");
+    assert_eq!(steps[2], done_with_time());
+    assert!(page
+        .text(&tid("result-card"))
+        .await
+        .contains("rien n'a été débité"));
+    page.screenshots("pos-not-sent").await;
 }
 
 fn issue_display_code(shop: &Shop, name: &str) -> String {
@@ -184,58 +198,74 @@ fn issue_display_code(shop: &Shop, name: &str) -> String {
     store.issue_code(&till, SystemTime::now()).unwrap().code
 }
 
+/// A `/display` tab paired with a fresh display code typed into its form, watching `tpe-1`.
+async fn paired_display(shop: &Shop) -> Page {
+    let display = shop.browser.page().await;
+    display.goto(&shop.url("/display")).await;
+    let code = issue_display_code(shop, "counter-screen");
+    display.type_into(&tid("auth-code"), &code).await;
+    display.click(&tid("auth-submit")).await;
+    display.click(&tid("terminal-choice-tpe-1")).await;
+    display.wait_state(&tid("display-screen"), "idle").await;
+    display
+}
+
+/// Waits until the display shows payment `id` in `state` (`waiting` or `result`) with
+/// `result` (`""` while waiting).
+async fn display_shows(display: &Page, id: &str, state: &str, result: &str) {
+    let predicate = format!(
+        "(e => e.dataset.id === {id:?} && e.dataset.state === {state:?} && e.dataset.result === {result:?})({})",
+        q(&tid("display-screen"))
+    );
+    let what = format!("the display showing {id} {state} {result}");
+    display.wait_for(&predicate, &what).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_display_follows_a_payment_live() {
     let Some(shop) = Shop::open("the_display_follows_a_payment_live").await else {
         return;
     };
-    let pos = shop.signed_in("/", CASHIER).await;
-
-    // The display pairs with a code typed into its form; the token stays out of the URL.
-    let display = shop.browser.page().await;
-    display.goto(&shop.url("/display")).await;
-    let code = issue_display_code(&shop, "counter-screen");
-    display.type_into(&tid("auth-code"), &code).await;
-    display.click(&tid("auth-submit")).await;
-    display.click(&tid("terminal-choice-tpe-1")).await;
-    display.wait_state(&tid("display-screen"), "idle").await;
+    let pos = shop.signed_in("/", CASHIER, None).await;
+    let display = paired_display(&shop).await;
     assert_eq!(display.text(&tid("display-title")).await, "Bonjour");
-    assert!(!display
-        .eval("location.href")
-        .await
-        .as_str()
-        .unwrap()
-        .contains('?'));
+    let href = display.eval("location.href").await;
+    assert_eq!(href, json!(shop.url("/display")), "no token in the URL");
     display.screenshots("display-idle").await;
 
-    let (id, state) = pay_on_page(&pos, "1245").await;
-    assert_eq!(state, "approved");
-    display
-        .wait_for(
-            &format!("{}.dataset.id === {id:?}", q(&tid("display-screen"))),
-            "the display on the POS's payment",
-        )
-        .await;
-    display.wait_state(&tid("display-screen"), "result").await;
-    assert_eq!(
-        display.data(&tid("display-screen"), "result").await,
-        "approved"
-    );
+    let (id, _) = pay_on_page(&pos, "1245").await;
+    display_shows(&display, &id, "result", "approved").await;
     assert!(display.text(&tid("display-amount")).await.contains("12,45"));
     display.screenshots("display-approved").await;
 
     pos.click(&tid("new-payment-button")).await;
     let (id, _) = pay_on_page(&pos, "1291").await;
-    display
-        .wait_for(
-            &format!(
-                "(e => e.dataset.id === {id:?} && e.dataset.result === 'declined')({})",
-                q(&tid("display-screen"))
-            ),
-            "the display showing the decline",
-        )
-        .await;
+    display_shows(&display, &id, "result", "declined").await;
     display.screenshots("display-declined").await;
+
+    // A terminal that keeps the request: both screens wait for the card...
+    shop.sim.set_behaviour(Behaviour {
+        fault: Some(Fault::Hang),
+        ..Behaviour::demo()
+    });
+    pos.click(&tid("new-payment-button")).await;
+    start_payment(&pos, "2000").await;
+    pos.wait_state(&tid("timeline-step-waiting_card"), "active")
+        .await;
+    let id = pos.text(&tid("payment-id")).await;
+    display_shows(&display, &id, "waiting", "").await;
+    assert!(display
+        .text(&tid("display-message"))
+        .await
+        .contains("carte"));
+    pos.screenshots("pos-waiting").await;
+    display.screenshots("display-waiting").await;
+
+    // ...until the connection drops: the result is unknown, never a retry prompt.
+    shop.sim.shutdown();
+    assert_eq!(result_card(&pos).await, (id.clone(), "unknown".to_owned()));
+    display_shows(&display, &id, "result", "unknown").await;
+    display.screenshots("display-unknown").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -243,7 +273,7 @@ async fn an_unknown_result_is_resolved_from_the_pos_page() {
     let Some(shop) = Shop::open("an_unknown_result_is_resolved_from_the_pos_page").await else {
         return;
     };
-    let page = shop.signed_in("/", CASHIER).await;
+    let page = shop.signed_in("/", CASHIER, None).await;
     // ,94: the terminal closes without answering after the request was sent.
     let (id, state) = pay_on_page(&page, "1294").await;
     assert_eq!(state, "unknown");
@@ -291,7 +321,9 @@ async fn the_status_page_lists_terminals_transactions_and_tills() {
         until_final(&mut ws, id).await;
     }
 
-    let page = shop.signed_in("/status", CASHIER).await;
+    let page = shop
+        .signed_in("/status", CASHIER, Some("status-sign-in"))
+        .await;
     page.wait_state(&tid("terminal-row-tpe-1"), "idle").await;
     page.wait_for(&q(&tid("terminal-row-tpe-off")), "terminal tpe-off")
         .await;
