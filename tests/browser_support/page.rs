@@ -191,6 +191,16 @@ impl Page {
         std::fs::create_dir_all(&dir).unwrap();
         for viewport in VIEWPORTS {
             self.viewport(viewport).await;
+            // Nothing may stick out sideways: a person would have to scroll to read it.
+            let overflow = self
+                .eval("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+                .await;
+            assert_eq!(
+                overflow,
+                json!(0),
+                "{name} overflows sideways at {} width",
+                viewport.0
+            );
             let png = self.capture().await;
             std::fs::write(dir.join(format!("{name}-{}.png", viewport.0)), png).unwrap();
         }
