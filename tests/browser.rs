@@ -243,17 +243,22 @@ async fn the_display_follows_a_payment_live() {
     display_shows(&display, &id, "result", "declined").await;
     display.screenshots("display-declined").await;
 
-    // A terminal that keeps the request: both screens wait for the card...
-    shop.sim.set_behaviour(Behaviour {
+    waits_for_the_card_then_loses_the_terminal(shop.sim, &pos, &display).await;
+}
+
+/// A terminal that keeps the request: both screens wait for the card until the connection
+/// drops; the result is then unknown, never a retry prompt.
+async fn waits_for_the_card_then_loses_the_terminal(sim: Simulator, pos: &Page, display: &Page) {
+    sim.set_behaviour(Behaviour {
         fault: Some(Fault::Hang),
         ..Behaviour::demo()
     });
     pos.click(&tid("new-payment-button")).await;
-    start_payment(&pos, "2000").await;
+    start_payment(pos, "2000").await;
     pos.wait_state(&tid("timeline-step-waiting_card"), "active")
         .await;
     let id = pos.text(&tid("payment-id")).await;
-    display_shows(&display, &id, "waiting", "").await;
+    display_shows(display, &id, "waiting", "").await;
     assert!(display
         .text(&tid("display-message"))
         .await
@@ -261,10 +266,9 @@ async fn the_display_follows_a_payment_live() {
     pos.screenshots("pos-waiting").await;
     display.screenshots("display-waiting").await;
 
-    // ...until the connection drops: the result is unknown, never a retry prompt.
-    shop.sim.shutdown();
-    assert_eq!(result_card(&pos).await, (id.clone(), "unknown".to_owned()));
-    display_shows(&display, &id, "result", "unknown").await;
+    sim.shutdown();
+    assert_eq!(result_card(pos).await, (id.clone(), "unknown".to_owned()));
+    display_shows(display, &id, "result", "unknown").await;
     display.screenshots("display-unknown").await;
 }
 

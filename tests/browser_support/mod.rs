@@ -2,7 +2,6 @@
 //! trusts the agent's generated CA (so TLS is verified for real: no certificate flag), a fresh
 //! profile, and DevTools on a free loopback port read from `DevToolsActivePort`.
 //! Without Chromium the tests print a skip message and pass, except under `CI=true`.
-#![allow(dead_code)]
 
 pub mod cdp;
 pub mod page;
@@ -19,6 +18,19 @@ pub use page::{q, tid, Page, DEADLINE};
 pub const CHROMIUM: &str = "/usr/bin/chromium";
 /// NSS's certificate tool (package libnss3-tools).
 const CERTUTIL: &str = "certutil";
+/// Headless, quiet (no updates, no first-run, no keyring), DevTools on a free port.
+const FLAGS: [&str; 10] = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--password-store=basic",
+    "--remote-debugging-port=0",
+    "--window-size=1280,900",
+    "about:blank",
+];
 
 /// A running headless Chromium; killed on drop.
 pub struct Browser {
@@ -56,19 +68,8 @@ impl Browser {
         let profile = tempfile::tempdir().unwrap();
         let log = std::fs::File::create(home.path().join("chromium.log")).unwrap();
         let child = Command::new(CHROMIUM)
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--no-first-run",
-                "--password-store=basic",
-                "--remote-debugging-port=0",
-                "--window-size=1280,900",
-            ])
             .arg(format!("--user-data-dir={}", profile.path().display()))
-            .arg("about:blank")
+            .args(FLAGS)
             .env("HOME", home.path())
             // A known browser language (English) whatever the machine's locale.
             .env("LANG", "en_US.UTF-8")
