@@ -47,6 +47,7 @@ const STRINGS = {
     "state.unknown": "Inconnu",
     "state.resolved_approved": "Payé (vérifié)",
     "state.resolved_not_charged": "Non débité (vérifié)",
+    "state.toCheck": "À vérifier",
     "term.idle": "Libre",
     "term.busy": "Occupé",
     "term.unreachable": "Injoignable",
@@ -92,6 +93,7 @@ const STRINGS = {
     "state.unknown": "Unknown",
     "state.resolved_approved": "Paid (checked)",
     "state.resolved_not_charged": "Not charged (checked)",
+    "state.toCheck": "To check",
     "term.idle": "Idle",
     "term.busy": "Busy",
     "term.unreachable": "Unreachable",
@@ -212,6 +214,17 @@ export function stateLabel(record) {
   return t(`state.${record.state}`);
 }
 
+/** True for an `unknown` record nobody has resolved yet: the cashier must check the terminal. */
+export function needsCheck(record) {
+  return record.state === "unknown" && !record.resolution;
+}
+
+/** The state pill of a record; a resolved `unknown` is coloured by its resolution. */
+export function statePill(record) {
+  const state = record.state === "unknown" && record.resolution ? `resolved_${record.resolution.outcome}` : record.state;
+  return h("span", { class: "pill", "data-state": state }, needsCheck(record) ? t("state.toCheck") : stateLabel(record));
+}
+
 /** Creates an element: `h("p", {class: "x", "data-testid": "y"}, "text", child)`. */
 export function h(tag, attrs = {}, ...children) {
   const el = document.createElement(tag);
@@ -265,6 +278,7 @@ export function bindConnectionBadge(client, badge) {
       text = t("conn.retry", { s: Math.max(0, Math.ceil((at + retryInMs - Date.now()) / 1000)) });
     }
     badge.querySelector(".badge-text").textContent = text;
+    badge.title = text;
   };
   client.on("state", (detail) => {
     last = { ...detail, at: Date.now() };

@@ -26,7 +26,7 @@
 import { RelayClient, isFinal } from "/client.js";
 import {
   addStrings, applyStrings, authFormMarkup, bindConnectionBadge, formatAmount, formatTime,
-  h, onLangChange, pageSocketUrl, setupAuthForm, setupLangToggle, stateLabel, Store, t,
+  h, needsCheck, onLangChange, pageSocketUrl, setupAuthForm, setupLangToggle, statePill, Store, t,
 } from "/common.js";
 
 addStrings({
@@ -41,8 +41,8 @@ addStrings({
     "pos.waiting_check": "En attente du chèque",
     "pos.sub.pending": "Envoi de la demande à l'agent…", "pos.sub.accepted": "Demande acceptée par l'agent…",
     "pos.sub.connecting": "Connexion au terminal…", "pos.sub.sent": "Demande transmise au terminal.",
-    "pos.sub.waiting_card": "Le client peut présenter sa carte sur le terminal.",
-    "pos.sub.waiting_check": "Insérez le chèque dans le terminal.",
+    "pos.sub.waiting_card": "Le client peut présenter sa carte sur le terminal. Pour annuler : touche rouge du terminal.",
+    "pos.sub.waiting_check": "Insérez le chèque dans le terminal. Pour annuler : touche rouge du terminal.",
     "pos.sub.final": "Terminé à {time}.",
     "pos.sub.offline": "Connexion à l'agent perdue : le paiement continue sur le terminal, son résultat s'affichera dès la reconnexion. Ne relancez pas.",
     "pos.cancel": "Annuler", "pos.recent": "Transactions récentes", "pos.noRecent": "Aucune transaction récente.",
@@ -53,6 +53,8 @@ addStrings({
     "pos.declined": "Paiement refusé", "pos.declined.refund": "Remboursement refusé", "pos.reason": "Motif",
     "pos.not_sent": "Non envoyé — vous pouvez réessayer",
     "pos.not_sent.detail": "La demande n'a pas atteint le terminal : rien n'a été débité.",
+    "pos.not_sent.cancelled": "Paiement annulé avant son envoi au terminal : rien n'a été débité.",
+    "pos.tech": "Détail technique : {detail}",
     "pos.unknown": "Résultat inconnu — NE PAS relancer : vérifiez le ticket du terminal",
     "pos.unknown.check": "Sur le ticket ou le journal du terminal, vérifiez :",
     "pos.unknown.amount": "le montant : {amount}", "pos.unknown.time": "l'heure : vers {time}",
@@ -61,8 +63,8 @@ addStrings({
     "pos.resolve.approved": "Le ticket indique PAYÉ", "pos.resolve.not_charged": "Rien n'a été débité",
     "pos.resolve.note": "Note (facultatif)",
     "pos.resolved.approved": "Vérifié : le ticket indique PAYÉ", "pos.resolved.not_charged": "Vérifié : rien n'a été débité",
-    "pos.resolved.by": "Décision de {till} à {time}.",
-    "pos.retry": "Réessayer", "pos.new": "Nouveau paiement", "pos.toCheck": "À vérifier",
+    "pos.resolved.by": "Décision de {till} à {time}.", "pos.resolved.note": "Note : {note}",
+    "pos.retry": "Réessayer", "pos.new": "Nouveau paiement",
     "pos.error": "La demande a été refusée par l'agent",
     "pos.displayRole": "Cette caisse est en mode affichage : elle ne peut pas encaisser.",
   },
@@ -77,8 +79,8 @@ addStrings({
     "pos.waiting_check": "Waiting for cheque",
     "pos.sub.pending": "Sending the request to the agent…", "pos.sub.accepted": "Request accepted by the agent…",
     "pos.sub.connecting": "Connecting to the terminal…", "pos.sub.sent": "Request sent to the terminal.",
-    "pos.sub.waiting_card": "The customer can present their card on the terminal.",
-    "pos.sub.waiting_check": "Insert the cheque into the terminal.",
+    "pos.sub.waiting_card": "The customer can present their card on the terminal. To cancel: the terminal's red key.",
+    "pos.sub.waiting_check": "Insert the cheque into the terminal. To cancel: the terminal's red key.",
     "pos.sub.final": "Finished at {time}.",
     "pos.sub.offline": "Connection to the agent lost: the payment goes on at the terminal and its result will show on reconnect. Do not retry.",
     "pos.cancel": "Cancel", "pos.recent": "Recent transactions", "pos.noRecent": "No recent transactions.",
@@ -89,6 +91,8 @@ addStrings({
     "pos.declined": "Payment declined", "pos.declined.refund": "Refund declined", "pos.reason": "Reason",
     "pos.not_sent": "Not sent — you can try again",
     "pos.not_sent.detail": "The request never reached the terminal: nothing was charged.",
+    "pos.not_sent.cancelled": "Payment cancelled before it was sent to the terminal: nothing was charged.",
+    "pos.tech": "Technical detail: {detail}",
     "pos.unknown": "Result unknown — DO NOT retry: check the terminal's ticket",
     "pos.unknown.check": "On the terminal's ticket or journal, check:",
     "pos.unknown.amount": "the amount: {amount}", "pos.unknown.time": "the time: around {time}",
@@ -97,8 +101,8 @@ addStrings({
     "pos.resolve.approved": "The ticket says PAID", "pos.resolve.not_charged": "Nothing was charged",
     "pos.resolve.note": "Note (optional)",
     "pos.resolved.approved": "Checked: the ticket says PAID", "pos.resolved.not_charged": "Checked: nothing was charged",
-    "pos.resolved.by": "Decided by {till} at {time}.",
-    "pos.retry": "Try again", "pos.new": "New payment", "pos.toCheck": "To check",
+    "pos.resolved.by": "Decided by {till} at {time}.", "pos.resolved.note": "Note: {note}",
+    "pos.retry": "Try again", "pos.new": "New payment",
     "pos.error": "The agent refused the request",
     "pos.displayRole": "This till is a display: it cannot take payments.",
   },
@@ -182,7 +186,7 @@ setInterval(() => {
 
 // A payment still running or an unknown result left unresolved takes over the panel on load.
 function needsAttention(record) {
-  return !isFinal(record.state) || (record.state === "unknown" && !record.resolution);
+  return !isFinal(record.state) || needsCheck(record);
 }
 
 // ---- amount entry -------------------------------------------------------------------------
@@ -479,11 +483,14 @@ function declinedView(record) {
   };
 }
 
+// The agent's detail is technical English (a socket error): labelled and kept small.
 function notSentView(record) {
+  const detail = record.result?.detail;
+  const cancelled = detail === "cancelled";
   return {
     state: "not_sent",
-    children: [h("h3", {}, t("pos.not_sent")), h("p", {}, t("pos.not_sent.detail")),
-      record.result?.detail ? h("p", { class: "muted" }, record.result.detail) : null],
+    children: [h("h3", {}, t("pos.not_sent")), h("p", {}, t(cancelled ? "pos.not_sent.cancelled" : "pos.not_sent.detail")),
+      detail && !cancelled ? h("p", { class: "muted tech" }, t("pos.tech", { detail })) : null],
     actions: [retryButton(), newButton()],
   };
 }
@@ -524,7 +531,7 @@ function resolvedView(record) {
     children: [h("h3", {}, t(`pos.resolved.${outcome}`)),
       h("p", { class: "result-amount num" }, formatAmount(record.amount, record.currency)),
       h("p", { class: "muted" }, t("pos.resolved.by", { till, time: formatTime(at) })),
-      note ? h("p", {}, note) : null],
+      note ? h("p", {}, t("pos.resolved.note", { note })) : null],
     actions: outcome === "not_charged" ? [retryButton(), newButton()] : [newButton()],
   };
 }
@@ -545,7 +552,7 @@ function renderRecent() {
     .slice(0, RECENT_LIMIT);
   $("recent-empty").hidden = rows.length > 0;
   list.replaceChildren(...rows.map((record) => {
-    const toCheck = record.state === "unknown" && !record.resolution;
+    const toCheck = needsCheck(record);
     return h("li", {},
       h("button", {
         type: "button", class: `recent-row${toCheck ? " to-check" : ""}`, "data-testid": `recent-${record.id}`,
@@ -555,7 +562,7 @@ function renderRecent() {
       h("span", { class: "num recent-time" }, formatTime(record.created_at)),
       h("span", { class: "num recent-amount" }, `${record.action === "refund" ? "−" : ""}${formatAmount(record.amount, record.currency)}`),
       h("span", { class: "recent-meta muted" }, `${t(`method.${record.method}`)} · ${record.terminal}`),
-      h("span", { class: "pill", "data-state": record.state }, toCheck ? t("pos.toCheck") : stateLabel(record))));
+      statePill(record)));
   }));
 }
 
