@@ -3,8 +3,8 @@
 //! and HTTPS clients that trust only the agent's generated CA.
 #![allow(dead_code)]
 
-pub mod process;
 pub mod binary;
+pub mod process;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
