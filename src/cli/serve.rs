@@ -48,6 +48,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
 }
 
 async fn serve(config: Option<Config>) -> anyhow::Result<()> {
+    raise_fd_limit();
     let (config, demo) = match config {
         Some(config) => (config, None),
         None => start_demo().await?,
@@ -65,6 +66,16 @@ async fn serve(config: Option<Config>) -> anyhow::Result<()> {
     agent.serve(shutdown_signal()).await;
     drop(demo);
     Ok(())
+}
+
+/// Raises the soft open-files limit to the hard one: every browser and terminal dialog holds
+/// a descriptor, and the usual soft default (1024) would refuse clients long before the
+/// connection cap (`WebOptions::max_connections`).
+fn raise_fd_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::debug!(limit, "open files limit raised"),
+        Err(err) => tracing::warn!(%err, "cannot raise the open files limit"),
+    }
 }
 
 /// The demo's in-process terminal and its till token.
