@@ -191,6 +191,11 @@ fn tls_connector(ca_pem: &str) -> TlsConnector {
 
 async fn tls_connect(agent: &TestAgent) -> TlsStream<TcpStream> {
     let tcp = TcpStream::connect(agent.addr).await.unwrap();
+    tls_over(agent, tcp).await
+}
+
+/// The TLS client handshake with the agent over `tcp`, trusting only its generated CA.
+pub async fn tls_over(agent: &TestAgent, tcp: TcpStream) -> TlsStream<TcpStream> {
     let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
     tls_connector(&agent.ca_pem)
         .connect(name, tcp)
@@ -200,7 +205,17 @@ async fn tls_connect(agent: &TestAgent) -> TlsStream<TcpStream> {
 
 /// Opens `wss://localhost:PORT/ws` with an optional `Origin`, as a browser does.
 pub async fn ws_connect(agent: &TestAgent, origin: Option<&str>) -> Result<Ws, WsError> {
-    let tls = tls_connect(agent).await;
+    let tcp = TcpStream::connect(agent.addr).await.unwrap();
+    ws_over(agent, tcp, origin).await
+}
+
+/// [`ws_connect`] over an already connected `tcp` (e.g. bound to another loopback address).
+pub async fn ws_over(
+    agent: &TestAgent,
+    tcp: TcpStream,
+    origin: Option<&str>,
+) -> Result<Ws, WsError> {
+    let tls = tls_over(agent, tcp).await;
     let url = format!("wss://localhost:{}/ws", agent.addr.port());
     let mut request = url.into_client_request().unwrap();
     if let Some(origin) = origin {
