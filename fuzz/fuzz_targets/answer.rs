@@ -13,8 +13,16 @@ const AMOUNTS: [u64; 8] = [2500, 5, 1, 10, 1000, 3000, 999_999_999_999, 100_000]
 
 fn request(selector: u8) -> PaymentRequest {
     let currency = Currency::parse(if selector & 0x40 == 0 { "EUR" } else { "XPF" }).unwrap();
-    let action = if selector & 1 == 0 { Action::Debit } else { Action::Refund };
-    let method = if selector & 2 == 0 { Method::Card } else { Method::Check };
+    let action = if selector & 1 == 0 {
+        Action::Debit
+    } else {
+        Action::Refund
+    };
+    let method = if selector & 2 == 0 {
+        Method::Card
+    } else {
+        Method::Check
+    };
     let amount = AMOUNTS[usize::from(selector >> 2) % AMOUNTS.len()];
     PaymentRequest::new(amount, currency, action, method, "01").unwrap()
 }
@@ -35,7 +43,9 @@ fuzz_target!(|data: &[u8]| {
     match interpret(&request, message, reader.raw()) {
         Verdict::Approved(answer) => {
             assert_eq!(answer.ae, "10");
-            let approved = answer.approved_amount.expect("an approval names its amount");
+            let approved = answer
+                .approved_amount
+                .expect("an approval names its amount");
             assert!((1..=request.amount).contains(&approved));
             assert_eq!(answer.partial, approved < request.amount);
         }

@@ -35,7 +35,10 @@ fuzz_target!(|data: &[u8]| {
         "01",
     )
     .expect("a validated payment makes a valid request");
-    let frame = request.to_message().expect("a valid request encodes").encode();
+    let frame = request
+        .to_message()
+        .expect("a valid request encodes")
+        .encode();
     let messages = decode(&frame).expect("our frame decodes").expect("whole");
     let cb = messages[0].get("CB").expect("the frame carries CB");
     assert_eq!(cb.parse::<u64>().ok(), Some(payment.amount));
