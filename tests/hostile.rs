@@ -35,11 +35,12 @@ async fn agent_with(web: impl FnOnce(&mut Options)) -> (Simulator, TestAgent) {
     (sim, agent)
 }
 
-/// Each flood test holds two descriptors per connection (ours and the agent's).
+/// A flood test holds two descriptors per connection (ours and the agent's), up to two
+/// thousand connections, and two tests may run at once.
 fn raise_fd_limit() {
     let limit = rlimit::increase_nofile_limit(u64::MAX).unwrap();
     assert!(
-        limit >= 8 * FLOOD as u64,
+        limit >= 8 * FLOOD as u64 + 1024,
         "open files limit {limit} too low"
     );
 }
