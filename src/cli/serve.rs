@@ -52,6 +52,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
 async fn serve(located: Option<(PathBuf, Config)>) -> anyhow::Result<()> {
     // First: SIGHUP's default action would end the process.
     let hangups = Hangups::listen();
+    raise_fd_limit();
     let (file, config, demo) = match located {
         Some((file, config)) => (Some(file), config, None),
         None => {
@@ -126,6 +127,16 @@ impl Hangups {
             }
         }
         std::future::pending().await
+    }
+}
+
+/// Raises the soft open-files limit to the hard one: every browser and terminal dialog holds
+/// a descriptor, and the usual soft default (1024) would refuse clients long before the
+/// connection cap (`WebOptions::max_connections`).
+fn raise_fd_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::debug!(limit, "open files limit raised"),
+        Err(err) => tracing::warn!(%err, "cannot raise the open files limit"),
     }
 }
 

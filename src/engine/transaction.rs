@@ -39,15 +39,17 @@ pub struct Transaction {
 }
 
 impl Transaction {
-    /// Runs to the final state, then frees the terminal (by dropping `lease`).
+    /// Runs to the final state. The terminal is freed (by dropping `lease`) once the dialog
+    /// is over and before the final state is announced: a till that pays again as soon as it
+    /// sees the result must not find the terminal busy.
     pub async fn run(mut self, lease: Lease) {
         let span = tracing::info_span!("tx", id = %self.record.id, till = %self.record.till,
             terminal = %self.record.terminal);
         async move {
             let started = Instant::now();
             let outcome = self.drive().await;
-            self.finish(outcome, started).await;
             drop(lease);
+            self.finish(outcome, started).await;
         }
         .instrument(span)
         .await

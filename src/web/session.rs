@@ -77,6 +77,10 @@ where
                 Ok(Some(Ok(Message::Text(text)))) => text,
                 Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
                 Ok(Some(Ok(Message::Binary(_) | Message::Frame(_)))) => "".into(),
+                Ok(Some(Err(err))) => {
+                    on_read_error(socket, app, err).await;
+                    return None;
+                }
                 Ok(_) => return None,
             };
             match ClientMessage::parse(&text) {
@@ -153,6 +157,31 @@ where
         socket.send(Message::Close(Some(frame))),
     )
     .await;
+}
+
+/// The close a read error calls for when the browser broke a rule (rather than the
+/// connection breaking): 1009 for a message over the limit, 1007 for text that is not UTF-8.
+fn close_for(err: &WsError) -> Option<(CloseCode, &'static str)> {
+    match err {
+        WsError::Capacity(_) => Some((CloseCode::Size, "message too big")),
+        WsError::Utf8(_) => Some((CloseCode::Invalid, "text frame is not UTF-8")),
+        _ => None,
+    }
+}
+
+/// Ends the socket after a read error, with the close code it calls for (before or after
+/// `hello` alike).
+async fn on_read_error<S>(socket: &mut S, app: &App, err: WsError)
+where
+    S: Sink<Message, Error = WsError> + Unpin,
+{
+    match close_for(&err) {
+        Some((code, reason)) => {
+            tracing::info!(%err, "websocket frame refused");
+            close(socket, app, code.into(), reason).await;
+        }
+        None => tracing::debug!(%err, "websocket read failed"),
+    }
 }
 
 struct Session<S> {
@@ -242,13 +271,8 @@ where
                 Err(Stop)
             }
             None => Err(Stop),
-            Some(Err(WsError::Capacity(err))) => {
-                tracing::info!(%err, "websocket message too big");
-                self.close(CloseCode::Size.into(), "message too big").await;
-                Err(Stop)
-            }
             Some(Err(err)) => {
-                tracing::debug!(%err, "websocket read failed");
+                on_read_error(&mut self.socket, &self.app, err).await;
                 Err(Stop)
             }
         }
@@ -590,6 +614,40 @@ mod tests {
             let message = text(message.unwrap());
             assert_eq!(message["id"], "a", "only the till's own records: {message}");
             states.push(message["state"].clone());
+        }
+    }
+
+    #[tokio::test]
+    async fn rule_breaking_frames_close_with_their_code_even_before_hello() {
+        use tokio_tungstenite::tungstenite::error::CapacityError;
+        let dir = tempfile::tempdir().unwrap();
+        let sim = Simulator::spawn(
+            tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+            Behaviour::default(),
+        );
+        let app = app(dir.path(), &sim).await;
+        let too_long = CapacityError::MessageTooLong {
+            size: 70_000,
+            max_size: 65_536,
+        };
+        let cases = [
+            (WsError::Utf8("invalid utf-8 sequence".into()), 1007),
+            (WsError::Capacity(too_long), 1009),
+        ];
+        for (error, code) in cases {
+            let (to_session, incoming) = mpsc::channel(8);
+            let (outgoing, mut from_session) = mpsc::channel(1);
+            let pipe = Pipe {
+                incoming,
+                outgoing: PollSender::new(outgoing),
+            };
+            let session = tokio::spawn(run(pipe, Arc::clone(&app), IpAddr::from([127, 0, 0, 1])));
+            to_session.send(Err(error)).await.unwrap();
+            match from_session.recv().await {
+                Some(Message::Close(Some(frame))) => assert_eq!(u16::from(frame.code), code),
+                other => panic!("expected close {code}, got {other:?}"),
+            }
+            session.await.unwrap();
         }
     }
 }

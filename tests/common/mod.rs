@@ -94,7 +94,8 @@ pub fn terminal(name: &str, addr: impl ToString, timeout: Duration) -> TerminalC
     }
 }
 
-fn till(name: &str, token: &str, role: Role, terminals: Option<&[&str]>) -> TillConfig {
+/// A till entry with a static `token`, limited to `terminals` when given.
+pub fn till(name: &str, token: &str, role: Role, terminals: Option<&[&str]>) -> TillConfig {
     TillConfig {
         name: name.to_owned(),
         token: Some(Secret(token.to_owned())),
@@ -143,8 +144,17 @@ pub async fn spawn_agent_in(
     options: Options,
 ) -> TestAgent {
     let config = config(dir.path(), terminals);
+    spawn_agent_with(dir, &config, options).await
+}
+
+/// Starts an agent on `dir` with `config` (e.g. [`config`] with more tills) and `options`.
+pub async fn spawn_agent_with(
+    dir: Arc<tempfile::TempDir>,
+    config: &Config,
+    options: Options,
+) -> TestAgent {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let agent = Agent::start(&config, listener, options)
+    let agent = Agent::start(config, listener, options)
         .await
         .expect("agent starts");
     let addr = agent.local_addr().unwrap();
@@ -200,16 +210,35 @@ fn tls_connector(ca_pem: &str) -> TlsConnector {
 
 async fn tls_connect(agent: &TestAgent) -> TlsStream<TcpStream> {
     let tcp = TcpStream::connect(agent.addr).await.unwrap();
-    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
-    tls_connector(&agent.ca_pem)
-        .connect(name, tcp)
+    tls_over(agent, tcp).await
+}
+
+/// The TLS client handshake with the agent over `tcp`, trusting only its generated CA.
+pub async fn tls_over(agent: &TestAgent, tcp: TcpStream) -> TlsStream<TcpStream> {
+    try_tls_over(agent, tcp)
         .await
         .expect("TLS handshake trusting the generated CA")
 }
 
+async fn try_tls_over(agent: &TestAgent, tcp: TcpStream) -> std::io::Result<TlsStream<TcpStream>> {
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    tls_connector(&agent.ca_pem).connect(name, tcp).await
+}
+
 /// Opens `wss://localhost:PORT/ws` with an optional `Origin`, as a browser does.
 pub async fn ws_connect(agent: &TestAgent, origin: Option<&str>) -> Result<Ws, WsError> {
-    let tls = tls_connect(agent).await;
+    let tcp = TcpStream::connect(agent.addr).await.unwrap();
+    ws_over(agent, tcp, origin).await
+}
+
+/// [`ws_connect`] over an already connected `tcp` (e.g. bound to another loopback address);
+/// a failed TLS handshake is an error too.
+pub async fn ws_over(
+    agent: &TestAgent,
+    tcp: TcpStream,
+    origin: Option<&str>,
+) -> Result<Ws, WsError> {
+    let tls = try_tls_over(agent, tcp).await?;
     let url = format!("wss://localhost:{}/ws", agent.addr.port());
     let mut request = url.into_client_request().unwrap();
     if let Some(origin) = origin {
