@@ -274,8 +274,8 @@ async fn sighup_makes_the_binary_reload_its_file() {
     let sim = sim().await;
     let dir = Arc::new(tempfile::tempdir().unwrap());
     let file = write_config(dir.path(), &[("tpe-1", sim.addr())]);
-    let (mut process, addr) = Process::start(&file);
-    let agent = TestAgent::external(addr, Arc::clone(&dir));
+    let mut process = Process::start(&file, &[]).await;
+    let agent = TestAgent::external(process.addr, Arc::clone(&dir));
     let (mut ws, _) = connect_as(&agent, CASHIER).await;
 
     write_config(

@@ -4,7 +4,6 @@
 #![allow(dead_code)]
 
 pub mod binary;
-pub mod process;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
