@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 use crate::agent::reload::ReloadHandle;
 use crate::agent::{Agent, Options};
 use crate::config::{Config, Secret};
+use crate::engine::probe::NO_START_PROBE_VAR;
 use crate::sim::{Behaviour, Simulator};
 
 /// Arguments of `serve`.
@@ -63,7 +64,9 @@ async fn serve(located: Option<(PathBuf, Config)>) -> anyhow::Result<()> {
     let listener = TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
-    let agent = Agent::start(&config, listener, Options::default()).await?;
+    let mut options = Options::default();
+    options.engine.probe_at_start = std::env::var_os(NO_START_PROBE_VAR).is_none();
+    let agent = Agent::start(&config, listener, options).await?;
     let addr = agent.local_addr()?;
     println!("listening on https://{addr}/");
     if let Some(demo) = &demo {

@@ -9,6 +9,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 
+use caisse_ap_relay::engine::probe::NO_START_PROBE_VAR;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{ALLOWED_ORIGIN, CASHIER, DISPLAY, WAIT};
@@ -38,7 +39,7 @@ impl Process {
     }
 
     /// Runs the binary with `args` (which must start the agent) and `env` added to
-    /// `RUST_LOG=info NO_COLOR=1`, and waits for its `listening on https://ADDR/` line (off
+    /// `RUST_LOG=info NO_COLOR=1` and no probe at start (requests are counted exactly), and waits for its `listening on https://ADDR/` line (off
     /// the runtime: other tests' agents run meanwhile).
     pub async fn run<S: AsRef<OsStr>>(
         args: impl IntoIterator<Item = S>,
@@ -48,6 +49,7 @@ impl Process {
             .args(args)
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
+            .env(NO_START_PROBE_VAR, "1")
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

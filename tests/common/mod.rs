@@ -120,9 +120,11 @@ pub fn config(dir: &std::path::Path, terminals: Vec<TerminalConfig>) -> Config {
     config
 }
 
-/// Short periods for tests: `waiting_card` after 50 ms of silence, `hello` within 1 s.
+/// Short periods for tests: `waiting_card` after 50 ms of silence, `hello` within 1 s; no
+/// probe at start, so that a terminal's requests can be counted exactly.
 pub fn options() -> Options {
     let mut options = Options::default();
+    options.engine.probe_at_start = false;
     options.engine.settle = Duration::from_millis(50);
     options.engine.drain = Duration::from_millis(50);
     options.web.hello_timeout = Duration::from_secs(1);
