@@ -54,7 +54,7 @@ pub struct EngineOptions {
     /// Identification probe period per idle terminal.
     pub probe_interval: Duration,
     /// Whether each terminal's first probe runs at once (at start, and for a terminal a
-    /// reload adds or changes) rather than one period later, so that a dead terminal is
+    /// reload adds) rather than one period later, so that a dead terminal is
     /// reported `unreachable` within seconds. Tests that count requests turn it off.
     pub probe_at_start: bool,
     /// TCP connect deadline.
