@@ -202,25 +202,7 @@ fn role_name(role: Role) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{Action, Method};
-
-    fn record(terminal: &str, state: State) -> Record {
-        Record {
-            id: "a".into(),
-            till: "till-1".into(),
-            terminal: terminal.into(),
-            amount: 100,
-            currency: "EUR".into(),
-            action: Action::Debit,
-            method: Method::Card,
-            state,
-            result: None,
-            resolution: None,
-            created_at: String::new(),
-            updated_at: String::new(),
-            seq: 1,
-        }
-    }
+    use crate::engine::record::sample;
 
     fn status(name: &str, state: TerminalState) -> TerminalStatus {
         TerminalStatus {
@@ -239,7 +221,7 @@ mod tests {
     #[test]
     fn outcomes_are_counted_per_terminal_and_state_from_zero() {
         let metrics = Metrics::new();
-        let approved = record("tpe-1", State::Approved);
+        let approved = sample("a", State::Approved);
         metrics.transaction_finished(&approved, Some(Duration::from_millis(70)));
         metrics.transaction_finished(&approved, None);
         let text = metrics.render(&[status("tpe-1", TerminalState::Idle)], &[]);

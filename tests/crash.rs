@@ -13,8 +13,9 @@ use std::time::Duration;
 
 use caisse_ap_relay::engine::crashpoint::CRASH_VAR;
 use caisse_ap_relay::sim::{Behaviour, Simulator};
+use common::binary::{aborted, write_config, Process};
 use common::*;
-use fault_kit::{aborted, history, pay_and_follow, states, write_config, Process};
+use fault_kit::{history, pay_and_follow, states};
 use futures_util::future::join_all;
 use serde_json::{json, Value};
 
@@ -85,7 +86,7 @@ async fn crash_at(case: Crash) {
     let point = case.point;
     let sim = common::spawn_sim(Behaviour::default()).await;
     let dir = Arc::new(tempfile::tempdir().unwrap());
-    let config = write_config(dir.path(), sim.addr(), "30s");
+    let config = write_config(dir.path(), &[("tpe-1", sim.addr())]);
     let data = dir.path().join("data");
 
     // An earlier result, made by a healthy agent.

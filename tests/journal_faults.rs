@@ -11,8 +11,9 @@ use std::time::Duration;
 use caisse_ap_relay::engine::crashpoint::FAIL_VAR;
 use caisse_ap_relay::engine::journal::FILE_NAME;
 use caisse_ap_relay::sim::{Behaviour, Outcome};
+use common::binary::{write_config, Process};
 use common::*;
-use fault_kit::{history, pay_and_follow, states, write_config, Process};
+use fault_kit::{history, pay_and_follow, states};
 use futures_util::future::join_all;
 use serde_json::{json, Value};
 
@@ -53,7 +54,7 @@ fn damage(data: &std::path::Path, id: &str) {
 async fn damaged_records_are_skipped_with_a_warning_and_the_agent_serves() {
     let sim = spawn_sim(Behaviour::default()).await;
     let dir = Arc::new(tempfile::tempdir().unwrap());
-    let config = write_config(dir.path(), sim.addr(), "30s");
+    let config = write_config(dir.path(), &[("tpe-1", sim.addr())]);
     let data = dir.path().join("data");
     let mut first = Process::start(&config, &[]).await;
     let damaged = pay_and_follow(&first, &dir, "j-1").await.pop().unwrap();
@@ -68,8 +69,8 @@ async fn damaged_records_are_skipped_with_a_warning_and_the_agent_serves() {
     damage(&data, "j-1");
 
     let mut second = Process::start(&config, &[]).await;
-    second.wait_log("journal: skipping damaged line").await;
-    second.wait_log("journal: skipping torn last line").await;
+    second.log_line("journal: skipping damaged line").await;
+    second.log_line("journal: skipping torn last line").await;
     let kept_aside = std::fs::read_dir(&data).unwrap().any(|entry| {
         let name = entry.unwrap().file_name();
         name.to_string_lossy().starts_with("journal.damaged-")
@@ -175,7 +176,7 @@ async fn refuse_once(case: Refusal) {
     })
     .await;
     let dir = Arc::new(tempfile::tempdir().unwrap());
-    let config = write_config(dir.path(), sim.addr(), "30s");
+    let config = write_config(dir.path(), &[("tpe-1", sim.addr())]);
     let data = dir.path().join("data");
     let mut faulty = Process::start(&config, &[(FAIL_VAR, point)]).await;
     let last = pay_and_follow(&faulty, &dir, "r-1").await.pop().unwrap();
@@ -183,7 +184,7 @@ async fn refuse_once(case: Refusal) {
     if case.retried {
         // After `approved.fsync` nothing else is appended meanwhile: only the periodic retry
         // can journal it.
-        faulty.wait_log("unjournaled record now durable").await;
+        faulty.log_line("unjournaled record now durable").await;
     }
     let next = pay_and_follow(&faulty, &dir, "r-2").await.pop().unwrap();
     assert_eq!(next["state"], "approved", "{point}: the agent serves");

@@ -7,7 +7,7 @@ mod common;
 use std::sync::Arc;
 
 use caisse_ap_relay::sim::{Behaviour, Fault};
-use common::process::{write_config, Agent};
+use common::binary::{write_config, Process};
 use common::*;
 use serde_json::Value;
 
@@ -22,9 +22,9 @@ async fn json_logs_carry_one_complete_line_per_outcome_and_no_secrets() {
     let config = write_config(dir.path(), &[("tpe-1", sim.addr())]);
     let config = config.to_str().unwrap();
     let args = ["--log-format", "json", "serve", "--config", config];
-    let (process, addr) = Agent::start(&args, "info,caisse_ap_relay=debug");
+    let process = Process::run(args, &[("RUST_LOG", "info,caisse_ap_relay=debug")]).await;
 
-    let agent = TestAgent::external(addr, Arc::clone(&dir));
+    let agent = TestAgent::external(process.addr, Arc::clone(&dir));
     let (mut ws, _) = connect_as(&agent, CASHIER).await;
     send(&mut ws, pay("log-ok", "tpe-1", 2500)).await;
     until_final(&mut ws, "log-ok").await;
@@ -35,7 +35,7 @@ async fn json_logs_carry_one_complete_line_per_outcome_and_no_secrets() {
     send(&mut ws, pay("log-lost", "tpe-1", 990)).await;
     until_final(&mut ws, "log-lost").await;
     drop(ws);
-    let stderr = process.terminate();
+    let stderr = process.terminate().await;
 
     let lines: Vec<Value> = stderr
         .lines()

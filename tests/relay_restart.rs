@@ -23,15 +23,15 @@ async fn a_killed_agent_settles_the_sent_transaction_as_unknown_without_resendin
     let dir = Arc::new(tempfile::tempdir().unwrap());
     let config = write_config(dir.path(), &[("tpe-1", sim.addr())]);
 
-    let (mut first, addr) = Process::start(&config);
-    let agent = TestAgent::external(addr, Arc::clone(&dir));
+    let mut first = Process::start(&config, &[]).await;
+    let agent = TestAgent::external(first.addr, Arc::clone(&dir));
     let (mut ws, _) = connect_as(&agent, CASHIER).await;
     send(&mut ws, pay("k-1", "tpe-1", 2500)).await;
     until_state(&mut ws, "k-1", "waiting_card").await;
     first.kill();
 
-    let (mut second, addr) = Process::start(&config);
-    let agent = TestAgent::external(addr, Arc::clone(&dir));
+    let mut second = Process::start(&config, &[]).await;
+    let agent = TestAgent::external(second.addr, Arc::clone(&dir));
     let (mut ws, _) = connect_as(&agent, CASHIER).await;
     let replayed = next_message(&mut ws).await;
     assert_eq!(replayed["id"], "k-1");

@@ -80,6 +80,17 @@ async fn pay_to_the_end(ws: &mut Ws, id: &str, terminal: &str) -> String {
     states.last().unwrap()["state"].as_str().unwrap().to_owned()
 }
 
+/// An agent whose `tpe-1` reaches `sim` through a [`gate`], and a cashier socket whose
+/// payment `k-1` (15.00 EUR) waits there in `waiting_card` until `release`.
+async fn paying_through_gate(sim: &Simulator) -> (TestAgent, Ws, oneshot::Sender<()>) {
+    let (gate, release) = gate(sim.addr()).await;
+    let agent = spawn_agent(vec![terminal("tpe-1", gate, DEADLINE)]).await;
+    let (mut ws, _) = connect_as(&agent, CASHIER).await;
+    send(&mut ws, pay("k-1", "tpe-1", 1500)).await;
+    until_state(&mut ws, "k-1", "waiting_card").await;
+    (agent, ws, release)
+}
+
 fn changes(added: &[&str], changed: &[&str], removed: &[&str]) -> Changes {
     let owned = |names: &[&str]| names.iter().map(|n| n.to_string()).collect();
     Changes {
@@ -92,11 +103,7 @@ fn changes(added: &[&str], changed: &[&str], removed: &[&str]) -> Changes {
 #[tokio::test]
 async fn a_removed_terminal_finishes_its_transaction_and_refuses_new_ones() {
     let (old_sim, new_sim) = (sim().await, sim().await);
-    let (gate, release) = gate(old_sim.addr()).await;
-    let agent = spawn_agent(vec![terminal("tpe-1", gate, DEADLINE)]).await;
-    let (mut ws, _) = connect_as(&agent, CASHIER).await;
-    send(&mut ws, pay("k-1", "tpe-1", 1500)).await;
-    until_state(&mut ws, "k-1", "waiting_card").await;
+    let (agent, mut ws, release) = paying_through_gate(&old_sim).await;
 
     let report = reload(
         &agent,
@@ -148,11 +155,7 @@ async fn a_removed_terminal_finishes_its_transaction_and_refuses_new_ones() {
 #[tokio::test]
 async fn a_changed_address_applies_from_the_next_transaction() {
     let (first, second) = (sim().await, sim().await);
-    let (gate, release) = gate(first.addr()).await;
-    let agent = spawn_agent(vec![terminal("tpe-1", gate, DEADLINE)]).await;
-    let (mut ws, _) = connect_as(&agent, CASHIER).await;
-    send(&mut ws, pay("k-1", "tpe-1", 1500)).await;
-    until_state(&mut ws, "k-1", "waiting_card").await;
+    let (agent, mut ws, release) = paying_through_gate(&first).await;
 
     let report = reload(
         &agent,
@@ -274,8 +277,8 @@ async fn sighup_makes_the_binary_reload_its_file() {
     let sim = sim().await;
     let dir = Arc::new(tempfile::tempdir().unwrap());
     let file = write_config(dir.path(), &[("tpe-1", sim.addr())]);
-    let (mut process, addr) = Process::start(&file);
-    let agent = TestAgent::external(addr, Arc::clone(&dir));
+    let mut process = Process::start(&file, &[]).await;
+    let agent = TestAgent::external(process.addr, Arc::clone(&dir));
     let (mut ws, _) = connect_as(&agent, CASHIER).await;
 
     write_config(

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use caisse_ap_relay::sim::{Behaviour, Fault, Outcome};
-use common::process::write_config;
+use common::binary::write_config;
 use common::*;
 use serde_json::json;
 

@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 use crate::agent::reload::ReloadHandle;
 use crate::agent::{Agent, Options};
 use crate::config::{Config, Secret};
+use crate::engine::probe::NO_START_PROBE_VAR;
 use crate::sim::{Behaviour, Simulator};
 
 /// Arguments of `serve`.
@@ -64,11 +65,14 @@ async fn serve(located: Option<(PathBuf, Config)>) -> anyhow::Result<()> {
     let listener = TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
-    let agent = Agent::start(&config, listener, Options::default()).await?;
+    let mut options = Options::default();
+    options.engine.probe_at_start = std::env::var_os(NO_START_PROBE_VAR).is_none();
+    let agent = Agent::start(&config, listener, options).await?;
     let addr = agent.local_addr()?;
     println!("listening on https://{addr}/");
     if let Some(demo) = &demo {
-        print_demo_banner(&agent, addr.port(), &demo.token);
+        let ca = config.tls.dir.join("ca.pem");
+        print_demo_banner(&agent, addr.port(), &demo.token, &ca);
     }
     let reloads = reload_on_hangup(hangups, agent.reload_handle(), file);
     tokio::select! {
@@ -169,12 +173,17 @@ fn random_token() -> anyhow::Result<String> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-fn print_demo_banner(agent: &Agent, port: u16, token: &str) {
+fn print_demo_banner(agent: &Agent, port: u16, token: &str, ca: &std::path::Path) {
     let fingerprint = agent.certificates().fingerprint().unwrap_or_default();
     println!("demo mode: no configuration file found");
     println!("  open        https://localhost:{port}/");
     println!("  till token  {token}");
     println!("  CA SHA-256  {fingerprint}");
+    println!(
+        "Your browser will warn about the certificate: trust {} (README → Certificates), \
+         or proceed past the warning for this local demo.",
+        ca.display()
+    );
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

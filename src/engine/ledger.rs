@@ -172,26 +172,7 @@ impl Ledger {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::record::State;
-    use crate::protocol::{Action, Method};
-
-    fn record(id: &str, state: State) -> Record {
-        Record {
-            id: id.into(),
-            till: "t".into(),
-            terminal: "x".into(),
-            amount: 1,
-            currency: "EUR".into(),
-            action: Action::Debit,
-            method: Method::Card,
-            state,
-            result: None,
-            resolution: None,
-            created_at: String::new(),
-            updated_at: String::new(),
-            seq: 0,
-        }
-    }
+    use crate::engine::record::{sample as record, State};
 
     /// A ledger whose journal file is `/dev/full` (every write fails with ENOSPC, like a full
     /// disk) until `space_returns` points the name at a real file again.

@@ -53,6 +53,10 @@ pub const JOURNAL_RETRY: Duration = Duration::from_secs(1);
 pub struct EngineOptions {
     /// Identification probe period per idle terminal.
     pub probe_interval: Duration,
+    /// Whether each terminal's first probe runs at once (at start, and for a terminal a
+    /// reload adds) rather than one period later, so that a dead terminal is
+    /// reported `unreachable` within seconds. Tests that count requests turn it off.
+    pub probe_at_start: bool,
     /// TCP connect deadline.
     pub connect_timeout: Duration,
     /// No answer after this → `waiting_card`.
@@ -67,6 +71,7 @@ impl Default for EngineOptions {
     fn default() -> EngineOptions {
         EngineOptions {
             probe_interval: Duration::from_secs(60),
+            probe_at_start: true,
             connect_timeout: Duration::from_secs(5),
             settle: Duration::from_millis(500),
             drain: Duration::from_millis(300),
@@ -164,7 +169,13 @@ impl Engine {
 
     fn start_probes(&self, probes: Vec<registry::ProbeStart>) {
         for (terminal, stop) in probes {
-            let run = probe::run(terminal, self.inner.options.probe_interval, stop);
+            let options = &self.inner.options;
+            let run = probe::run(
+                terminal,
+                options.probe_interval,
+                options.probe_at_start,
+                stop,
+            );
             self.inner.tasks.spawn(run);
         }
     }

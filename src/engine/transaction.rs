@@ -251,23 +251,14 @@ impl Hooks for TxHooks<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{Action, Method};
+    use crate::engine::record::sample;
 
     fn record() -> Record {
+        let record = sample("a", State::WaitingCard);
         Record {
-            id: "a".into(),
-            till: "t".into(),
-            terminal: "x".into(),
             amount: 1245,
-            currency: "EUR".into(),
-            action: Action::Debit,
-            method: Method::Card,
-            state: State::WaitingCard,
-            result: None,
-            resolution: None,
-            created_at: String::new(),
-            updated_at: String::new(),
             seq: 3,
+            ..record
         }
     }
 

@@ -514,6 +514,7 @@ mod tests {
             .into();
         let options = EngineOptions {
             bus_capacity: 2,
+            probe_at_start: false,
             ..EngineOptions::default()
         };
         let engine = Engine::start(&terminals, &dir.join("data"), options)

@@ -4,7 +4,6 @@
 #![allow(dead_code)]
 
 pub mod binary;
-pub mod process;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -122,9 +121,11 @@ pub fn config(dir: &std::path::Path, terminals: Vec<TerminalConfig>) -> Config {
     config
 }
 
-/// Short periods for tests: `waiting_card` after 50 ms of silence, `hello` within 1 s.
+/// Short periods for tests: `waiting_card` after 50 ms of silence, `hello` within 1 s; no
+/// probe at start, so that a terminal's requests can be counted exactly.
 pub fn options() -> Options {
     let mut options = Options::default();
+    options.engine.probe_at_start = false;
     options.engine.settle = Duration::from_millis(50);
     options.engine.drain = Duration::from_millis(50);
     options.web.hello_timeout = Duration::from_secs(1);
