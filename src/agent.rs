@@ -3,7 +3,10 @@
 //! [`Agent::start`] does everything that can fail at startup (certificates, journal), so a
 //! caller can report it before serving; [`Agent::serve`] then runs until `shutdown`
 //! resolves and stops gracefully: no new connections, sockets closed with 1001, running
-//! transactions finished (each bounded by its terminal's deadline).
+//! transactions finished (each bounded by its terminal's deadline). [`Agent::reload_handle`]
+//! applies a new configuration while it serves (see [`reload`]).
+
+pub mod reload;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -15,6 +18,7 @@ use crate::certs::{CertError, Certificates, RENEWAL_INTERVAL};
 use crate::config::Config;
 use crate::engine::{Engine, EngineError, EngineOptions};
 use crate::web::{onboarding, server, App, WebOptions};
+use reload::ReloadHandle;
 
 /// Tunables of a running agent; the defaults are the contract's.
 #[derive(Debug, Clone, Copy, Default)]
@@ -53,6 +57,7 @@ pub struct Agent {
     listener: TcpListener,
     /// The plain-HTTP setup site, when configured and the CA is local.
     onboarding: Option<(TcpListener, axum::Router)>,
+    reload: ReloadHandle,
 }
 
 impl Agent {
@@ -76,10 +81,16 @@ impl Agent {
         let onboarding = bind_onboarding(config, &certs, https_port).await?;
         let app = App::new(engine, access, certs, &config.tills, origins, options.web);
         Ok(Agent {
+            reload: ReloadHandle::new(Arc::clone(&app), config),
             app,
             listener,
             onboarding,
         })
+    }
+
+    /// Applies new configurations while the agent serves (SIGHUP in `serve`).
+    pub fn reload_handle(&self) -> ReloadHandle {
+        self.reload.clone()
     }
 
     /// The TLS identity (for the console banner).

@@ -16,6 +16,7 @@
 //! - [`access`]: who may connect: static and paired till tokens, rate limits.
 //! - [`agent`]: the wiring: config → certificates → journal and engine → TLS front.
 //! - [`config`]: the TOML configuration validated once into typed values, and the demo default.
+//! - [`metrics`]: the Prometheus metrics served at `/metrics`.
 //! - [`report`]: day totals from the journal, per terminal, method and currency (`report`).
 //! - [`bench`]: the benchmark suite (`bench`): the agent as a child process, measured from outside.
 #![forbid(unsafe_code)]
@@ -28,6 +29,7 @@ pub mod certs;
 pub mod cli;
 pub mod config;
 pub mod engine;
+pub mod metrics;
 pub mod protocol;
 pub mod report;
 pub mod sim;

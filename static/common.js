@@ -47,6 +47,7 @@ const STRINGS = {
     "state.unknown": "Inconnu",
     "state.resolved_approved": "Payé (vérifié)",
     "state.resolved_not_charged": "Non débité (vérifié)",
+    "state.toCheck": "À vérifier",
     "term.idle": "Libre",
     "term.busy": "Occupé",
     "term.unreachable": "Injoignable",
@@ -92,6 +93,7 @@ const STRINGS = {
     "state.unknown": "Unknown",
     "state.resolved_approved": "Paid (checked)",
     "state.resolved_not_charged": "Not charged (checked)",
+    "state.toCheck": "To check",
     "term.idle": "Idle",
     "term.busy": "Busy",
     "term.unreachable": "Unreachable",
@@ -117,9 +119,15 @@ export function currentLang() {
   return lang;
 }
 
-/** Adds a page's own strings. @param {{fr: object, en: object}} strings */
+/**
+ * Adds a page's own strings, each key with its French and English text side by side.
+ * @param {Record<string, [string, string]>} strings
+ */
 export function addStrings(strings) {
-  pageStrings = { fr: { ...pageStrings.fr, ...strings.fr }, en: { ...pageStrings.en, ...strings.en } };
+  for (const [key, [fr, en]] of Object.entries(strings)) {
+    pageStrings.fr[key] = fr;
+    pageStrings.en[key] = en;
+  }
 }
 
 /**
@@ -146,7 +154,7 @@ export function onLangChange(callback) {
 }
 
 /** Wires the FR/EN toggle button (remembered in localStorage). @param {HTMLButtonElement} button */
-export function setupLangToggle(button) {
+function setupLangToggle(button) {
   const render = () => {
     button.textContent = lang === "fr" ? "EN" : "FR";
     button.dataset.lang = lang;
@@ -212,6 +220,17 @@ export function stateLabel(record) {
   return t(`state.${record.state}`);
 }
 
+/** True for an `unknown` record nobody has resolved yet: the cashier must check the terminal. */
+export function needsCheck(record) {
+  return record.state === "unknown" && !record.resolution;
+}
+
+/** The state pill of a record; a resolved `unknown` is coloured by its resolution. */
+export function statePill(record) {
+  const state = record.state === "unknown" && record.resolution ? `resolved_${record.resolution.outcome}` : record.state;
+  return h("span", { class: "pill", "data-state": state }, needsCheck(record) ? t("state.toCheck") : stateLabel(record));
+}
+
 /** Creates an element: `h("p", {class: "x", "data-testid": "y"}, "text", child)`. */
 export function h(tag, attrs = {}, ...children) {
   const el = document.createElement(tag);
@@ -253,7 +272,7 @@ export function pageSocketUrl() {
  * @param {import("./client.js").RelayClient} client
  * @param {HTMLElement} badge
  */
-export function bindConnectionBadge(client, badge) {
+function bindConnectionBadge(client, badge) {
   let last = { state: "idle" };
   let ticker = null;
   const render = () => {
@@ -265,6 +284,7 @@ export function bindConnectionBadge(client, badge) {
       text = t("conn.retry", { s: Math.max(0, Math.ceil((at + retryInMs - Date.now()) / 1000)) });
     }
     badge.querySelector(".badge-text").textContent = text;
+    badge.title = text;
   };
   client.on("state", (detail) => {
     last = { ...detail, at: Date.now() };
@@ -283,7 +303,7 @@ export function bindConnectionBadge(client, badge) {
  * @param {(code: string) => Promise<{till: string, token: string}>} pairWith
  * @returns {{show(message?: string): void, hide(): void}}
  */
-export function setupAuthForm(form, onToken, pairWith) {
+function setupAuthForm(form, onToken, pairWith) {
   const code = form.querySelector("[data-testid=auth-code]");
   const token = form.querySelector("[data-testid=auth-token]");
   const error = form.querySelector("[data-testid=auth-error]");
@@ -323,8 +343,54 @@ export function setupAuthForm(form, onToken, pairWith) {
   };
 }
 
-/** The sign-in form's markup, shared by the three pages. */
-export function authFormMarkup() {
+/**
+ * Wires what the three pages share: the sign-in panel, the language toggle and the
+ * connection badge. A token (pasted, paired or saved) is stored and connects; a 4401 close
+ * forgets it and asks again.
+ * @param {import("./client.js").RelayClient} client
+ * @param {Store} store
+ * @param {{signedIn(): void, signedOut(): void}} page  shows or hides the page's own parts
+ */
+export function setupPage(client, store, page) {
+  const $ = (id) => document.getElementById(id);
+  $("auth-panel").innerHTML = authFormMarkup();
+  setupLangToggle($("lang-toggle"));
+  bindConnectionBadge(client, $("connection-status"));
+  const useToken = (token) => {
+    store.set("token", token);
+    client.setToken(token);
+    auth.hide();
+    page.signedIn();
+    client.connect().catch(() => {});
+  };
+  const auth = setupAuthForm($("auth-form"), useToken, (code) => client.pair(code));
+  const askAgain = (message) => {
+    page.signedOut();
+    auth.show(message);
+  };
+  client.on("closed", (detail) => {
+    if (detail.code !== 4401) return;
+    store.set("token", null);
+    askAgain(t("auth.rejected"));
+  });
+  return {
+    /** Connects with the saved token, or asks for one. */
+    resume() {
+      const saved = store.get("token");
+      if (saved) useToken(saved);
+      else askAgain();
+    },
+    /** Closes the connection, forgets the token and asks for one. */
+    signOut() {
+      client.close();
+      store.set("token", null);
+      askAgain();
+    },
+  };
+}
+
+/** The sign-in form's markup. */
+function authFormMarkup() {
   return `
   <form class="auth-form card" data-testid="auth-form" id="auth-form" novalidate>
     <h2 data-i18n="auth.title"></h2>

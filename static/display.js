@@ -14,47 +14,33 @@
  */
 import { RelayClient, isFinal } from "/client.js";
 import {
-  addStrings, applyStrings, authFormMarkup, bindConnectionBadge, formatAmount, h,
-  onLangChange, pageSocketUrl, setupAuthForm, setupLangToggle, Store, t,
+  addStrings, applyStrings, formatAmount, h,
+  onLangChange, pageSocketUrl, setupPage, Store, t,
 } from "/common.js";
 
 addStrings({
-  fr: {
-    "display.pick": "Quel terminal cet écran affiche-t-il ?",
-    "display.pickIntro": "Choix fait une seule fois ; il est mémorisé sur cet appareil.",
-    "display.reset": "Changer de terminal",
-    "display.terminal": "Terminal {name}",
-    "display.hello": "Bonjour",
-    "display.welcome": "Bienvenue",
-    "display.debit": "À payer", "display.refund": "Remboursement",
-    "display.wait": "Un instant…",
-    "display.card": "Présentez votre carte",
-    "display.check": "Insérez votre chèque",
-    "display.approved.debit": "Paiement accepté", "display.approved.refund": "Remboursement effectué",
-    "display.thanks": "Merci !",
-    "display.partial": "Paiement partiel accepté", "display.partialRest": "Reste à payer : {amount}",
-    "display.declined": "Paiement refusé", "display.declinedHelp": "Veuillez vous adresser à la caisse.",
-    "display.not_sent": "Paiement non effectué", "display.notSentHelp": "Rien n'a été débité. Veuillez patienter.",
-    "display.unknown": "Vérification en cours", "display.unknownHelp": "Veuillez patienter, la caisse vérifie le paiement.",
-  },
-  en: {
-    "display.pick": "Which terminal does this screen show?",
-    "display.pickIntro": "Chosen once; remembered on this device.",
-    "display.reset": "Change terminal",
-    "display.terminal": "Terminal {name}",
-    "display.hello": "Hello",
-    "display.welcome": "Welcome",
-    "display.debit": "To pay", "display.refund": "Refund",
-    "display.wait": "One moment…",
-    "display.card": "Present your card",
-    "display.check": "Insert your cheque",
-    "display.approved.debit": "Payment approved", "display.approved.refund": "Refund done",
-    "display.thanks": "Thank you!",
-    "display.partial": "Partial payment approved", "display.partialRest": "Still to pay: {amount}",
-    "display.declined": "Payment declined", "display.declinedHelp": "Please ask at the till.",
-    "display.not_sent": "Payment not made", "display.notSentHelp": "Nothing was charged. Please wait.",
-    "display.unknown": "Checking", "display.unknownHelp": "Please wait, the cashier is checking the payment.",
-  },
+  "display.pick": ["Quel terminal cet écran affiche-t-il ?", "Which terminal does this screen show?"],
+  "display.pickIntro": ["Choix fait une seule fois ; il est mémorisé sur cet appareil.", "Chosen once; remembered on this device."],
+  "display.reset": ["Changer de terminal", "Change terminal"],
+  "display.terminal": ["Terminal {name}", "Terminal {name}"],
+  "display.hello": ["Bonjour", "Hello"],
+  "display.welcome": ["Bienvenue", "Welcome"],
+  "display.debit": ["À payer", "To pay"],
+  "display.refund": ["Remboursement", "Refund"],
+  "display.wait": ["Un instant…", "One moment…"],
+  "display.card": ["Présentez votre carte", "Present your card"],
+  "display.check": ["Insérez votre chèque", "Insert your cheque"],
+  "display.approved.debit": ["Paiement accepté", "Payment approved"],
+  "display.approved.refund": ["Remboursement effectué", "Refund done"],
+  "display.thanks": ["Merci !", "Thank you!"],
+  "display.partial": ["Paiement partiel accepté", "Partial payment approved"],
+  "display.partialRest": ["Reste à payer : {amount}", "Still to pay: {amount}"],
+  "display.declined": ["Paiement refusé", "Payment declined"],
+  "display.declinedHelp": ["Veuillez vous adresser à la caisse.", "Please ask at the till."],
+  "display.not_sent": ["Paiement non effectué", "Payment not made"],
+  "display.notSentHelp": ["Rien n'a été débité. Veuillez patienter.", "Nothing was charged. Please wait."],
+  "display.unknown": ["Vérification en cours", "Checking"],
+  "display.unknownHelp": ["Veuillez patienter, la caisse vérifie le paiement.", "Please wait, the cashier is checking the payment."],
 });
 
 const RESULT_MS = 8_000;
@@ -64,25 +50,12 @@ const client = new RelayClient(pageSocketUrl(), { idPrefix: "display" });
 let shown = null; // the record on screen, or null for idle
 let idleTimer = null;
 
-$("auth-panel").innerHTML = authFormMarkup();
-setupLangToggle($("lang-toggle"));
-bindConnectionBadge(client, $("connection-status"));
-const auth = setupAuthForm($("auth-form"), useToken, (code) => client.pair(code));
-
-function useToken(token) {
-  store.set("token", token);
-  client.setToken(token);
-  auth.hide();
-  const terminal = store.get("terminal");
-  if (terminal) startWatching(terminal); // greet at once; watch is sent when connected
-  client.connect().catch(() => {});
-}
-
-client.on("closed", (detail) => {
-  if (detail.code !== 4401) return;
-  store.set("token", null);
-  showOnly("auth-panel");
-  auth.show(t("auth.rejected"));
+const page = setupPage(client, store, {
+  signedIn() {
+    const terminal = store.get("terminal");
+    if (terminal) startWatching(terminal); // greet at once; watch is sent when connected
+  },
+  signedOut: () => showOnly("auth-panel"),
 });
 
 client.on("welcome", (welcome) => {
@@ -194,10 +167,5 @@ onLangChange(() => {
 });
 applyStrings();
 
-const saved = store.get("token");
-if (saved) useToken(saved);
-else {
-  showOnly("auth-panel");
-  auth.show();
-}
+page.resume();
 render();

@@ -29,7 +29,8 @@ const TEXT = {
     tokenFix: "L'agent ne reconnaît pas ce jeton ({code}). Appairez de nouveau la caisse : sur le poste de l'agent, « caisse-ap-relay pair --till NOM » donne un code à saisir dans la page de caisse.",
     tokenLimited: "Trop d'essais erronés depuis cette caisse : attendez une minute avant de réessayer.",
     tokenNoAnswer: "L'agent n'a pas répondu au jeton. Réessayez ; si cela persiste, consultez le journal de l'agent.",
-    welcome: "caisse « {till} », rôle {role}",
+    welcome_cashier: "caisse « {till} », qui encaisse",
+    welcome_display: "caisse « {till} », en affichage client",
     blocked: "vérification impossible tant que le point précédent n'est pas corrigé.",
   },
   en: {
@@ -57,7 +58,8 @@ const TEXT = {
     tokenFix: "The agent does not know this token ({code}). Pair the till again: on the agent's machine, \"caisse-ap-relay pair --till NAME\" prints a code to enter on the till's page.",
     tokenLimited: "Too many wrong attempts from this till: wait a minute before trying again.",
     tokenNoAnswer: "The agent did not answer the token. Try again; if it persists, look at the agent's log.",
-    welcome: "till \"{till}\", role {role}",
+    welcome_cashier: "till \"{till}\", taking payments",
+    welcome_display: "till \"{till}\", customer display",
     blocked: "cannot be checked until the previous point is fixed.",
   },
 };
@@ -76,12 +78,24 @@ function translate() {
   }
 }
 
-/** Shows one check's state ("ok", "fail", "skip", "wait") and the advice that goes with it. */
-function show(name, state, detail = "") {
+/** What each check last showed, kept as text keys so that a language switch can redraw it. */
+const shown = new Map();
+
+/**
+ * Shows one check's state ("ok", "fail", "skip", "wait") and the advice that goes with it
+ * (the key of a text, and its values).
+ */
+function show(name, state, detail = "", values = {}) {
+  shown.set(name, { state, detail, values });
+  draw(name);
+}
+
+function draw(name) {
+  const { state, detail, values } = shown.get(name);
   const item = document.getElementById(`check-${name}`);
   item.dataset.state = state;
   item.querySelector(".verdict").textContent = t(state);
-  item.querySelector(".fix").textContent = detail;
+  item.querySelector(".fix").textContent = detail ? t(detail, values) : "";
 }
 
 function withTimeout(promise) {
@@ -137,35 +151,35 @@ function hello(socket, token) {
 }
 
 async function checkToken(socket, token) {
-  if (!socket) return show("token", "skip", t("blocked"));
-  if (!token) { socket.close(); return show("token", "skip", t("tokenSkip")); }
+  if (!socket) return show("token", "skip", "blocked");
+  if (!token) { socket.close(); return show("token", "skip", "tokenSkip"); }
   const answer = await hello(socket, token);
   socket.close();
   if (answer.welcome) {
-    return show("token", "ok", t("welcome", answer.welcome));
+    return show("token", "ok", `welcome_${answer.welcome.role}`, answer.welcome);
   }
-  if (answer.code === "rate_limited") return show("token", "fail", t("tokenLimited"));
-  if (answer.code === "no_answer") return show("token", "fail", t("tokenNoAnswer"));
-  show("token", "fail", t("tokenFix", { code: answer.code }));
+  if (answer.code === "rate_limited") return show("token", "fail", "tokenLimited");
+  if (answer.code === "no_answer") return show("token", "fail", "tokenNoAnswer");
+  show("token", "fail", "tokenFix", { code: answer.code });
 }
 
 async function run(agent, token) {
   for (const name of ["cert", "lna", "origin", "token"]) show(name, "wait");
   const sameOrigin = new URL(agent).origin === location.origin;
-  if (!sameOrigin) show("lna", "wait", t("lnaAsk"));
+  if (!sameOrigin) show("lna", "wait", "lnaAsk");
   // A CORS success proves all three network checks at once; on failure, a no-cors request
   // (which ignores CORS but not certificates or the local-network permission) tells them apart.
   const probe = await reaches(new URL("/lna-probe", agent), "cors");
   const reached = probe || (await reaches(new URL("/healthz", agent), "no-cors"));
   const permission = await lnaPermission();
   const lnaBlocked = !reached && !sameOrigin && permission === "denied";
-  show("cert", reached ? "ok" : lnaBlocked ? "skip" : "fail", reached ? "" : lnaBlocked ? t("blocked") : t("certFix"));
-  if (sameOrigin) show("lna", "ok", t("sameOrigin"));
-  else show("lna", reached ? "ok" : lnaBlocked ? "fail" : "skip", reached ? "" : lnaBlocked ? t("lnaFix") : t("blocked"));
+  show("cert", reached ? "ok" : lnaBlocked ? "skip" : "fail", reached ? "" : lnaBlocked ? "blocked" : "certFix");
+  if (sameOrigin) show("lna", "ok", "sameOrigin");
+  else show("lna", reached ? "ok" : lnaBlocked ? "fail" : "skip", reached ? "" : lnaBlocked ? "lnaFix" : "blocked");
   const socket = reached ? await openSocket(agent) : null;
-  if (!reached) show("origin", "skip", t("blocked"));
+  if (!reached) show("origin", "skip", "blocked");
   else if (socket && probe) show("origin", "ok");
-  else show("origin", "fail", t("originFix", { origin: location.origin }));
+  else show("origin", "fail", "originFix", { origin: location.origin });
   await checkToken(socket, token);
 }
 
@@ -176,6 +190,7 @@ function start() {
   document.getElementById("lang").addEventListener("click", () => {
     lang = lang === "fr" ? "en" : "fr";
     translate();
+    shown.forEach((_, name) => draw(name));
   });
   document.getElementById("form").addEventListener("submit", (event) => {
     event.preventDefault();

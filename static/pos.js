@@ -25,83 +25,75 @@
  */
 import { RelayClient, isFinal } from "/client.js";
 import {
-  addStrings, applyStrings, authFormMarkup, bindConnectionBadge, formatAmount, formatTime,
-  h, onLangChange, pageSocketUrl, setupAuthForm, setupLangToggle, stateLabel, Store, t,
+  addStrings, applyStrings, formatAmount, formatTime,
+  h, needsCheck, onLangChange, pageSocketUrl, setupPage, statePill, Store, t,
 } from "/common.js";
 
 addStrings({
-  fr: {
-    "pos.brand": "Caisse", "pos.amount": "Montant", "pos.keypad": "Pavé numérique", "pos.back": "Effacer un chiffre",
-    "pos.clear": "Effacer", "pos.keyboardHint": "Clavier : chiffres, ⌫ pour corriger, Échap pour effacer, Entrée pour encaisser.",
-    "pos.setup": "Paiement", "pos.terminal": "Terminal", "pos.operation": "Opération", "pos.method": "Moyen de paiement",
-    "pos.noTerminal": "Aucun terminal disponible pour cette caisse.",
-    "pos.pay.debit": "Encaisser {amount}", "pos.pay.refund": "Rembourser {amount}", "pos.pay.empty": "Saisissez un montant",
-    "pos.title.debit": "Paiement de {amount}", "pos.title.refund": "Remboursement de {amount}",
-    "pos.step.sent": "Envoyé au terminal", "pos.step.waiting_card": "En attente de la carte", "pos.step.result": "Résultat",
-    "pos.waiting_check": "En attente du chèque",
-    "pos.sub.pending": "Envoi de la demande à l'agent…", "pos.sub.accepted": "Demande acceptée par l'agent…",
-    "pos.sub.connecting": "Connexion au terminal…", "pos.sub.sent": "Demande transmise au terminal.",
-    "pos.sub.waiting_card": "Le client peut présenter sa carte sur le terminal.",
-    "pos.sub.waiting_check": "Insérez le chèque dans le terminal.",
-    "pos.sub.final": "Terminé à {time}.",
-    "pos.sub.offline": "Connexion à l'agent perdue : le paiement continue sur le terminal, son résultat s'affichera dès la reconnexion. Ne relancez pas.",
-    "pos.cancel": "Annuler", "pos.recent": "Transactions récentes", "pos.noRecent": "Aucune transaction récente.",
-    "pos.approved.debit": "Paiement accepté", "pos.approved.refund": "Remboursement accepté",
-    "pos.partial": "Paiement partiel accepté", "pos.partial.approved": "Accepté : {amount}",
-    "pos.partial.rest": "Reste à encaisser : {amount}", "pos.collectRest": "Encaisser le reste",
-    "pos.card": "Carte", "pos.pan": "N° de carte", "pos.auth": "N° d'autorisation",
-    "pos.declined": "Paiement refusé", "pos.declined.refund": "Remboursement refusé", "pos.reason": "Motif",
-    "pos.not_sent": "Non envoyé — vous pouvez réessayer",
-    "pos.not_sent.detail": "La demande n'a pas atteint le terminal : rien n'a été débité.",
-    "pos.unknown": "Résultat inconnu — NE PAS relancer : vérifiez le ticket du terminal",
-    "pos.unknown.check": "Sur le ticket ou le journal du terminal, vérifiez :",
-    "pos.unknown.amount": "le montant : {amount}", "pos.unknown.time": "l'heure : vers {time}",
-    "pos.unknown.auth": "le n° d'autorisation imprimé (s'il y en a un, le paiement est passé)",
-    "pos.unknown.why": "Cause technique : {reason}",
-    "pos.resolve.approved": "Le ticket indique PAYÉ", "pos.resolve.not_charged": "Rien n'a été débité",
-    "pos.resolve.note": "Note (facultatif)",
-    "pos.resolved.approved": "Vérifié : le ticket indique PAYÉ", "pos.resolved.not_charged": "Vérifié : rien n'a été débité",
-    "pos.resolved.by": "Décision de {till} à {time}.",
-    "pos.retry": "Réessayer", "pos.new": "Nouveau paiement", "pos.toCheck": "À vérifier",
-    "pos.error": "La demande a été refusée par l'agent",
-    "pos.displayRole": "Cette caisse est en mode affichage : elle ne peut pas encaisser.",
-  },
-  en: {
-    "pos.brand": "Till", "pos.amount": "Amount", "pos.keypad": "Keypad", "pos.back": "Delete a digit",
-    "pos.clear": "Clear", "pos.keyboardHint": "Keyboard: digits, ⌫ to correct, Esc to clear, Enter to charge.",
-    "pos.setup": "Payment", "pos.terminal": "Terminal", "pos.operation": "Operation", "pos.method": "Payment method",
-    "pos.noTerminal": "No terminal available for this till.",
-    "pos.pay.debit": "Charge {amount}", "pos.pay.refund": "Refund {amount}", "pos.pay.empty": "Enter an amount",
-    "pos.title.debit": "Payment of {amount}", "pos.title.refund": "Refund of {amount}",
-    "pos.step.sent": "Sent to terminal", "pos.step.waiting_card": "Waiting for card", "pos.step.result": "Result",
-    "pos.waiting_check": "Waiting for cheque",
-    "pos.sub.pending": "Sending the request to the agent…", "pos.sub.accepted": "Request accepted by the agent…",
-    "pos.sub.connecting": "Connecting to the terminal…", "pos.sub.sent": "Request sent to the terminal.",
-    "pos.sub.waiting_card": "The customer can present their card on the terminal.",
-    "pos.sub.waiting_check": "Insert the cheque into the terminal.",
-    "pos.sub.final": "Finished at {time}.",
-    "pos.sub.offline": "Connection to the agent lost: the payment goes on at the terminal and its result will show on reconnect. Do not retry.",
-    "pos.cancel": "Cancel", "pos.recent": "Recent transactions", "pos.noRecent": "No recent transactions.",
-    "pos.approved.debit": "Payment approved", "pos.approved.refund": "Refund approved",
-    "pos.partial": "Partial payment approved", "pos.partial.approved": "Approved: {amount}",
-    "pos.partial.rest": "Still to collect: {amount}", "pos.collectRest": "Collect the rest",
-    "pos.card": "Card", "pos.pan": "Card number", "pos.auth": "Authorization no.",
-    "pos.declined": "Payment declined", "pos.declined.refund": "Refund declined", "pos.reason": "Reason",
-    "pos.not_sent": "Not sent — you can try again",
-    "pos.not_sent.detail": "The request never reached the terminal: nothing was charged.",
-    "pos.unknown": "Result unknown — DO NOT retry: check the terminal's ticket",
-    "pos.unknown.check": "On the terminal's ticket or journal, check:",
-    "pos.unknown.amount": "the amount: {amount}", "pos.unknown.time": "the time: around {time}",
-    "pos.unknown.auth": "the authorization number (if one is printed, the payment went through)",
-    "pos.unknown.why": "Technical cause: {reason}",
-    "pos.resolve.approved": "The ticket says PAID", "pos.resolve.not_charged": "Nothing was charged",
-    "pos.resolve.note": "Note (optional)",
-    "pos.resolved.approved": "Checked: the ticket says PAID", "pos.resolved.not_charged": "Checked: nothing was charged",
-    "pos.resolved.by": "Decided by {till} at {time}.",
-    "pos.retry": "Try again", "pos.new": "New payment", "pos.toCheck": "To check",
-    "pos.error": "The agent refused the request",
-    "pos.displayRole": "This till is a display: it cannot take payments.",
-  },
+  "pos.brand": ["Caisse", "Till"],
+  "pos.amount": ["Montant", "Amount"],
+  "pos.keypad": ["Pavé numérique", "Keypad"],
+  "pos.back": ["Effacer un chiffre", "Delete a digit"],
+  "pos.clear": ["Effacer", "Clear"],
+  "pos.keyboardHint": ["Clavier : chiffres, ⌫ pour corriger, Échap pour effacer, Entrée pour encaisser.", "Keyboard: digits, ⌫ to correct, Esc to clear, Enter to charge."],
+  "pos.setup": ["Paiement", "Payment"],
+  "pos.terminal": ["Terminal", "Terminal"],
+  "pos.operation": ["Opération", "Operation"],
+  "pos.method": ["Moyen de paiement", "Payment method"],
+  "pos.noTerminal": ["Aucun terminal disponible pour cette caisse.", "No terminal available for this till."],
+  "pos.pay.debit": ["Encaisser {amount}", "Charge {amount}"],
+  "pos.pay.refund": ["Rembourser {amount}", "Refund {amount}"],
+  "pos.pay.empty": ["Saisissez un montant", "Enter an amount"],
+  "pos.title.debit": ["Paiement de {amount}", "Payment of {amount}"],
+  "pos.title.refund": ["Remboursement de {amount}", "Refund of {amount}"],
+  "pos.step.sent": ["Envoyé au terminal", "Sent to terminal"],
+  "pos.step.waiting_card": ["En attente de la carte", "Waiting for card"],
+  "pos.step.result": ["Résultat", "Result"],
+  "pos.waiting_check": ["En attente du chèque", "Waiting for cheque"],
+  "pos.sub.pending": ["Envoi de la demande à l'agent…", "Sending the request to the agent…"],
+  "pos.sub.accepted": ["Demande acceptée par l'agent…", "Request accepted by the agent…"],
+  "pos.sub.connecting": ["Connexion au terminal…", "Connecting to the terminal…"],
+  "pos.sub.sent": ["Demande transmise au terminal.", "Request sent to the terminal."],
+  "pos.sub.waiting_card": ["Le client peut présenter sa carte sur le terminal. Pour annuler : touche rouge du terminal.", "The customer can present their card on the terminal. To cancel: the terminal's red key."],
+  "pos.sub.waiting_check": ["Insérez le chèque dans le terminal. Pour annuler : touche rouge du terminal.", "Insert the cheque into the terminal. To cancel: the terminal's red key."],
+  "pos.sub.final": ["Terminé à {time}.", "Finished at {time}."],
+  "pos.sub.offline": ["Connexion à l'agent perdue : le paiement continue sur le terminal, son résultat s'affichera dès la reconnexion. Ne relancez pas.", "Connection to the agent lost: the payment goes on at the terminal and its result will show on reconnect. Do not retry."],
+  "pos.cancel": ["Annuler", "Cancel"],
+  "pos.recent": ["Transactions récentes", "Recent transactions"],
+  "pos.noRecent": ["Aucune transaction récente.", "No recent transactions."],
+  "pos.approved.debit": ["Paiement accepté", "Payment approved"],
+  "pos.approved.refund": ["Remboursement accepté", "Refund approved"],
+  "pos.partial": ["Paiement partiel accepté", "Partial payment approved"],
+  "pos.partial.approved": ["Accepté : {amount}", "Approved: {amount}"],
+  "pos.partial.rest": ["Reste à encaisser : {amount}", "Still to collect: {amount}"],
+  "pos.collectRest": ["Encaisser le reste", "Collect the rest"],
+  "pos.card": ["Carte", "Card"],
+  "pos.pan": ["N° de carte", "Card number"],
+  "pos.auth": ["N° d'autorisation", "Authorization no."],
+  "pos.declined": ["Paiement refusé", "Payment declined"],
+  "pos.declined.refund": ["Remboursement refusé", "Refund declined"],
+  "pos.reason": ["Motif", "Reason"],
+  "pos.not_sent": ["Non envoyé — vous pouvez réessayer", "Not sent — you can try again"],
+  "pos.not_sent.detail": ["La demande n'a pas atteint le terminal : rien n'a été débité.", "The request never reached the terminal: nothing was charged."],
+  "pos.not_sent.cancelled": ["Paiement annulé avant son envoi au terminal : rien n'a été débité.", "Payment cancelled before it was sent to the terminal: nothing was charged."],
+  "pos.tech": ["Détail technique : {detail}", "Technical detail: {detail}"],
+  "pos.unknown": ["Résultat inconnu — NE PAS relancer : vérifiez le ticket du terminal", "Result unknown — DO NOT retry: check the terminal's ticket"],
+  "pos.unknown.check": ["Sur le ticket ou le journal du terminal, vérifiez :", "On the terminal's ticket or journal, check:"],
+  "pos.unknown.amount": ["le montant : {amount}", "the amount: {amount}"],
+  "pos.unknown.time": ["l'heure : vers {time}", "the time: around {time}"],
+  "pos.unknown.auth": ["le n° d'autorisation imprimé (s'il y en a un, le paiement est passé)", "the authorization number (if one is printed, the payment went through)"],
+  "pos.unknown.why": ["Cause technique : {reason}", "Technical cause: {reason}"],
+  "pos.resolve.approved": ["Le ticket indique PAYÉ", "The ticket says PAID"],
+  "pos.resolve.not_charged": ["Rien n'a été débité", "Nothing was charged"],
+  "pos.resolve.note": ["Note (facultatif)", "Note (optional)"],
+  "pos.resolved.approved": ["Vérifié : le ticket indique PAYÉ", "Checked: the ticket says PAID"],
+  "pos.resolved.not_charged": ["Vérifié : rien n'a été débité", "Checked: nothing was charged"],
+  "pos.resolved.by": ["Décision de {till} à {time}.", "Decided by {till} at {time}."],
+  "pos.resolved.note": ["Note : {note}", "Note: {note}"],
+  "pos.retry": ["Réessayer", "Try again"],
+  "pos.new": ["Nouveau paiement", "New payment"],
+  "pos.error": ["La demande a été refusée par l'agent", "The agent refused the request"],
+  "pos.displayRole": ["Cette caisse est en mode affichage : elle ne peut pas encaisser.", "This till is a display: it cannot take payments."],
 });
 
 const CURRENCY = "EUR";
@@ -116,29 +108,14 @@ let digits = "";
 let terminals = [];
 let current = null; // {id, request, handle?, record?, error?, times: {}}
 
-$("auth-panel").innerHTML = authFormMarkup();
-setupLangToggle($("lang-toggle"));
-bindConnectionBadge(client, $("connection-status"));
-const auth = setupAuthForm($("auth-form"), useToken, (code) => client.pair(code));
+const page = setupPage(client, store, { signedIn: () => showPos(true), signedOut: () => showPos(false) });
 
 // ---- connection -------------------------------------------------------------------------
 
-function useToken(token) {
-  store.set("token", token);
-  client.setToken(token);
-  auth.hide();
-  $("pos").hidden = false;
-  $("logout-button").hidden = false;
-  client.connect().catch(() => {});
+function showPos(shown) {
+  $("pos").hidden = !shown;
+  $("logout-button").hidden = !shown;
 }
-
-client.on("closed", (detail) => {
-  if (detail.code !== 4401) return;
-  store.set("token", null);
-  $("pos").hidden = true;
-  $("logout-button").hidden = true;
-  auth.show(t("auth.rejected"));
-});
 
 client.on("state", () => {
   if (current) renderProgress();
@@ -166,14 +143,10 @@ client.on("transaction", (record) => {
 });
 
 $("logout-button").addEventListener("click", () => {
-  client.close();
-  store.set("token", null);
   records.clear();
   current = null;
-  $("pos").hidden = true;
-  $("logout-button").hidden = true;
   $("till-name").textContent = "";
-  auth.show();
+  page.signOut();
 });
 
 setInterval(() => {
@@ -182,7 +155,7 @@ setInterval(() => {
 
 // A payment still running or an unknown result left unresolved takes over the panel on load.
 function needsAttention(record) {
-  return !isFinal(record.state) || (record.state === "unknown" && !record.resolution);
+  return !isFinal(record.state) || needsCheck(record);
 }
 
 // ---- amount entry -------------------------------------------------------------------------
@@ -479,11 +452,14 @@ function declinedView(record) {
   };
 }
 
+// The agent's detail is technical English (a socket error): labelled and kept small.
 function notSentView(record) {
+  const detail = record.result?.detail;
+  const cancelled = detail === "cancelled";
   return {
     state: "not_sent",
-    children: [h("h3", {}, t("pos.not_sent")), h("p", {}, t("pos.not_sent.detail")),
-      record.result?.detail ? h("p", { class: "muted" }, record.result.detail) : null],
+    children: [h("h3", {}, t("pos.not_sent")), h("p", {}, t(cancelled ? "pos.not_sent.cancelled" : "pos.not_sent.detail")),
+      detail && !cancelled ? h("p", { class: "muted tech" }, t("pos.tech", { detail })) : null],
     actions: [retryButton(), newButton()],
   };
 }
@@ -524,7 +500,7 @@ function resolvedView(record) {
     children: [h("h3", {}, t(`pos.resolved.${outcome}`)),
       h("p", { class: "result-amount num" }, formatAmount(record.amount, record.currency)),
       h("p", { class: "muted" }, t("pos.resolved.by", { till, time: formatTime(at) })),
-      note ? h("p", {}, note) : null],
+      note ? h("p", {}, t("pos.resolved.note", { note })) : null],
     actions: outcome === "not_charged" ? [retryButton(), newButton()] : [newButton()],
   };
 }
@@ -545,7 +521,7 @@ function renderRecent() {
     .slice(0, RECENT_LIMIT);
   $("recent-empty").hidden = rows.length > 0;
   list.replaceChildren(...rows.map((record) => {
-    const toCheck = record.state === "unknown" && !record.resolution;
+    const toCheck = needsCheck(record);
     return h("li", {},
       h("button", {
         type: "button", class: `recent-row${toCheck ? " to-check" : ""}`, "data-testid": `recent-${record.id}`,
@@ -555,14 +531,12 @@ function renderRecent() {
       h("span", { class: "num recent-time" }, formatTime(record.created_at)),
       h("span", { class: "num recent-amount" }, `${record.action === "refund" ? "−" : ""}${formatAmount(record.amount, record.currency)}`),
       h("span", { class: "recent-meta muted" }, `${t(`method.${record.method}`)} · ${record.terminal}`),
-      h("span", { class: "pill", "data-state": record.state }, toCheck ? t("pos.toCheck") : stateLabel(record))));
+      statePill(record)));
   }));
 }
 
 onLangChange(render);
 applyStrings();
 
-const saved = store.get("token");
-if (saved) useToken(saved);
-else auth.show();
+page.resume();
 render();

@@ -13,49 +13,42 @@
  */
 import { RelayClient, isFinal } from "/client.js";
 import {
-  addStrings, applyStrings, authFormMarkup, bindConnectionBadge, formatAmount, formatDateTime,
-  formatTime, h, onLangChange, pageSocketUrl, setupAuthForm, setupLangToggle, stateLabel, Store, t,
+  addStrings, applyStrings, formatAmount, formatDateTime,
+  formatTime, h, needsCheck, onLangChange, pageSocketUrl, setupPage, statePill, Store, t,
 } from "/common.js";
 
 addStrings({
-  fr: {
-    "status.brand": "État de l'agent", "status.terminals": "Terminaux",
-    "status.transactions": "Transactions en cours et récentes", "status.tills": "Caisses connectées",
-    "status.certificate": "Certificat", "status.fingerprint": "Empreinte SHA-256",
-    "status.unresolved": "{n} transaction(s) au résultat inconnu à vérifier",
-    "status.unresolvedHelp": "Le terminal a peut-être débité la carte. La caisse concernée doit vérifier le ticket du terminal puis indiquer « Le ticket indique PAYÉ » ou « Rien n'a été débité ».",
-    "status.col.name": "Nom", "status.col.address": "Adresse", "status.col.state": "État",
-    "status.col.current": "Transaction en cours", "status.col.lastSeen": "Vu pour la dernière fois",
-    "status.col.time": "Heure", "status.col.id": "Identifiant", "status.col.till": "Caisse",
-    "status.col.terminal": "Terminal", "status.col.amount": "Montant", "status.col.detail": "Détail",
-    "status.col.role": "Rôle", "status.col.sessions": "Connexions",
-    "status.role.cashier": "Caisse", "status.role.display": "Affichage",
-    "status.now": "maintenant", "status.never": "—", "status.noTx": "Aucune transaction récente.",
-    "status.noTill": "Aucune caisse connectée.", "status.refreshed": "Mis à jour à {time}",
-    "status.cert.ok": "Expire le {date} (dans {days} jours)",
-    "status.cert.soon": "Expire bientôt : le {date} (dans {days} jours) — redémarrez l'agent pour le renouveler",
-    "status.cert.expired": "Expiré depuis le {date} — les navigateurs refusent la connexion",
-    "status.toCheck": "À vérifier",
-  },
-  en: {
-    "status.brand": "Agent status", "status.terminals": "Terminals",
-    "status.transactions": "Live and recent transactions", "status.tills": "Connected tills",
-    "status.certificate": "Certificate", "status.fingerprint": "SHA-256 fingerprint",
-    "status.unresolved": "{n} transaction(s) with an unknown result to check",
-    "status.unresolvedHelp": "The terminal may have charged the card. The till concerned must check the terminal's ticket, then answer “The ticket says PAID” or “Nothing was charged”.",
-    "status.col.name": "Name", "status.col.address": "Address", "status.col.state": "State",
-    "status.col.current": "Current transaction", "status.col.lastSeen": "Last seen",
-    "status.col.time": "Time", "status.col.id": "Id", "status.col.till": "Till",
-    "status.col.terminal": "Terminal", "status.col.amount": "Amount", "status.col.detail": "Detail",
-    "status.col.role": "Role", "status.col.sessions": "Sessions",
-    "status.role.cashier": "Cashier", "status.role.display": "Display",
-    "status.now": "now", "status.never": "—", "status.noTx": "No recent transactions.",
-    "status.noTill": "No till connected.", "status.refreshed": "Updated at {time}",
-    "status.cert.ok": "Expires on {date} (in {days} days)",
-    "status.cert.soon": "Expires soon: on {date} (in {days} days) — restart the agent to renew it",
-    "status.cert.expired": "Expired since {date} — browsers refuse the connection",
-    "status.toCheck": "To check",
-  },
+  "status.brand": ["État de l'agent", "Agent status"],
+  "status.terminals": ["Terminaux", "Terminals"],
+  "status.transactions": ["Transactions en cours et récentes", "Live and recent transactions"],
+  "status.tills": ["Caisses", "Tills"],
+  "status.certificate": ["Certificat", "Certificate"],
+  "status.fingerprint": ["Empreinte SHA-256", "SHA-256 fingerprint"],
+  "status.unresolved": ["{n} transactions au résultat inconnu à vérifier", "{n} transactions with an unknown result to check"],
+  "status.unresolved.one": ["1 transaction au résultat inconnu à vérifier", "1 transaction with an unknown result to check"],
+  "status.unresolvedHelp": ["Le terminal a peut-être débité la carte. La caisse concernée doit vérifier le ticket du terminal puis indiquer « Le ticket indique PAYÉ » ou « Rien n'a été débité ».", "The terminal may have charged the card. The till concerned must check the terminal's ticket, then answer “The ticket says PAID” or “Nothing was charged”."],
+  "status.col.name": ["Nom", "Name"],
+  "status.col.address": ["Adresse", "Address"],
+  "status.col.state": ["État", "State"],
+  "status.col.current": ["Transaction en cours", "Current transaction"],
+  "status.col.lastSeen": ["Vu pour la dernière fois", "Last seen"],
+  "status.col.time": ["Heure", "Time"],
+  "status.col.id": ["Identifiant", "Id"],
+  "status.col.till": ["Caisse", "Till"],
+  "status.col.terminal": ["Terminal", "Terminal"],
+  "status.col.amount": ["Montant", "Amount"],
+  "status.col.detail": ["Détail", "Detail"],
+  "status.col.role": ["Rôle", "Role"],
+  "status.col.sessions": ["Connexions", "Connections"],
+  "status.role.cashier": ["Caisse", "Cashier"],
+  "status.role.display": ["Affichage", "Display"],
+  "status.never": ["jamais", "never"],
+  "status.noTx": ["Aucune transaction récente.", "No recent transactions."],
+  "status.noTill": ["Aucune caisse.", "No till."],
+  "status.refreshed": ["Mis à jour à {time}", "Updated at {time}"],
+  "status.cert.ok": ["Expire le {date} (dans {days} jours)", "Expires on {date} (in {days} days)"],
+  "status.cert.soon": ["Expire bientôt : le {date} (dans {days} jours) — redémarrez l'agent pour le renouveler", "Expires soon: on {date} (in {days} days) — restart the agent to renew it"],
+  "status.cert.expired": ["Expiré depuis le {date} — les navigateurs refusent la connexion", "Expired since {date} — browsers refuse the connection"],
 });
 
 const REFRESH_MS = 10_000;
@@ -69,27 +62,12 @@ const lastSeen = new Map(); // terminal name → ISO time it was last known reac
 let snapshot = null;
 let refreshedAt = null;
 
-$("auth-panel").innerHTML = authFormMarkup();
-setupLangToggle($("lang-toggle"));
-bindConnectionBadge(client, $("connection-status"));
-const auth = setupAuthForm($("auth-form"), useToken, (code) => client.pair(code));
+const page = setupPage(client, store, { signedIn: () => showStatus(true), signedOut: () => showStatus(false) });
 
-function useToken(token) {
-  store.set("token", token);
-  client.setToken(token);
-  auth.hide();
-  $("status").hidden = false;
-  $("logout-button").hidden = false;
-  client.connect().catch(() => {});
+function showStatus(shown) {
+  $("status").hidden = !shown;
+  $("logout-button").hidden = !shown;
 }
-
-client.on("closed", (detail) => {
-  if (detail.code !== 4401) return;
-  store.set("token", null);
-  $("status").hidden = true;
-  $("logout-button").hidden = true;
-  auth.show(t("auth.rejected"));
-});
 
 client.on("welcome", (welcome) => {
   $("agent-name").textContent = welcome.agent;
@@ -108,13 +86,7 @@ client.on("terminals", (list) => {
   render();
 });
 
-$("logout-button").addEventListener("click", () => {
-  client.close();
-  store.set("token", null);
-  $("status").hidden = true;
-  $("logout-button").hidden = true;
-  auth.show();
-});
+$("logout-button").addEventListener("click", () => page.signOut());
 
 async function refresh() {
   if (client.state !== "authenticated") return;
@@ -136,13 +108,9 @@ function merge(record) {
   if (!known || (record.seq ?? 0) >= (known.seq ?? 0)) records.set(record.id, record);
 }
 
-function toCheck(record) {
-  return record.state === "unknown" && !record.resolution;
-}
-
 // Unresolved unknown first, then payments still running, then the most recent.
 function rank(record) {
-  if (toCheck(record)) return 0;
+  if (needsCheck(record)) return 0;
   return isFinal(record.state) ? 2 : 1;
 }
 
@@ -156,28 +124,25 @@ function render() {
 }
 
 function renderUnresolved() {
-  const count = [...records.values()].filter(toCheck).length;
+  const count = [...records.values()].filter(needsCheck).length;
   $("unresolved").hidden = count === 0;
   $("unresolved").dataset.count = String(count);
-  $("unresolved-title").textContent = t("status.unresolved", { n: count });
+  $("unresolved-title").textContent = t(count === 1 ? "status.unresolved.one" : "status.unresolved", { n: count });
 }
 
 function renderTerminals(terminals) {
-  const now = new Date().toISOString();
+  // `terminals` events carry no last_seen: keep the last one a status snapshot gave.
   for (const term of terminals) {
     if (term.last_seen) lastSeen.set(term.name, term.last_seen);
-    else if (term.state !== "unreachable") lastSeen.set(term.name, now);
   }
   $("terminals-body").replaceChildren(...terminals.map((term) => {
     const seen = lastSeen.get(term.name);
-    const seenText = term.state !== "unreachable" && !term.last_seen ? t("status.now")
-      : seen ? formatDateTime(seen) : t("status.never");
     return h("tr", { "data-testid": `terminal-row-${term.name}`, "data-state": term.state },
-      h("td", {}, h("strong", {}, term.name)),
-      h("td", { class: "num" }, term.address),
-      h("td", {}, h("span", { class: "pill", "data-state": term.state }, t(`term.${term.state}`))),
-      h("td", { class: "id" }, term.current ?? "—"),
-      h("td", { class: "num" }, seenText));
+      cell("name", {}, h("strong", {}, term.name)),
+      cell("address", { class: "num" }, term.address),
+      cell("state", {}, h("span", { class: "pill", "data-state": term.state }, t(`term.${term.state}`))),
+      cell("current", { class: "id" }, term.current ?? "—"),
+      cell("lastSeen", { class: "num" }, seen ? formatWhen(seen) : t("status.never")));
   }));
 }
 
@@ -187,17 +152,28 @@ function renderTransactions() {
     .slice(0, TX_LIMIT);
   $("tx-empty").hidden = rows.length > 0;
   $("tx-body").replaceChildren(...rows.map((record) => {
-    const check = toCheck(record);
+    const check = needsCheck(record);
     const cls = check ? "to-check" : isFinal(record.state) ? "" : "live";
     return h("tr", { class: cls, "data-testid": `tx-row-${record.id}`, "data-state": record.state, "data-to-check": check },
-      h("td", { class: "num" }, formatTime(record.created_at)),
-      h("td", { class: "id" }, record.id),
-      h("td", {}, record.till),
-      h("td", {}, record.terminal),
-      h("td", { class: "num right" }, `${record.action === "refund" ? "−" : ""}${formatAmount(record.amount, record.currency)}`),
-      h("td", {}, h("span", { class: "pill", "data-state": record.state }, check ? t("status.toCheck") : stateLabel(record))),
-      h("td", { class: "small" }, detail(record)));
+      cell("time", { class: "num" }, formatTime(record.created_at)),
+      cell("amount", { class: "num right" }, `${record.action === "refund" ? "−" : ""}${formatAmount(record.amount, record.currency)}`),
+      cell("state", {}, statePill(record)),
+      cell("till", {}, record.till),
+      cell("terminal", {}, record.terminal),
+      cell("detail", { class: "small" }, detail(record)),
+      cell("id", { class: "id" }, record.id));
   }));
+}
+
+// A table cell that names its column, shown as a label when a phone stacks the table.
+function cell(column, attrs, ...children) {
+  return h("td", { ...attrs, "data-label": t(`status.col.${column}`) }, ...children);
+}
+
+// Today: the time only; before: date and time.
+function formatWhen(iso) {
+  const when = new Date(iso);
+  return when.toDateString() === new Date().toDateString() ? formatTime(when) : formatDateTime(when);
 }
 
 function detail(record) {
@@ -242,7 +218,5 @@ function renderCertificate(cert) {
 onLangChange(render);
 applyStrings();
 
-const saved = store.get("token");
-if (saved) useToken(saved);
-else auth.show();
+page.resume();
 render();

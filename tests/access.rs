@@ -4,7 +4,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use caisse_ap_relay::access::{Access, AuthError, Clock, ManualClock, Store, Till};
+use caisse_ap_relay::access::{Access, AuthError, Clock, Closing, ManualClock, Store, Till};
 use caisse_ap_relay::config::{Role, Secret, TillConfig};
 
 const PEER: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
@@ -146,7 +146,7 @@ async fn a_revocation_by_another_process_is_announced_and_the_token_refused() {
         .await
         .expect("a revocation within 5 s")
         .unwrap();
-    assert_eq!(name, "screen");
+    assert_eq!(name, Closing::Revoked("screen".into()));
     assert_eq!(
         f.access.authenticate(&token, PEER),
         Err(AuthError::Unauthorized)

@@ -11,23 +11,10 @@ use caisse_ap_relay::terminal::{
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+mod recorder;
+use recorder::Recorder;
+
 const DEBIT_2500: &str = "CZ0040300CJ012012345678901CA00201CB0042500CD0010CE003978BA0010";
-
-#[derive(Default)]
-struct Recorder {
-    refuse: bool,
-    steps: Vec<Progress>,
-}
-
-impl Hooks for Recorder {
-    async fn before_send(&mut self) -> bool {
-        !self.refuse
-    }
-
-    async fn progress(&mut self, step: Progress) {
-        self.steps.push(step);
-    }
-}
 
 async fn spawn_sim(behaviour: Behaviour) -> Simulator {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

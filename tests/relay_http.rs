@@ -87,3 +87,35 @@ async fn the_identification_probe_marks_an_idle_terminal_seen() {
     assert_eq!(body["terminals"][0]["state"], "idle");
     assert!(body["terminals"][0]["last_seen"].is_string());
 }
+
+/// At start, one probe per terminal (not one period later, and with no payment): a dead
+/// terminal is `unreachable` and a live one `idle` with `last_seen` within seconds.
+#[tokio::test]
+async fn a_probe_at_start_tells_dead_from_live_terminals_without_a_payment() {
+    let sim = spawn_sim(Behaviour::default()).await;
+    let mut options = options();
+    options.engine.probe_at_start = true;
+    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    let terminals = vec![
+        terminal("tpe-1", sim.addr(), Duration::from_secs(30)),
+        terminal("tpe-2", closed_port().await, Duration::from_secs(30)),
+    ];
+    let agent = spawn_agent_in(dir, terminals, options).await;
+    // No event tells that a probe's result was recorded: read /healthz until it shows.
+    let probed = async {
+        loop {
+            let (_, _, body) = https_get(&agent, "/healthz").await;
+            let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            let [live, dead] = [&body["terminals"][0], &body["terminals"][1]];
+            if live["last_seen"].is_string() && dead["state"] == "unreachable" {
+                return body;
+            }
+        }
+    };
+    let body = tokio::time::timeout(WAIT, probed)
+        .await
+        .expect("both terminals probed in time");
+    assert_eq!(body["terminals"][0]["state"], "idle");
+    assert_eq!(sim.request_count(), 1, "one probe, the period is 60 s");
+    assert!(sim.requests()[0].contains("CD001I"), "identification");
+}

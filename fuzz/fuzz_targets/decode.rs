@@ -1,5 +1,6 @@
 //! Feeds arbitrary bytes, in arbitrary chunks, to the answer reader: it must never panic,
-//! and a whole decode must agree with the chunked one.
+//! a whole decode must agree with the chunked one, and whole fields re-encode to the bytes
+//! they came from (nothing is lost or invented by the decoder).
 #![no_main]
 
 use caisse_ap_relay::protocol::fields::decode;
@@ -15,5 +16,10 @@ fuzz_target!(|data: &[u8]| {
     let chunked = reader
         .push(&bytes[..cut])
         .and_then(|_| reader.push(&bytes[cut..]));
-    assert_eq!(chunked.is_err(), decode(bytes).is_err());
+    let whole = decode(bytes);
+    assert_eq!(chunked.is_err(), whole.is_err());
+    if let Ok(Some(messages)) = whole {
+        let encoded: Vec<u8> = messages.iter().flat_map(|m| m.encode()).collect();
+        assert_eq!(encoded, bytes);
+    }
 });

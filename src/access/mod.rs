@@ -4,14 +4,16 @@
 //! Pairing codes are issued by the CLI (`caisse-ap-relay pair`) into the store and exchanged
 //! here by the agent for a fresh token. The agent re-reads the store when the file changes,
 //! so a pairing or a revocation made by the CLI applies without restart; revocations are
-//! announced on a broadcast channel so the relay can close that till's sockets.
+//! announced on a broadcast channel so the relay can close that till's sockets. A reload
+//! replaces the configured tills ([`Access::replace_tills`]) and announces the same way the
+//! tills whose token stopped working or whose rights changed.
 //! Tokens and codes are compared in constant time and never logged. Sessions, origins and
 //! the wire format are the relay's business, not this module's.
 
 use std::fmt;
 use std::net::IpAddr;
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::broadcast;
@@ -60,6 +62,24 @@ impl From<&TillConfig> for Till {
             name: config.name.clone(),
             role: config.role,
             terminals: config.terminals.clone(),
+        }
+    }
+}
+
+/// A till whose open sessions must end, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Closing {
+    /// Its token no longer works: pairing revoked, till removed or its token changed.
+    Revoked(String),
+    /// Its role or terminals changed: a new `hello` with the same token applies them.
+    RightsChanged(String),
+}
+
+impl Closing {
+    /// The till's name.
+    pub fn till(&self) -> &str {
+        match self {
+            Closing::Revoked(name) | Closing::RightsChanged(name) => name,
         }
     }
 }
@@ -126,12 +146,13 @@ struct PairedCache {
 /// The tills allowed to connect.
 #[derive(Debug)]
 pub struct Access {
-    tills: Vec<TillConfig>,
+    // A std lock: never held across an await.
+    tills: RwLock<Vec<TillConfig>>,
     store: Store,
     clock: Arc<dyn Clock>,
     limiter: Mutex<RateLimiter>,
     paired: Mutex<PairedCache>,
-    revocations: broadcast::Sender<String>,
+    revocations: broadcast::Sender<Closing>,
 }
 
 /// Locks a mutex, going on if a panicking thread poisoned it (every section below leaves
@@ -153,7 +174,7 @@ impl Access {
         clock: Arc<dyn Clock>,
     ) -> Result<Access, StoreError> {
         let access = Access {
-            tills: tills.to_vec(),
+            tills: RwLock::new(tills.to_vec()),
             store: Store::open(data_dir)?,
             clock,
             limiter: Mutex::default(),
@@ -203,9 +224,23 @@ impl Access {
         Ok((paired.till(), token))
     }
 
-    /// Till names whose pairing was revoked, as the store shows it (needs [`Access::spawn_watcher`]).
-    pub fn revocations(&self) -> broadcast::Receiver<String> {
+    /// Tills whose sessions must end: pairings revoked as the store shows it (needs
+    /// [`Access::spawn_watcher`]) and tills changed by [`Access::replace_tills`].
+    pub fn revocations(&self) -> broadcast::Receiver<Closing> {
         self.revocations.subscribe()
+    }
+
+    /// Makes `tills` the configured tills (a reload); new `hello`s see them at once. Announces
+    /// the tills whose static token stopped working and those whose role or terminals changed.
+    pub fn replace_tills(&self, tills: &[TillConfig]) {
+        let mut current = self.tills.write().unwrap_or_else(|e| e.into_inner());
+        let old = std::mem::replace(&mut *current, tills.to_vec());
+        drop(current);
+        for closing in closings(&old, tills) {
+            info!(till = %closing.till(), revoked = matches!(closing, Closing::Revoked(_)),
+                "till changed by a reload; closing its sessions");
+            let _ = self.revocations.send(closing);
+        }
     }
 
     /// Polls the store every second until `shutdown`, announcing revocations.
@@ -246,8 +281,9 @@ impl Access {
 
     fn static_till(&self, token: &str) -> Option<Till> {
         let mut found = None;
+        let tills = self.tills.read().unwrap_or_else(|e| e.into_inner());
         // No early exit: the time taken does not depend on which till matched.
-        for till in &self.tills {
+        for till in tills.iter() {
             let Some(secret) = &till.token else { continue };
             if secret::same(&secret.0, token) {
                 found = Some(Till::from(till));
@@ -294,7 +330,7 @@ impl Access {
         for name in revoked {
             info!(till = %name, "till pairing revoked");
             // No receiver is fine: then no socket of that till can be open.
-            let _ = self.revocations.send(name);
+            let _ = self.revocations.send(Closing::Revoked(name));
         }
         Ok(())
     }
@@ -321,4 +357,62 @@ fn revoked_names(old: &[PairedTill], new: &[PairedTill]) -> Vec<String> {
         }
     }
     names
+}
+
+/// What a reload from `old` to `new` static tills does to their open sessions. Tills without
+/// a token have none: paired tills keep the rights they were paired with.
+fn closings(old: &[TillConfig], new: &[TillConfig]) -> Vec<Closing> {
+    let mut closings = Vec::new();
+    for before in old.iter().filter(|t| t.token.is_some()) {
+        let after = new.iter().find(|t| t.name == before.name);
+        match after {
+            Some(after) if after.token == before.token => {
+                if (after.role, &after.terminals) != (before.role, &before.terminals) {
+                    closings.push(Closing::RightsChanged(before.name.clone()));
+                }
+            }
+            _ => closings.push(Closing::Revoked(before.name.clone())),
+        }
+    }
+    closings
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Secret;
+
+    fn till(name: &str, token: Option<&str>, role: Role) -> TillConfig {
+        TillConfig {
+            name: name.into(),
+            token: token.map(|t| Secret(t.into())),
+            terminals: None,
+            role,
+        }
+    }
+
+    #[test]
+    fn a_reload_revokes_changed_tokens_and_reconnects_changed_rights() {
+        let old = [
+            till("kept", Some("k"), Role::Cashier),
+            till("removed", Some("r"), Role::Cashier),
+            till("new-token", Some("t"), Role::Cashier),
+            till("demoted", Some("d"), Role::Cashier),
+            till("template", None, Role::Cashier),
+        ];
+        let new = [
+            till("kept", Some("k"), Role::Cashier),
+            till("new-token", Some("t2"), Role::Cashier),
+            till("demoted", Some("d"), Role::Display),
+            till("added", Some("a"), Role::Cashier),
+        ];
+        assert_eq!(
+            closings(&old, &new),
+            [
+                Closing::Revoked("removed".into()),
+                Closing::Revoked("new-token".into()),
+                Closing::RightsChanged("demoted".into()),
+            ]
+        );
+    }
 }

@@ -11,7 +11,7 @@ use std::time::SystemTime;
 use super::till::{fail, format_utc, setup, Setup};
 use crate::access::store::{unix_seconds, CODE_LIFETIME};
 use crate::access::{Store, Till};
-use crate::config::Role;
+use crate::config::{rules, Role};
 
 /// Arguments of `pair`.
 #[derive(Debug, clap::Args)]
@@ -65,8 +65,8 @@ pub fn run(args: PairArgs) -> ExitCode {
 
 fn till_to_pair(args: &PairArgs, setup: &Setup) -> Result<Till, String> {
     let name = &args.till;
-    let valid = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_' || c == b'-';
-    if name.is_empty() || name.len() > 32 || !name.bytes().all(valid) {
+    // The configuration's rule: a name `pair` accepts is one the file accepts too.
+    if rules::name(name).is_err() {
         return Err(format!("till name \"{name}\": use 1 to 32 of a-z 0-9 _ -"));
     }
     if let Some(config) = setup.tills.iter().find(|t| &t.name == name) {

@@ -3,6 +3,7 @@
 //! Prints `listening on https://ADDR/` once the port is bound (tests bind port 0 and read it).
 //! Without a configuration file it runs the demo: an in-process simulated terminal `demo`,
 //! a random till token printed on the console, and the CA fingerprint to check.
+//! SIGHUP re-reads the configuration file (see [`crate::agent::reload`]); the demo has none.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,8 +11,10 @@ use std::process::ExitCode;
 use anyhow::Context;
 use tokio::net::TcpListener;
 
+use crate::agent::reload::ReloadHandle;
 use crate::agent::{Agent, Options};
 use crate::config::{Config, Secret};
+use crate::engine::probe::NO_START_PROBE_VAR;
 use crate::sim::{Behaviour, Simulator};
 
 /// Arguments of `serve`.
@@ -38,7 +41,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve(located.map(|(_, config)| config))) {
+    match runtime.block_on(serve(located)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
@@ -47,24 +50,98 @@ pub fn run(args: ServeArgs) -> ExitCode {
     }
 }
 
-async fn serve(config: Option<Config>) -> anyhow::Result<()> {
-    let (config, demo) = match config {
-        Some(config) => (config, None),
-        None => start_demo().await?,
+async fn serve(located: Option<(PathBuf, Config)>) -> anyhow::Result<()> {
+    // First: SIGHUP's default action would end the process.
+    let hangups = Hangups::listen();
+    raise_fd_limit();
+    let (file, config, demo) = match located {
+        Some((file, config)) => (Some(file), config, None),
+        None => {
+            let (config, demo) = start_demo().await?;
+            (None, config, Some(demo))
+        }
     };
     let listen = config.server.listen;
     let listener = TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
-    let agent = Agent::start(&config, listener, Options::default()).await?;
+    let mut options = Options::default();
+    options.engine.probe_at_start = std::env::var_os(NO_START_PROBE_VAR).is_none();
+    let agent = Agent::start(&config, listener, options).await?;
     let addr = agent.local_addr()?;
     println!("listening on https://{addr}/");
     if let Some(demo) = &demo {
-        print_demo_banner(&agent, addr.port(), &demo.token);
+        let ca = config.tls.dir.join("ca.pem");
+        print_demo_banner(&agent, addr.port(), &demo.token, &ca);
     }
-    agent.serve(shutdown_signal()).await;
+    let reloads = reload_on_hangup(hangups, agent.reload_handle(), file);
+    tokio::select! {
+        () = agent.serve(shutdown_signal()) => {}
+        never = reloads => match never {},
+    }
     drop(demo);
     Ok(())
+}
+
+/// Reloads `file` on every SIGHUP, forever; without a file (the demo) says so.
+async fn reload_on_hangup(
+    mut hangups: Hangups,
+    handle: ReloadHandle,
+    file: Option<PathBuf>,
+) -> std::convert::Infallible {
+    loop {
+        hangups.next().await;
+        match &file {
+            // A refused file is logged by `reload_file`; the running configuration stays.
+            Some(file) => {
+                let _ = handle.reload_file(file).await;
+            }
+            None => tracing::info!("SIGHUP: nothing to reload, the demo has no configuration file"),
+        }
+    }
+}
+
+/// The SIGHUP stream (never fires where there is none).
+struct Hangups {
+    #[cfg(unix)]
+    signal: Option<tokio::signal::unix::Signal>,
+}
+
+impl Hangups {
+    fn listen() -> Hangups {
+        #[cfg(unix)]
+        {
+            let kind = tokio::signal::unix::SignalKind::hangup();
+            let signal = tokio::signal::unix::signal(kind)
+                .inspect_err(
+                    |err| tracing::warn!(%err, "cannot listen for SIGHUP; reload disabled"),
+                )
+                .ok();
+            Hangups { signal }
+        }
+        #[cfg(not(unix))]
+        Hangups {}
+    }
+
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        if let Some(signal) = &mut self.signal {
+            if signal.recv().await.is_some() {
+                return;
+            }
+        }
+        std::future::pending().await
+    }
+}
+
+/// Raises the soft open-files limit to the hard one: every browser and terminal dialog holds
+/// a descriptor, and the usual soft default (1024) would refuse clients long before the
+/// connection cap (`WebOptions::max_connections`).
+fn raise_fd_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::debug!(limit, "open files limit raised"),
+        Err(err) => tracing::warn!(%err, "cannot raise the open files limit"),
+    }
 }
 
 /// The demo's in-process terminal and its till token.
@@ -73,7 +150,7 @@ struct Demo {
     token: String,
 }
 
-async fn start_demo() -> anyhow::Result<(Config, Option<Demo>)> {
+async fn start_demo() -> anyhow::Result<(Config, Demo)> {
     let listener = TcpListener::bind(("127.0.0.1", 0))
         .await
         .context("cannot start the demo terminal")?;
@@ -84,7 +161,7 @@ async fn start_demo() -> anyhow::Result<(Config, Option<Demo>)> {
         _terminal: terminal,
         token,
     };
-    Ok((config, Some(demo)))
+    Ok((config, demo))
 }
 
 fn random_token() -> anyhow::Result<String> {
@@ -96,12 +173,17 @@ fn random_token() -> anyhow::Result<String> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-fn print_demo_banner(agent: &Agent, port: u16, token: &str) {
+fn print_demo_banner(agent: &Agent, port: u16, token: &str, ca: &std::path::Path) {
     let fingerprint = agent.certificates().fingerprint().unwrap_or_default();
     println!("demo mode: no configuration file found");
     println!("  open        https://localhost:{port}/");
     println!("  till token  {token}");
     println!("  CA SHA-256  {fingerprint}");
+    println!(
+        "Your browser will warn about the certificate: trust {} (README → Certificates), \
+         or proceed past the warning for this local demo.",
+        ca.display()
+    );
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -174,38 +174,43 @@ impl Row {
             None if paired.iter().any(|p| p.name == till.name) => return None,
             None => "unpaired",
         };
-        Some(Row {
-            name: till.name.clone(),
+        Some(Row::new(
+            &till.name,
             kind,
-            role: role_name(till.role),
-            terminals: terminals_text(till.terminals.as_deref()),
-            paired: "-".to_owned(),
-            last_used: "-".to_owned(),
-        })
+            till.role,
+            till.terminals.as_deref(),
+        ))
     }
 
     fn paired(till: &PairedTill) -> Row {
+        let row = Row::new(&till.name, "paired", till.role, till.terminals.as_deref());
         Row {
-            name: till.name.clone(),
-            kind: "paired",
-            role: role_name(till.role),
-            terminals: terminals_text(till.terminals.as_deref()),
             paired: format_utc(till.created),
             last_used: till
                 .last_used
                 .map_or_else(|| "never".to_owned(), format_utc),
+            ..row
         }
     }
 
     /// A code issued by `pair` and not used yet.
     fn pending(code: &PendingCode) -> Row {
+        let row = Row::new(&code.till, "pending", code.role, code.terminals.as_deref());
         Row {
-            name: code.till.clone(),
-            kind: "pending",
-            role: role_name(code.role),
-            terminals: terminals_text(code.terminals.as_deref()),
-            paired: "-".to_owned(),
             last_used: format!("code expires {}", format_utc(code.expires)),
+            ..row
+        }
+    }
+
+    /// A row with the columns every kind has; `-` for pairing time and last use.
+    fn new(name: &str, kind: &'static str, role: Role, terminals: Option<&[String]>) -> Row {
+        Row {
+            name: name.to_owned(),
+            kind,
+            role: role_name(role),
+            terminals: terminals_text(terminals),
+            paired: "-".to_owned(),
+            last_used: "-".to_owned(),
         }
     }
 

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 mod raw;
-mod rules;
+pub(crate) mod rules;
 mod validate;
 
 pub use validate::ConfigError;

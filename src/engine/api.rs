@@ -47,10 +47,11 @@ impl Engine {
                 "a display till may not pay; pay from a cashier till".into(),
             );
         }
+        // Taken before the lookup: a reload cannot remove the terminal in between.
+        let _serial = self.inner.pay_lock.lock().await;
         let terminal = self
             .usable_terminal(till, &payment.terminal)
             .map_err(|e| e.with_id(&payment.id))?;
-        let _serial = self.inner.pay_lock.lock().await;
         if let Some(existing) = self.inner.ledger.get(&payment.id) {
             return replay(till, &payment, existing);
         }
@@ -90,21 +91,25 @@ impl Engine {
         self.active()
             .insert(payment.id.clone(), Arc::clone(&control));
         let options = self.inner.options;
+        // The settings as of now: a reload during the transaction applies to the next one.
+        let config = terminal.config();
         let transaction = Transaction {
             ledger: Arc::clone(&self.inner.ledger),
+            metrics: Arc::clone(&self.inner.metrics),
             request: PaymentRequest {
                 amount: payment.amount,
                 currency: payment.currency,
                 action: payment.action,
                 method: payment.method,
-                pos_number: terminal.config.pos_number.clone(),
+                pos_number: config.pos_number.clone(),
             },
             timeouts: Timeouts {
                 connect: options.connect_timeout,
                 settle: options.settle,
                 drain: options.drain,
-                deadline: terminal.config.timeout,
+                deadline: config.timeout,
             },
+            address: config.address.clone(),
             terminal,
             control,
             record: record.clone(),
@@ -208,7 +213,7 @@ impl Engine {
             .inner
             .registry
             .iter()
-            .filter(|t| till.may_use(&t.config.name));
+            .filter(|t| till.may_use(t.name()));
         usable.map(|t| t.status()).collect()
     }
 
@@ -262,7 +267,7 @@ impl Engine {
             ),
             ));
         }
-        Ok(Arc::clone(terminal))
+        Ok(terminal)
     }
 
     fn own_record(&self, till: &Till, id: &str) -> Result<Arc<Record>, ApiError> {

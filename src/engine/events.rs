@@ -40,25 +40,11 @@ impl EventBus {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::record::State;
-    use crate::protocol::{Action, Method};
+    use crate::engine::record::{sample, State};
 
     fn record(seq: u64) -> Arc<Record> {
-        Arc::new(Record {
-            id: format!("r{seq}"),
-            till: "t".into(),
-            terminal: "x".into(),
-            amount: 1,
-            currency: "EUR".into(),
-            action: Action::Debit,
-            method: Method::Card,
-            state: State::Accepted,
-            result: None,
-            resolution: None,
-            created_at: String::new(),
-            updated_at: String::new(),
-            seq,
-        })
+        let record = sample(&format!("r{seq}"), State::Accepted);
+        Arc::new(Record { seq, ..record })
     }
 
     #[tokio::test]

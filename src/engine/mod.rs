@@ -4,8 +4,10 @@
 //! [`Engine`] is the one entry point the web sessions use. It owns no socket to a browser:
 //! sessions call it and listen to its bus. Each `pay` runs in its own task holding the
 //! terminal's lease (see [`transaction`]), so a browser going away never cuts a payment.
+//! Final states and journal syncs are counted into the engine's [`Metrics`] (`/metrics`).
 
 pub mod control;
+pub mod crashpoint;
 pub mod error;
 pub mod events;
 pub mod journal;
@@ -41,12 +43,20 @@ use record::{now_rfc3339, State, TxResult};
 use registry::Registry;
 
 use crate::config::TerminalConfig;
+use crate::metrics::Metrics;
+
+/// How often announced changes that the journal refused are appended again.
+pub const JOURNAL_RETRY: Duration = Duration::from_secs(1);
 
 /// Tunables of the engine; the defaults are the contract's.
 #[derive(Debug, Clone, Copy)]
 pub struct EngineOptions {
     /// Identification probe period per idle terminal.
     pub probe_interval: Duration,
+    /// Whether each terminal's first probe runs at once (at start, and for a terminal a
+    /// reload adds) rather than one period later, so that a dead terminal is
+    /// reported `unreachable` within seconds. Tests that count requests turn it off.
+    pub probe_at_start: bool,
     /// TCP connect deadline.
     pub connect_timeout: Duration,
     /// No answer after this → `waiting_card`.
@@ -61,6 +71,7 @@ impl Default for EngineOptions {
     fn default() -> EngineOptions {
         EngineOptions {
             probe_interval: Duration::from_secs(60),
+            probe_at_start: true,
             connect_timeout: Duration::from_secs(5),
             settle: Duration::from_millis(500),
             drain: Duration::from_millis(300),
@@ -99,6 +110,7 @@ struct Inner {
     options: EngineOptions,
     tasks: TaskTracker,
     stop: CancellationToken,
+    metrics: Arc<Metrics>,
 }
 
 impl Engine {
@@ -114,16 +126,19 @@ impl Engine {
             source,
         };
         let dir = data_dir.to_path_buf();
+        let metrics = Arc::new(Metrics::new());
+        let journal_options = journal_options(&metrics);
         // Reading and checking the whole journal blocks: keep it off the runtime threads.
-        let (journal, records) = tokio::task::spawn_blocking(move || Journal::open(&dir))
-            .await
-            .map_err(std::io::Error::other)
-            .and_then(|opened| opened)
-            .map_err(journal_error)?;
+        let (journal, records) =
+            tokio::task::spawn_blocking(move || Journal::open_with(&dir, journal_options))
+                .await
+                .map_err(std::io::Error::other)
+                .and_then(|opened| opened)
+                .map_err(journal_error)?;
         let bus = EventBus::new(options.bus_capacity);
         let engine = Engine {
             inner: Arc::new(Inner {
-                registry: Registry::new(terminals),
+                registry: Registry::default(),
                 ledger: Arc::new(Ledger::new(journal, records, bus.clone())),
                 bus,
                 active: Mutex::new(HashMap::new()),
@@ -131,10 +146,12 @@ impl Engine {
                 options,
                 tasks: TaskTracker::new(),
                 stop: CancellationToken::new(),
+                metrics,
             }),
         };
         engine.settle_interrupted().await.map_err(journal_error)?;
-        engine.start_probes();
+        engine.start_probes(engine.inner.registry.apply(terminals, &engine.inner.stop));
+        engine.start_journal_retry();
         Ok(engine)
     }
 
@@ -144,20 +161,54 @@ impl Engine {
         for record in ledger.select(|r| !r.state.is_final()) {
             let settled = settle_after_restart((*record).clone());
             tracing::warn!(id = %settled.id, state = ?settled.state, "transaction interrupted by a restart");
-            ledger.commit(settled).await?;
+            let settled = ledger.commit(settled).await?;
+            self.inner.metrics.transaction_finished(&settled, None);
         }
         Ok(())
     }
 
-    fn start_probes(&self) {
-        for terminal in self.inner.registry.iter() {
+    fn start_probes(&self, probes: Vec<registry::ProbeStart>) {
+        for (terminal, stop) in probes {
+            let options = &self.inner.options;
             let run = probe::run(
-                Arc::clone(terminal),
-                self.inner.options.probe_interval,
-                self.inner.stop.clone(),
+                terminal,
+                options.probe_interval,
+                options.probe_at_start,
+                stop,
             );
             self.inner.tasks.spawn(run);
         }
+    }
+
+    /// Appends again, every [`JOURNAL_RETRY`], the announced changes the journal refused.
+    fn start_journal_retry(&self) {
+        let ledger = Arc::clone(&self.inner.ledger);
+        let stop = self.inner.stop.clone();
+        self.inner.tasks.spawn(async move {
+            let mut ticks = tokio::time::interval(JOURNAL_RETRY);
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = ticks.tick() => { ledger.retry_unjournaled().await; }
+                }
+            }
+        });
+    }
+
+    /// What the engine counts for `/metrics`.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
+    }
+
+    /// Makes `terminals` the configured terminals (a reload): added ones take payments at
+    /// once, changed ones from their next transaction, removed ones refuse new payments and
+    /// are listed until their running transaction ends.
+    pub async fn set_terminals(&self, terminals: &[TerminalConfig]) {
+        // Under the pay lock: a `pay` finds the terminal and takes it in one step.
+        let serial = self.inner.pay_lock.lock().await;
+        let probes = self.inner.registry.apply(terminals, &self.inner.stop);
+        drop(serial);
+        self.start_probes(probes);
     }
 
     /// A receiver of every record change announced from now on.
@@ -171,6 +222,19 @@ impl Engine {
         self.inner.stop.cancel();
         self.inner.tasks.close();
         self.inner.tasks.wait().await;
+        let left = self.inner.ledger.retry_unjournaled().await;
+        if left > 0 {
+            tracing::error!(records = left, "stopping with results the journal refused");
+        }
+    }
+}
+
+/// The journal's options, with each sync timed into `metrics`.
+fn journal_options(metrics: &Arc<Metrics>) -> journal::Options {
+    let metrics = Arc::clone(metrics);
+    journal::Options {
+        on_sync: Some(Arc::new(move |took| metrics.journal_synced(took))),
+        ..journal::Options::default()
     }
 }
 

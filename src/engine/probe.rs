@@ -15,10 +15,21 @@ use crate::terminal::{self, ProbeError, Timeouts};
 /// How long one probe may take, connect included.
 const PROBE_DEADLINE: Duration = Duration::from_secs(10);
 
-/// Probes `terminal` every `interval` while it is idle, until `stop`.
-pub async fn run(terminal: Arc<Terminal>, interval: Duration, stop: CancellationToken) {
-    // The first probe waits a period too: a fresh start learns from real dialogs first.
-    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+/// Set (to anything), the built binary makes no probe at start: a TEST HOOK for the tests
+/// that count a terminal's requests exactly. Never set it in production.
+pub const NO_START_PROBE_VAR: &str = "CAISSE_AP_RELAY_NO_START_PROBE";
+
+/// Probes `terminal` every `interval` while it is idle, until `stop`; the first time at once
+/// when `at_once`, else after one `interval`.
+pub async fn run(
+    terminal: Arc<Terminal>,
+    interval: Duration,
+    at_once: bool,
+    stop: CancellationToken,
+) {
+    let now = tokio::time::Instant::now();
+    let first = if at_once { now } else { now + interval };
+    let mut ticks = tokio::time::interval_at(first, interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -40,7 +51,7 @@ async fn probe_once(terminal: &Terminal) {
         drain: Duration::from_millis(300),
         deadline: PROBE_DEADLINE,
     };
-    let config = &terminal.config;
+    let config = terminal.config();
     let result = terminal::probe(&config.address, &config.pos_number, &timeouts).await;
     tracing::debug!(terminal = %config.name, ok = result.is_ok(), "probe done");
     match result {

@@ -163,6 +163,27 @@ pub fn parse_rfc3339(text: &str) -> Option<time::OffsetDateTime> {
     time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()
 }
 
+/// A 1.00 EUR card debit `id` of till `till-1` on terminal `tpe-1` in `state`, for the
+/// unit tests of the modules that handle records.
+#[cfg(test)]
+pub(crate) fn sample(id: &str, state: State) -> Record {
+    Record {
+        id: id.into(),
+        till: "till-1".into(),
+        terminal: "tpe-1".into(),
+        amount: 100,
+        currency: "EUR".into(),
+        action: crate::protocol::Action::Debit,
+        method: crate::protocol::Method::Card,
+        state,
+        result: None,
+        resolution: None,
+        created_at: String::new(),
+        updated_at: String::new(),
+        seq: 0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,6 +13,8 @@ use super::control::Control;
 use super::ledger::Ledger;
 use super::record::{now_rfc3339, Record, State, TxResult};
 use super::registry::{Lease, Terminal};
+use crate::metrics::Metrics;
+use crate::protocol::mask::mask_pan;
 use crate::protocol::{Answer, Card, PaymentRequest};
 use crate::terminal::{self, Hooks, Outcome, Progress, Timeouts, UnknownReason};
 
@@ -20,6 +22,8 @@ use crate::terminal::{self, Hooks, Outcome, Progress, Timeouts, UnknownReason};
 pub struct Transaction {
     /// The journal + store + bus.
     pub ledger: Arc<Ledger>,
+    /// Where the final state is counted.
+    pub metrics: Arc<Metrics>,
     /// The terminal it runs on.
     pub terminal: Arc<Terminal>,
     /// Cancel handshake.
@@ -30,18 +34,22 @@ pub struct Transaction {
     pub request: PaymentRequest,
     /// Driver deadlines.
     pub timeouts: Timeouts,
+    /// The terminal's address when the transaction started (a reload changes later ones).
+    pub address: String,
 }
 
 impl Transaction {
-    /// Runs to the final state, then frees the terminal (by dropping `lease`).
+    /// Runs to the final state. The terminal is freed (by dropping `lease`) once the dialog
+    /// is over and before the final state is announced: a till that pays again as soon as it
+    /// sees the result must not find the terminal busy.
     pub async fn run(mut self, lease: Lease) {
         let span = tracing::info_span!("tx", id = %self.record.id, till = %self.record.till,
             terminal = %self.record.terminal);
         async move {
             let started = Instant::now();
             let outcome = self.drive().await;
-            self.finish(outcome, started).await;
             drop(lease);
+            self.finish(outcome, started).await;
         }
         .instrument(span)
         .await
@@ -61,13 +69,14 @@ impl Transaction {
                 detail: format!("journal unavailable: {err}"),
             };
         }
-        let address = self.terminal.config.address.clone();
-        let (request, timeouts) = (self.request.clone(), self.timeouts);
+        let (address, request) = (self.address.clone(), self.request.clone());
+        let timeouts = self.timeouts;
         let control = Arc::clone(&self.control);
         let mut hooks = TxHooks {
             tx: self,
             connected: false,
             waiting: false,
+            journal_failure: None,
         };
         // Dropping the driver is safe only before it commits to writing; `Control` makes the
         // cancel branch unreachable after that.
@@ -76,7 +85,12 @@ impl Transaction {
             _ = control.cancelled() => cancelled(),
             outcome = terminal::transact(&address, &request, &timeouts, &mut hooks) => outcome,
         };
-        let connected = hooks.connected;
+        let (connected, journal_failure) = (hooks.connected, hooks.journal_failure);
+        // The driver only knows `before_send` said no: tell the cashier why.
+        let outcome = match (outcome, journal_failure) {
+            (Outcome::NotSent { .. }, Some(detail)) => Outcome::NotSent { detail },
+            (outcome, _) => outcome,
+        };
         self.note_health(&outcome, connected);
         outcome
     }
@@ -107,13 +121,26 @@ impl Transaction {
         apply_outcome(&mut next, outcome);
         next.updated_at = now_rfc3339();
         let record = self.ledger.commit_anyway(next).await;
-        tracing::info!(
-            id = %record.id, till = %record.till, terminal = %record.terminal,
-            amount = record.amount, state = ?record.state,
-            duration_ms = started.elapsed().as_millis() as u64,
-            "transaction finished"
-        );
+        let took = started.elapsed();
+        self.metrics.transaction_finished(&record, Some(took));
+        log_finished(&record, took);
     }
+}
+
+/// The one info line per outcome. Card data minimised: masked PAN and authorization only.
+fn log_finished(record: &Record, took: std::time::Duration) {
+    let result = record.result.as_ref();
+    let card = result.and_then(|r| r.card.as_ref());
+    tracing::info!(
+        id = %record.id, till = %record.till, terminal = %record.terminal,
+        amount = record.amount, currency = %record.currency, state = record.state.as_str(),
+        reason = result.and_then(|r| r.reason.as_deref()),
+        detail = result.and_then(|r| r.detail.as_deref()),
+        pan = card.and_then(|c| c.pan.as_deref()).map(mask_pan),
+        authorization = result.and_then(|r| r.authorization.as_deref()),
+        duration_ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
+        "transaction finished"
+    );
 }
 
 fn cancelled() -> Outcome {
@@ -181,6 +208,8 @@ struct TxHooks<'a> {
     tx: &'a mut Transaction,
     connected: bool,
     waiting: bool,
+    /// Why `before_send` refused, when the journal did not take the `sent` mark.
+    journal_failure: Option<String>,
 }
 
 impl Hooks for TxHooks<'_> {
@@ -196,12 +225,16 @@ impl Hooks for TxHooks<'_> {
             Ok(()) => true,
             Err(err) => {
                 tracing::error!(%err, "journal append failed; not sending");
+                self.journal_failure = Some(format!("journal unavailable, nothing sent: {err}"));
                 false
             }
         }
     }
 
     async fn progress(&mut self, step: Progress) {
+        if step == Progress::Sent {
+            super::crashpoint::crash_at("send", "after");
+        }
         let state = match step {
             Progress::Sent => State::Sent,
             Progress::WaitingCard if !self.waiting => State::WaitingCard,
@@ -218,23 +251,14 @@ impl Hooks for TxHooks<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{Action, Method};
+    use crate::engine::record::sample;
 
     fn record() -> Record {
+        let record = sample("a", State::WaitingCard);
         Record {
-            id: "a".into(),
-            till: "t".into(),
-            terminal: "x".into(),
             amount: 1245,
-            currency: "EUR".into(),
-            action: Action::Debit,
-            method: Method::Card,
-            state: State::WaitingCard,
-            result: None,
-            resolution: None,
-            created_at: String::new(),
-            updated_at: String::new(),
             seq: 3,
+            ..record
         }
     }
 

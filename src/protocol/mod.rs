@@ -5,6 +5,7 @@
 //! - [`answer`]: the completion rule ([`AnswerReader`]), answer decoding and the echo check.
 //! - [`codes`]: AF, CC and CI code tables.
 //! - [`currency`]: the ISO 4217 table and the human amount parser.
+//! - [`mask`]: card numbers minimised for logs.
 //!
 //! The terminal driver ([`crate::terminal`]) does the I/O around these.
 
@@ -14,6 +15,7 @@ pub mod answer;
 pub mod codes;
 pub mod currency;
 pub mod fields;
+pub mod mask;
 pub mod request;
 
 pub use answer::{interpret, AnswerReader, Step, Verdict};

@@ -10,21 +10,9 @@ use crate::protocol::{Action, Currency, Method};
 const APPROVED: &str = "CZ0040300CA00201CB0070002500CD0010CE003978AE00210CC003001";
 const TAKEN: &str = "CZ0040300AE00211";
 
-#[derive(Default)]
-struct Recorder {
-    refuse: bool,
-    steps: Vec<Progress>,
-}
-
-impl Hooks for Recorder {
-    async fn before_send(&mut self) -> bool {
-        !self.refuse
-    }
-
-    async fn progress(&mut self, step: Progress) {
-        self.steps.push(step);
-    }
-}
+#[path = "../../tests/recorder/mod.rs"]
+mod recorder;
+use recorder::Recorder;
 
 fn debit() -> PaymentRequest {
     let eur = Currency::parse("EUR").unwrap();

@@ -3,7 +3,8 @@
 //! [`server`] accepts and spawns, [`routes`] answers HTTP, [`upgrade`] checks the origin and
 //! switches `/ws` to a WebSocket, [`session`] runs one browser's socket, [`messages`] is the
 //! wire format. The web layer holds no transaction state: it asks the [`Engine`] and
-//! forwards what the engine's bus announces.
+//! forwards what the engine's bus announces. The parts of the configuration a reload
+//! replaces (allowed origins, the tills list) sit in [`Reloadable`] holders.
 
 pub mod assets;
 pub mod messages;
@@ -14,7 +15,7 @@ pub mod server;
 pub mod session;
 pub mod upgrade;
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -59,6 +60,32 @@ impl Default for WebOptions {
     }
 }
 
+/// A value a reload replaces whole; readers take a cheap snapshot.
+#[derive(Debug, Default)]
+pub struct Reloadable<T>(RwLock<Arc<T>>);
+
+impl<T> Reloadable<T> {
+    /// Holds `value`.
+    pub fn new(value: T) -> Reloadable<T> {
+        Reloadable(RwLock::new(Arc::new(value)))
+    }
+
+    /// The current value.
+    pub fn get(&self) -> Arc<T> {
+        Arc::clone(&self.0.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Replaces the value; snapshots already taken keep the old one.
+    pub fn set(&self, value: T) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(value);
+    }
+}
+
+/// Configured tills as `status` lists them: (name, role).
+pub fn till_list(tills: &[TillConfig]) -> Vec<(String, Role)> {
+    tills.iter().map(|t| (t.name.clone(), t.role)).collect()
+}
+
 /// What every connection shares.
 pub struct App {
     /// The transaction engine.
@@ -68,9 +95,9 @@ pub struct App {
     /// The TLS identity (for `/ca.pem` and `status`).
     pub certs: Certificates,
     /// Configured tills (name, role), for `status`.
-    pub tills: Vec<(String, Role)>,
+    pub tills: Reloadable<Vec<(String, Role)>>,
     /// Allowed `Origin` values besides the agent's own.
-    pub allowed_origins: Vec<String>,
+    pub allowed_origins: Reloadable<Vec<String>>,
     /// Open sessions per till.
     pub presence: Presence,
     /// Limits and periods.
@@ -95,8 +122,8 @@ impl App {
             engine,
             access,
             certs,
-            tills: tills.iter().map(|t| (t.name.clone(), t.role)).collect(),
-            allowed_origins,
+            tills: Reloadable::new(till_list(tills)),
+            allowed_origins: Reloadable::new(allowed_origins),
             presence: Presence::default(),
             options,
             shutdown: CancellationToken::new(),

@@ -1,12 +1,31 @@
-//! Who is connected: open sessions per till, for the operator page.
+//! Who is connected: open authenticated sessions per till (operator page) and per role
+//! (`/metrics`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-/// Open sessions per till name; cheap to clone.
+use crate::config::Role;
+
+/// Open sessions per till name and per role; cheap to clone.
 #[derive(Debug, Clone, Default)]
 pub struct Presence {
-    counts: Arc<Mutex<HashMap<String, usize>>>,
+    counts: Arc<Mutex<Counts>>,
+}
+
+#[derive(Debug, Default)]
+struct Counts {
+    tills: HashMap<String, usize>,
+    cashiers: usize,
+    displays: usize,
+}
+
+impl Counts {
+    fn role(&mut self, role: Role) -> &mut usize {
+        match role {
+            Role::Cashier => &mut self.cashiers,
+            Role::Display => &mut self.displays,
+        }
+    }
 }
 
 /// One open session; dropping it counts the session out.
@@ -14,33 +33,49 @@ pub struct Presence {
 pub struct Seat {
     presence: Presence,
     till: String,
+    role: Role,
 }
 
 impl Presence {
-    /// Counts a session of `till` in until the returned seat is dropped.
-    pub fn join(&self, till: &str) -> Seat {
-        *self.lock().entry(till.to_owned()).or_default() += 1;
+    /// Counts a session of `till` (whose role is `role`) in until the returned seat drops.
+    pub fn join(&self, till: &str, role: Role) -> Seat {
+        let mut counts = self.lock();
+        *counts.tills.entry(till.to_owned()).or_default() += 1;
+        *counts.role(role) += 1;
         Seat {
             presence: self.clone(),
             till: till.to_owned(),
+            role,
         }
     }
 
     /// Open sessions of `till`.
     pub fn sessions(&self, till: &str) -> usize {
-        self.lock().get(till).copied().unwrap_or(0)
+        self.lock().tills.get(till).copied().unwrap_or(0)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
+    /// Open sessions per role, every role listed.
+    pub fn by_role(&self) -> [(Role, usize); 2] {
+        let counts = self.lock();
+        [
+            (Role::Cashier, counts.cashiers),
+            (Role::Display, counts.displays),
+        ]
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Counts> {
         self.counts.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
 impl Drop for Seat {
     fn drop(&mut self) {
-        if let Some(count) = self.presence.lock().get_mut(&self.till) {
+        let mut counts = self.presence.lock();
+        if let Some(count) = counts.tills.get_mut(&self.till) {
             *count = count.saturating_sub(1);
         }
+        let role = counts.role(self.role);
+        *role = role.saturating_sub(1);
     }
 }
 
@@ -49,13 +84,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn seats_count_in_and_out() {
+    fn seats_count_in_and_out_per_till_and_role() {
         let presence = Presence::default();
-        let a = presence.join("till-1");
-        let b = presence.join("till-1");
+        let a = presence.join("till-1", Role::Cashier);
+        let b = presence.join("till-1", Role::Cashier);
+        let screen = presence.join("screen", Role::Display);
         assert_eq!(presence.sessions("till-1"), 2);
+        assert_eq!(presence.by_role(), [(Role::Cashier, 2), (Role::Display, 1)]);
         drop(a);
         drop(b);
+        drop(screen);
         assert_eq!(presence.sessions("till-1"), 0);
+        assert_eq!(presence.by_role(), [(Role::Cashier, 0), (Role::Display, 0)]);
     }
 }

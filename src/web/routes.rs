@@ -1,4 +1,4 @@
-//! The HTTP routes: static pages, `/healthz`, `/ca.pem`, `/lna-probe`, the connection doctor
+//! The HTTP routes: static pages, `/healthz`, `/metrics`, `/ca.pem`, `/lna-probe`, the connection doctor
 //! and the `/ws` upgrade.
 
 use std::sync::Arc;
@@ -14,13 +14,14 @@ use super::{assets, onboarding, upgrade, App};
 
 /// The router of the TLS port.
 pub fn router(app: Arc<App>) -> Router {
-    let origins = Arc::new(app.allowed_origins.clone());
-    let listed = move |origin: &str| origins.iter().any(|o| o == origin);
+    let holder = Arc::clone(&app);
+    let listed = move |origin: &str| holder.allowed_origins.get().iter().any(|o| o == origin);
     Router::new()
         .route("/", get(|| async { page("index.html") }))
         .route("/display", get(|| async { page("display.html") }))
         .route("/status", get(|| async { page("status.html") }))
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
         .route("/ca.pem", get(ca_pem))
         .route("/ws", get(upgrade::websocket))
         .route("/lna-probe", onboarding::lna_probe_route(listed))
@@ -48,6 +49,20 @@ fn page(path: &str) -> Response {
 async fn healthz(State(app): State<Arc<App>>) -> Response {
     let body = json!({"status": "ok", "terminals": app.engine.all_terminals()});
     ([(header::CACHE_CONTROL, "no-cache")], Json(body)).into_response()
+}
+
+/// Prometheus metrics, the gauges read at scrape time.
+async fn metrics(State(app): State<Arc<App>>) -> Response {
+    let terminals = app.engine.all_terminals();
+    let text = app
+        .engine
+        .metrics()
+        .render(&terminals, &app.presence.by_role());
+    let headers = [
+        (header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE),
+        (header::CACHE_CONTROL, "no-cache"),
+    ];
+    (headers, text).into_response()
 }
 
 /// The local CA certificate; 404 with a bring-your-own certificate.

@@ -74,7 +74,12 @@ struct Connection {
 impl Connection {
     async fn run(self, tcp: TcpStream, peer: SocketAddr) {
         let deadline = self.app.options.handshake_timeout;
-        let tls = match tokio::time::timeout(deadline, self.acceptor.accept(tcp)).await {
+        // A stalled handshake must not hold the agent's shutdown for its whole deadline.
+        let handshake = tokio::select! {
+            handshake = tokio::time::timeout(deadline, self.acceptor.accept(tcp)) => handshake,
+            _ = self.app.shutdown.cancelled() => return,
+        };
+        let tls = match handshake {
             Ok(Ok(tls)) => tls,
             Ok(Err(err)) => return tracing::debug!(%err, "TLS handshake failed"),
             Err(_) => return tracing::debug!("TLS handshake timed out"),

@@ -3,8 +3,9 @@
 //!
 //! Generic over any `Sink`/`Stream` of tungstenite messages, so tests can drive it through
 //! channels or a real socket alike. Decisions where the contract is silent:
-//! - close codes: 4401 (no/invalid `hello`), 4408 (60 s without any frame),
-//!   1001 (agent shutting down), 1009 (message over 64 KiB);
+//! - close codes: 4401 (no/invalid `hello`, till revoked), 4408 (60 s without any frame),
+//!   1001 (agent shutting down), 1009 (message over 64 KiB), 1012 (reconnect: the till's
+//!   rights changed, or revocations were missed);
 //! - `watch` answers with the terminal's latest record, if any, then streams its changes;
 //! - a `pay` that starts a transaction is answered by the `accepted` record from the bus; a
 //!   replayed `pay` (same id and parameters) by the current record;
@@ -29,7 +30,7 @@ use super::messages::{
     CertificateInfo, ClientMessage, ServerMessage, TillPresence, AGENT, API_VERSION,
 };
 use super::App;
-use crate::access::{AuthError, Till};
+use crate::access::{AuthError, Closing, Till};
 use crate::engine::record::format_rfc3339;
 use crate::engine::{ApiError, CancelAnswer, ErrorCode, PayAnswer, Record};
 
@@ -76,6 +77,10 @@ where
                 Ok(Some(Ok(Message::Text(text)))) => text,
                 Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
                 Ok(Some(Ok(Message::Binary(_) | Message::Frame(_)))) => "".into(),
+                Ok(Some(Err(err))) => {
+                    on_read_error(socket, app, err).await;
+                    return None;
+                }
                 Ok(_) => return None,
             };
             match ClientMessage::parse(&text) {
@@ -154,6 +159,31 @@ where
     .await;
 }
 
+/// The close a read error calls for when the browser broke a rule (rather than the
+/// connection breaking): 1009 for a message over the limit, 1007 for text that is not UTF-8.
+fn close_for(err: &WsError) -> Option<(CloseCode, &'static str)> {
+    match err {
+        WsError::Capacity(_) => Some((CloseCode::Size, "message too big")),
+        WsError::Utf8(_) => Some((CloseCode::Invalid, "text frame is not UTF-8")),
+        _ => None,
+    }
+}
+
+/// Ends the socket after a read error, with the close code it calls for (before or after
+/// `hello` alike).
+async fn on_read_error<S>(socket: &mut S, app: &App, err: WsError)
+where
+    S: Sink<Message, Error = WsError> + Unpin,
+{
+    match close_for(&err) {
+        Some((code, reason)) => {
+            tracing::info!(%err, "websocket frame refused");
+            close(socket, app, code.into(), reason).await;
+        }
+        None => tracing::debug!(%err, "websocket read failed"),
+    }
+}
+
 struct Session<S> {
     socket: S,
     app: Arc<App>,
@@ -171,7 +201,7 @@ where
     S: Sink<Message, Error = WsError> + Stream<Item = Result<Message, WsError>> + Unpin + Send,
 {
     async fn run(mut self) {
-        let _seat = self.app.presence.join(&self.till.name);
+        let _seat = self.app.presence.join(&self.till.name, self.till.role);
         // Subscribed before the snapshot: no change can fall between the two.
         let mut bus = self.app.engine.subscribe();
         let mut revocations = self.app.access.revocations();
@@ -241,13 +271,8 @@ where
                 Err(Stop)
             }
             None => Err(Stop),
-            Some(Err(WsError::Capacity(err))) => {
-                tracing::info!(%err, "websocket message too big");
-                self.close(CloseCode::Size.into(), "message too big").await;
-                Err(Stop)
-            }
             Some(Err(err)) => {
-                tracing::debug!(%err, "websocket read failed");
+                on_read_error(&mut self.socket, &self.app, err).await;
                 Err(Stop)
             }
         }
@@ -306,7 +331,8 @@ where
 
     fn status(&self) -> ServerMessage {
         let app = &self.app;
-        let tills = app.tills.iter().map(|(name, role)| TillPresence {
+        let tills = app.tills.get();
+        let tills = tills.iter().map(|(name, role)| TillPresence {
             name: name.clone(),
             role: *role,
             sessions: app.presence.sessions(name),
@@ -323,13 +349,23 @@ where
         }
     }
 
-    /// Closes the socket when this till's pairing is revoked.
-    async fn on_revocation(&mut self, revoked: Result<String, RecvError>) -> Result<(), Stop> {
+    /// Closes the socket when this till's token stops working (4401), or when its rights
+    /// changed (1012: the browser reconnects and its new `hello` gets the new rights).
+    async fn on_revocation(&mut self, revoked: Result<Closing, RecvError>) -> Result<(), Stop> {
         match revoked {
-            Ok(name) if name != self.till.name => Ok(()),
-            Ok(_) => {
+            Ok(closing) if closing.till() != self.till.name => Ok(()),
+            Ok(Closing::Revoked(_)) => {
                 tracing::info!("till revoked; closing its socket");
                 self.close(CLOSE_UNAUTHORIZED, "till revoked").await;
+                Err(Stop)
+            }
+            Ok(Closing::RightsChanged(_)) => {
+                tracing::info!("till's rights changed; closing its socket");
+                self.close(
+                    CloseCode::Restart.into(),
+                    "till's rights changed, reconnect",
+                )
+                .await;
                 Err(Stop)
             }
             Err(RecvError::Lagged(_)) => {
@@ -478,6 +514,7 @@ mod tests {
             .into();
         let options = EngineOptions {
             bus_capacity: 2,
+            probe_at_start: false,
             ..EngineOptions::default()
         };
         let engine = Engine::start(&terminals, &dir.join("data"), options)
@@ -578,6 +615,40 @@ mod tests {
             let message = text(message.unwrap());
             assert_eq!(message["id"], "a", "only the till's own records: {message}");
             states.push(message["state"].clone());
+        }
+    }
+
+    #[tokio::test]
+    async fn rule_breaking_frames_close_with_their_code_even_before_hello() {
+        use tokio_tungstenite::tungstenite::error::CapacityError;
+        let dir = tempfile::tempdir().unwrap();
+        let sim = Simulator::spawn(
+            tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+            Behaviour::default(),
+        );
+        let app = app(dir.path(), &sim).await;
+        let too_long = CapacityError::MessageTooLong {
+            size: 70_000,
+            max_size: 65_536,
+        };
+        let cases = [
+            (WsError::Utf8("invalid utf-8 sequence".into()), 1007),
+            (WsError::Capacity(too_long), 1009),
+        ];
+        for (error, code) in cases {
+            let (to_session, incoming) = mpsc::channel(8);
+            let (outgoing, mut from_session) = mpsc::channel(1);
+            let pipe = Pipe {
+                incoming,
+                outgoing: PollSender::new(outgoing),
+            };
+            let session = tokio::spawn(run(pipe, Arc::clone(&app), IpAddr::from([127, 0, 0, 1])));
+            to_session.send(Err(error)).await.unwrap();
+            match from_session.recv().await {
+                Some(Message::Close(Some(frame))) => assert_eq!(u16::from(frame.code), code),
+                other => panic!("expected close {code}, got {other:?}"),
+            }
+            session.await.unwrap();
         }
     }
 }

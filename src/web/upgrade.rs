@@ -25,7 +25,7 @@ pub async fn websocket(State(app): State<Arc<App>>, mut request: Request) -> Res
     let headers = request.headers();
     let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
-    if !origin_allowed(origin, host, &app.allowed_origins) {
+    if !origin_allowed(origin, host, &app.allowed_origins.get()) {
         tracing::warn!(origin = origin.unwrap_or(""), "websocket origin refused");
         return (StatusCode::FORBIDDEN, "origin not allowed\n").into_response();
     }

@@ -3,11 +3,14 @@
 //! and HTTPS clients that trust only the agent's generated CA.
 #![allow(dead_code)]
 
+pub mod binary;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use caisse_ap_relay::agent::reload::ReloadHandle;
 use caisse_ap_relay::agent::{Agent, Options};
 use caisse_ap_relay::config::{Config, Role, Secret, TerminalConfig, TillConfig};
 use caisse_ap_relay::sim::{Behaviour, Simulator};
@@ -46,6 +49,8 @@ pub struct TestAgent {
     pub ca_pem: String,
     /// Its temporary directory (data + certs).
     pub dir: Arc<tempfile::TempDir>,
+    /// Applies a new configuration (in-process agents only).
+    pub reload: Option<ReloadHandle>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -58,6 +63,7 @@ impl TestAgent {
             addr,
             ca_pem,
             dir,
+            reload: None,
             stop: None,
             task: None,
         }
@@ -87,7 +93,8 @@ pub fn terminal(name: &str, addr: impl ToString, timeout: Duration) -> TerminalC
     }
 }
 
-fn till(name: &str, token: &str, role: Role, terminals: Option<&[&str]>) -> TillConfig {
+/// A till entry with a static `token`, limited to `terminals` when given.
+pub fn till(name: &str, token: &str, role: Role, terminals: Option<&[&str]>) -> TillConfig {
     TillConfig {
         name: name.to_owned(),
         token: Some(Secret(token.to_owned())),
@@ -114,9 +121,11 @@ pub fn config(dir: &std::path::Path, terminals: Vec<TerminalConfig>) -> Config {
     config
 }
 
-/// Short periods for tests: `waiting_card` after 50 ms of silence, `hello` within 1 s.
+/// Short periods for tests: `waiting_card` after 50 ms of silence, `hello` within 1 s; no
+/// probe at start, so that a terminal's requests can be counted exactly.
 pub fn options() -> Options {
     let mut options = Options::default();
+    options.engine.probe_at_start = false;
     options.engine.settle = Duration::from_millis(50);
     options.engine.drain = Duration::from_millis(50);
     options.web.hello_timeout = Duration::from_secs(1);
@@ -136,11 +145,21 @@ pub async fn spawn_agent_in(
     options: Options,
 ) -> TestAgent {
     let config = config(dir.path(), terminals);
+    spawn_agent_with(dir, &config, options).await
+}
+
+/// Starts an agent on `dir` with `config` (e.g. [`config`] with more tills) and `options`.
+pub async fn spawn_agent_with(
+    dir: Arc<tempfile::TempDir>,
+    config: &Config,
+    options: Options,
+) -> TestAgent {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let agent = Agent::start(&config, listener, options)
+    let agent = Agent::start(config, listener, options)
         .await
         .expect("agent starts");
     let addr = agent.local_addr().unwrap();
+    let reload = Some(agent.reload_handle());
     let ca_pem = std::fs::read_to_string(dir.path().join("certs/ca.pem")).unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(agent.serve(async {
@@ -150,6 +169,7 @@ pub async fn spawn_agent_in(
         addr,
         ca_pem,
         dir,
+        reload,
         stop: Some(stop),
         task: Some(task),
     }
@@ -191,16 +211,35 @@ fn tls_connector(ca_pem: &str) -> TlsConnector {
 
 async fn tls_connect(agent: &TestAgent) -> TlsStream<TcpStream> {
     let tcp = TcpStream::connect(agent.addr).await.unwrap();
-    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
-    tls_connector(&agent.ca_pem)
-        .connect(name, tcp)
+    tls_over(agent, tcp).await
+}
+
+/// The TLS client handshake with the agent over `tcp`, trusting only its generated CA.
+pub async fn tls_over(agent: &TestAgent, tcp: TcpStream) -> TlsStream<TcpStream> {
+    try_tls_over(agent, tcp)
         .await
         .expect("TLS handshake trusting the generated CA")
 }
 
+async fn try_tls_over(agent: &TestAgent, tcp: TcpStream) -> std::io::Result<TlsStream<TcpStream>> {
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    tls_connector(&agent.ca_pem).connect(name, tcp).await
+}
+
 /// Opens `wss://localhost:PORT/ws` with an optional `Origin`, as a browser does.
 pub async fn ws_connect(agent: &TestAgent, origin: Option<&str>) -> Result<Ws, WsError> {
-    let tls = tls_connect(agent).await;
+    let tcp = TcpStream::connect(agent.addr).await.unwrap();
+    ws_over(agent, tcp, origin).await
+}
+
+/// [`ws_connect`] over an already connected `tcp` (e.g. bound to another loopback address);
+/// a failed TLS handshake is an error too.
+pub async fn ws_over(
+    agent: &TestAgent,
+    tcp: TcpStream,
+    origin: Option<&str>,
+) -> Result<Ws, WsError> {
+    let tls = try_tls_over(agent, tcp).await?;
     let url = format!("wss://localhost:{}/ws", agent.addr.port());
     let mut request = url.into_client_request().unwrap();
     if let Some(origin) = origin {

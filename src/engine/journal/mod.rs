@@ -38,6 +38,9 @@ pub const RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
 /// The current time, injectable for tests.
 pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
 
+/// Told how long each write + fdatasync took (for monitoring); runs on the writer thread.
+pub type SyncHook = Arc<dyn Fn(Duration) + Send + Sync>;
+
 /// Tuning of retention and compaction; `Default` is what the agent uses.
 #[derive(Clone)]
 pub struct Options {
@@ -50,6 +53,8 @@ pub struct Options {
     pub compact_ratio: u64,
     /// The time used for retention.
     pub clock: Clock,
+    /// Called after each successful sync, if set.
+    pub on_sync: Option<SyncHook>,
 }
 
 impl Default for Options {
@@ -59,6 +64,7 @@ impl Default for Options {
             compact_min_bytes: 1024 * 1024,
             compact_ratio: 4,
             clock: Arc::new(SystemTime::now),
+            on_sync: None,
         }
     }
 }

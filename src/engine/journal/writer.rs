@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
+use std::time::Instant;
 
 use tokio::sync::oneshot;
 
@@ -146,9 +147,13 @@ impl Writer {
         if self.dirty {
             self.recover()?;
         }
+        let started = Instant::now();
         self.file.write_all(buf)?;
         self.file.sync_data()?;
         self.counters.syncs.fetch_add(1, Ordering::Relaxed);
+        if let Some(on_sync) = &self.options.on_sync {
+            on_sync(started.elapsed());
+        }
         Ok(())
     }
 

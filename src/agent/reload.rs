@@ -1,0 +1,216 @@
+//! Reloading a running agent's configuration (SIGHUP, or [`ReloadHandle::reload`] in tests):
+//! terminals, tills and allowed origins change live, without dropping a transaction.
+//!
+//! Settings bound at start (listen and onboarding addresses, data directory, TLS) keep their
+//! running values; a reload that changes them says they need a restart. A file that does not
+//! validate is refused whole and the running configuration stays.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::config::{Config, ConfigError, TerminalConfig, TillConfig};
+use crate::web::{till_list, App};
+
+/// Names added, changed and removed by a reload, in file order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// Names new in the file.
+    pub added: Vec<String>,
+    /// Names whose settings differ.
+    pub changed: Vec<String>,
+    /// Names gone from the file.
+    pub removed: Vec<String>,
+}
+
+/// What a reload changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReloadReport {
+    /// `[[terminal]]` entries.
+    pub terminals: Changes,
+    /// `[[till]]` entries.
+    pub tills: Changes,
+    /// Whether `server.allowed_origins` changed.
+    pub origins_changed: bool,
+    /// Changed settings ignored until a restart (`server.listen`, `server.onboarding`,
+    /// `server.data_dir`, `tls`).
+    pub needs_restart: Vec<&'static str>,
+}
+
+/// Applies new configurations to a running agent; cheap to clone.
+#[derive(Clone)]
+pub struct ReloadHandle {
+    app: Arc<App>,
+    // What runs now; a tokio mutex also serialises reloads.
+    running: Arc<tokio::sync::Mutex<Config>>,
+}
+
+impl ReloadHandle {
+    pub(super) fn new(app: Arc<App>, config: &Config) -> ReloadHandle {
+        ReloadHandle {
+            app,
+            running: Arc::new(tokio::sync::Mutex::new(config.clone())),
+        }
+    }
+
+    /// Applies the live parts of `config` (validated by [`Config::load`]): terminals, tills,
+    /// allowed origins. Running transactions finish with the settings they started with.
+    pub async fn reload(&self, config: Config) -> ReloadReport {
+        let mut running = self.running.lock().await;
+        let report = ReloadReport {
+            terminals: diff(
+                &running.terminals,
+                &config.terminals,
+                |t| &t.name,
+                same_terminal,
+            ),
+            tills: diff(&running.tills, &config.tills, |t| &t.name, same_till),
+            origins_changed: running.server.allowed_origins != config.server.allowed_origins,
+            needs_restart: needs_restart(&running, &config),
+        };
+        // Terminals first: a till of the new file may name a new terminal.
+        self.app.engine.set_terminals(&config.terminals).await;
+        self.app.access.replace_tills(&config.tills);
+        self.app.tills.set(till_list(&config.tills));
+        let origins = config.server.allowed_origins;
+        self.app.allowed_origins.set(origins.clone());
+        running.server.allowed_origins = origins;
+        running.terminals = config.terminals;
+        running.tills = config.tills;
+        report.log();
+        report
+    }
+
+    /// Reads and validates `path`, then [`ReloadHandle::reload`]s it. A bad file is refused
+    /// (logged with its one-line reason) and the running configuration stays whole.
+    pub async fn reload_file(&self, path: &Path) -> Result<ReloadReport, ConfigError> {
+        match Config::load(path) {
+            Ok(config) => Ok(self.reload(config).await),
+            Err(err) => {
+                tracing::error!(%err, "configuration reload refused; the running configuration stays");
+                Err(err)
+            }
+        }
+    }
+}
+
+impl ReloadReport {
+    fn log(&self) {
+        let (terminals, tills) = (&self.terminals, &self.tills);
+        tracing::info!(
+            terminals_added = ?terminals.added, terminals_changed = ?terminals.changed,
+            terminals_removed = ?terminals.removed, tills_added = ?tills.added,
+            tills_changed = ?tills.changed, tills_removed = ?tills.removed,
+            origins_changed = self.origins_changed,
+            "configuration reloaded"
+        );
+        if !self.needs_restart.is_empty() {
+            tracing::warn!(settings = ?self.needs_restart,
+                "changed settings need a restart; the running values stay");
+        }
+    }
+}
+
+/// Entries of `new` not in `old` by name, in both with other settings, and gone.
+fn diff<T>(old: &[T], new: &[T], name: fn(&T) -> &String, same: fn(&T, &T) -> bool) -> Changes {
+    let mut changes = Changes::default();
+    for entry in new {
+        match old.iter().find(|t| name(t) == name(entry)) {
+            None => changes.added.push(name(entry).clone()),
+            Some(before) if !same(before, entry) => changes.changed.push(name(entry).clone()),
+            Some(_) => {}
+        }
+    }
+    let gone = old
+        .iter()
+        .filter(|t| !new.iter().any(|n| name(n) == name(t)));
+    changes.removed = gone.map(|t| name(t).clone()).collect();
+    changes
+}
+
+fn same_terminal(a: &TerminalConfig, b: &TerminalConfig) -> bool {
+    (&a.address, &a.pos_number, a.timeout) == (&b.address, &b.pos_number, b.timeout)
+}
+
+fn same_till(a: &TillConfig, b: &TillConfig) -> bool {
+    (&a.token, a.role, &a.terminals) == (&b.token, b.role, &b.terminals)
+}
+
+/// The settings bound at start that differ in `new`.
+fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
+    let (a, b) = (&old.tls, &new.tls);
+    let tls_differs = (&a.dir, &a.own, &a.extra_names, a.name_constraints)
+        != (&b.dir, &b.own, &b.extra_names, b.name_constraints);
+    let checks = [
+        ("server.listen", old.server.listen != new.server.listen),
+        (
+            "server.onboarding",
+            old.server.onboarding != new.server.onboarding,
+        ),
+        (
+            "server.data_dir",
+            old.server.data_dir != new.server.data_dir,
+        ),
+        ("tls", tls_differs),
+    ];
+    let differing = checks.into_iter().filter(|(_, differs)| *differs);
+    differing.map(|(setting, _)| setting).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::{Role, Secret};
+
+    fn terminal(name: &str, address: &str) -> TerminalConfig {
+        TerminalConfig {
+            name: name.into(),
+            address: address.into(),
+            pos_number: "01".into(),
+            timeout: Duration::from_secs(60),
+        }
+    }
+
+    #[test]
+    fn diff_names_added_changed_and_removed_entries() {
+        let old = [terminal("a", "127.0.0.1:1"), terminal("b", "127.0.0.1:2")];
+        let new = [
+            terminal("c", "127.0.0.1:3"),
+            terminal("b", "127.0.0.1:20"),
+            terminal("d", "127.0.0.1:4"),
+        ];
+        let changes = diff(&old, &new, |t| &t.name, same_terminal);
+        assert_eq!(changes.added, ["c", "d"]);
+        assert_eq!(changes.changed, ["b"]);
+        assert_eq!(changes.removed, ["a"]);
+        assert_eq!(
+            diff(&new, &new, |t| &t.name, same_terminal),
+            Changes::default()
+        );
+    }
+
+    #[test]
+    fn a_new_till_token_is_a_change() {
+        let till = |token: &str| TillConfig {
+            name: "t".into(),
+            token: Some(Secret(token.into())),
+            terminals: None,
+            role: Role::Cashier,
+        };
+        let changes = diff(&[till("x")], &[till("y")], |t| &t.name, same_till);
+        assert_eq!(changes.changed, ["t"]);
+    }
+
+    #[test]
+    fn only_settings_bound_at_start_need_a_restart() {
+        let old = Config::demo("127.0.0.1:9".into(), Secret("token".into()));
+        let mut new = old.clone();
+        new.server.allowed_origins = vec!["https://pos.example.com".into()];
+        new.terminals.clear();
+        assert!(needs_restart(&old, &new).is_empty());
+        new.server.data_dir = "elsewhere".into();
+        new.tls.extra_names = vec!["till.lan".into()];
+        assert_eq!(needs_restart(&old, &new), ["server.data_dir", "tls"]);
+    }
+}

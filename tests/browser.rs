@@ -1,0 +1,395 @@
+//! The agent's own pages in a real headless Chromium against the real agent and the
+//! simulator: the POS page pays (approved, declined, not sent), the customer display follows
+//! the payment live in a second tab, an unknown result is resolved from the POS page, the
+//! status page lists terminals, transactions (unknown first) and tills, and the connection
+//! doctor passes its checks. TLS is verified: the browser's NSS database trusts the agent's
+//! generated CA, nothing else. Screenshots go to `target/screenshots/` for review.
+
+mod browser_support;
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use browser_support::{available, q, tid, Browser, Page};
+use caisse_ap_relay::access::{Store, Till};
+use caisse_ap_relay::config::Role;
+use caisse_ap_relay::sim::{Behaviour, Fault, Simulator};
+use common::*;
+use serde_json::json;
+
+/// A running agent with terminals `tpe-1` (demo simulator) and `tpe-off` (nothing listens),
+/// and a browser trusting its CA.
+struct Shop {
+    agent: TestAgent,
+    sim: Simulator,
+    browser: Browser,
+}
+
+impl Shop {
+    /// `None` (test skipped) when Chromium is not installed and CI is not set.
+    async fn open(test: &str) -> Option<Shop> {
+        if !available(test) {
+            return None;
+        }
+        // The demo's magic amounts, with a short "card reading" that still shows waiting_card.
+        let sim = spawn_sim(Behaviour {
+            delay: Duration::from_millis(300),
+            ..Behaviour::demo()
+        })
+        .await;
+        let terminals = vec![
+            terminal("tpe-1", sim.addr(), Duration::from_secs(5)),
+            terminal("tpe-off", closed_port().await, Duration::from_secs(5)),
+        ];
+        let dir = Arc::new(tempfile::tempdir().unwrap());
+        let agent = spawn_agent_in(dir, terminals, options()).await;
+        let browser = Browser::launch(Some(&path_in(&agent, "certs/ca.pem"))).await;
+        Some(Shop {
+            agent,
+            sim,
+            browser,
+        })
+    }
+
+    /// `https://localhost:PORT{path}`: `localhost` is a name in the agent's certificate.
+    fn url(&self, path: &str) -> String {
+        format!("https://localhost:{}{path}", self.agent.addr.port())
+    }
+
+    /// A new tab on `path`, signed in with `token` through the page's form (screenshot
+    /// `form_shot` of the form first, if given).
+    async fn signed_in(&self, path: &str, token: &str, form_shot: Option<&str>) -> Page {
+        let page = self.browser.page().await;
+        page.goto(&self.url(path)).await;
+        if let Some(name) = form_shot {
+            let form = format!("{}.checkVisibility()", q(&tid("auth-form")));
+            page.wait_for(&form, "the sign-in form").await;
+            page.screenshots(name).await;
+        }
+        page.type_into(&tid("auth-token"), token).await;
+        page.click(&tid("auth-submit")).await;
+        page.wait_state(&tid("connection-status"), "authenticated")
+            .await;
+        page
+    }
+}
+
+/// Types `amount` on the keypad and presses the pay button.
+async fn start_payment(page: &Page, amount: &str) {
+    for key in amount.chars() {
+        page.click(&tid(&format!("keypad-{key}"))).await;
+    }
+    assert_eq!(page.data(&tid("amount-display"), "amount").await, amount);
+    page.click(&tid("pay-button")).await;
+}
+
+/// Pays `amount` on the selected terminal and waits for the result card; returns the
+/// payment id and the card's state.
+async fn pay_on_page(page: &Page, amount: &str) -> (String, String) {
+    start_payment(page, amount).await;
+    result_card(page).await
+}
+
+/// Waits for the result card; returns the payment id and the card's state.
+async fn result_card(page: &Page) -> (String, String) {
+    let state = page
+        .wait_for(
+            &format!(
+                "(e => !e.hidden && e.dataset.state)({})",
+                q(&tid("result-card"))
+            ),
+            "a result card",
+        )
+        .await;
+    let id = page.text(&tid("payment-id")).await;
+    (id, state.as_str().unwrap().to_owned())
+}
+
+/// The `data-state` of each timeline step and whether it shows a time.
+async fn timeline(page: &Page) -> Vec<(String, bool)> {
+    let mut steps = Vec::new();
+    for step in ["sent", "waiting_card", "result"] {
+        let selector = tid(&format!("timeline-step-{step}"));
+        let state = page.data(&selector, "state").await;
+        let time = page.text(&format!("{selector} time")).await;
+        steps.push((state, !time.is_empty()));
+    }
+    steps
+}
+
+fn done_with_time() -> (String, bool) {
+    ("done".to_owned(), true)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pos_page_pays_and_shows_each_outcome() {
+    let Some(shop) = Shop::open("the_pos_page_pays_and_shows_each_outcome").await else {
+        return;
+    };
+    let page = shop.signed_in("/", CASHIER, Some("pos-sign-in")).await;
+    assert_eq!(page.text(&tid("till-name")).await, "till-1");
+    page.wait_for(&q(&tid("terminal-option-tpe-1")), "terminal tpe-1")
+        .await;
+    page.screenshots("pos-ready").await;
+
+    pays_approved(&page).await;
+    page.click(&tid("new-payment-button")).await;
+    pays_declined(&page).await;
+    page.click(&tid("new-payment-button")).await;
+    pays_not_sent(&page).await;
+
+    let rows = page
+        .eval(&format!(
+            "[...document.querySelectorAll('{} button')].map(b => b.dataset.state)",
+            tid("recent-list")
+        ))
+        .await;
+    assert_eq!(rows, json!(["not_sent", "declined", "approved"]));
+}
+
+async fn pays_approved(page: &Page) {
+    let (_, state) = pay_on_page(page, "1245").await;
+    assert_eq!(state, "approved");
+    // Each step shows the time the page saw it: sent and waiting_card were both lived.
+    assert_eq!(timeline(page).await, vec![done_with_time(); 3]);
+    let result = page.data(&tid("timeline-step-result"), "result").await;
+    assert_eq!(result, "approved");
+    let card = page.text(&tid("result-card")).await;
+    assert!(card.contains("12,45"), "{card}");
+    assert!(card.contains("CB"), "application shown: {card}");
+    assert!(card.contains("497010######1234"), "masked PAN: {card}");
+    page.screenshots("pos-approved").await;
+}
+
+/// ,91: the demo terminal declines with AF 04.
+async fn pays_declined(page: &Page) {
+    let (_, state) = pay_on_page(page, "1291").await;
+    assert_eq!(state, "declined");
+    let reason = page.text(&tid("result-reason")).await;
+    assert!(reason.contains("AF 04"), "{reason}");
+    let result = page.data(&tid("timeline-step-result"), "result").await;
+    assert_eq!(result, "declined");
+    page.screenshots("pos-declined").await;
+}
+
+/// `tpe-off` refuses the connection: the request provably never left.
+async fn pays_not_sent(page: &Page) {
+    page.click(&tid("terminal-option-tpe-off")).await;
+    let (_, state) = pay_on_page(page, "500").await;
+    assert_eq!(state, "not_sent");
+    let steps = timeline(page).await;
+    assert_eq!(steps[0], ("skipped".to_owned(), false), "never sent");
+    assert_eq!(steps[2], done_with_time());
+    assert!(page
+        .text(&tid("result-card"))
+        .await
+        .contains("rien n'a été débité"));
+    page.screenshots("pos-not-sent").await;
+}
+
+fn issue_display_code(shop: &Shop, name: &str) -> String {
+    let till = Till {
+        name: name.to_owned(),
+        role: Role::Display,
+        terminals: None,
+    };
+    let store = Store::open(&path_in(&shop.agent, "data")).unwrap();
+    store.issue_code(&till, SystemTime::now()).unwrap().code
+}
+
+/// A `/display` tab paired with a fresh display code typed into its form, watching `tpe-1`.
+async fn paired_display(shop: &Shop) -> Page {
+    let display = shop.browser.page().await;
+    display.goto(&shop.url("/display")).await;
+    let code = issue_display_code(shop, "counter-screen");
+    display.type_into(&tid("auth-code"), &code).await;
+    display.click(&tid("auth-submit")).await;
+    display.click(&tid("terminal-choice-tpe-1")).await;
+    display.wait_state(&tid("display-screen"), "idle").await;
+    display
+}
+
+/// Waits until the display shows payment `id` in `state` (`waiting` or `result`) with
+/// `result` (`""` while waiting).
+async fn display_shows(display: &Page, id: &str, state: &str, result: &str) {
+    let predicate = format!(
+        "(e => e.dataset.id === {id:?} && e.dataset.state === {state:?} && e.dataset.result === {result:?})({})",
+        q(&tid("display-screen"))
+    );
+    let what = format!("the display showing {id} {state} {result}");
+    display.wait_for(&predicate, &what).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_display_follows_a_payment_live() {
+    let Some(shop) = Shop::open("the_display_follows_a_payment_live").await else {
+        return;
+    };
+    let pos = shop.signed_in("/", CASHIER, None).await;
+    let display = paired_display(&shop).await;
+    assert_eq!(display.text(&tid("display-title")).await, "Bonjour");
+    let href = display.eval("location.href").await;
+    assert_eq!(href, json!(shop.url("/display")), "no token in the URL");
+    display.screenshots("display-idle").await;
+
+    let (id, _) = pay_on_page(&pos, "1245").await;
+    display_shows(&display, &id, "result", "approved").await;
+    assert!(display.text(&tid("display-amount")).await.contains("12,45"));
+    display.screenshots("display-approved").await;
+
+    pos.click(&tid("new-payment-button")).await;
+    let (id, _) = pay_on_page(&pos, "1291").await;
+    display_shows(&display, &id, "result", "declined").await;
+    display.screenshots("display-declined").await;
+
+    waits_for_the_card_then_loses_the_terminal(shop.sim, &pos, &display).await;
+}
+
+/// A terminal that keeps the request: both screens wait for the card until the connection
+/// drops; the result is then unknown, never a retry prompt.
+async fn waits_for_the_card_then_loses_the_terminal(sim: Simulator, pos: &Page, display: &Page) {
+    sim.set_behaviour(Behaviour {
+        fault: Some(Fault::Hang),
+        ..Behaviour::demo()
+    });
+    pos.click(&tid("new-payment-button")).await;
+    start_payment(pos, "2000").await;
+    pos.wait_state(&tid("timeline-step-waiting_card"), "active")
+        .await;
+    let id = pos.text(&tid("payment-id")).await;
+    display_shows(display, &id, "waiting", "").await;
+    assert!(display
+        .text(&tid("display-message"))
+        .await
+        .contains("carte"));
+    pos.screenshots("pos-waiting").await;
+    display.screenshots("display-waiting").await;
+
+    sim.shutdown();
+    assert_eq!(result_card(pos).await, (id.clone(), "unknown".to_owned()));
+    display_shows(display, &id, "result", "unknown").await;
+    display.screenshots("display-unknown").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_result_is_resolved_from_the_pos_page() {
+    let Some(shop) = Shop::open("an_unknown_result_is_resolved_from_the_pos_page").await else {
+        return;
+    };
+    let page = shop.signed_in("/", CASHIER, None).await;
+    // ,94: the terminal closes without answering after the request was sent.
+    let (id, state) = pay_on_page(&page, "1294").await;
+    assert_eq!(state, "unknown");
+    assert_eq!(
+        page.data(&tid("timeline-step-result"), "result").await,
+        "unknown"
+    );
+    assert!(page
+        .text(&tid("result-card"))
+        .await
+        .contains("NE PAS relancer"));
+    page.screenshots("pos-unknown").await;
+
+    page.type_into(&tid("resolve-note"), "ticket 0042 : payé")
+        .await;
+    page.click(&tid("resolve-approved")).await;
+    page.wait_state(&tid("result-card"), "resolved").await;
+    assert_eq!(page.data(&tid("result-card"), "outcome").await, "approved");
+    page.screenshots("pos-resolved").await;
+
+    let (mut ws, _) = connect_as(&shop.agent, CASHIER).await;
+    send(&mut ws, json!({"type": "get", "id": id})).await;
+    let record = loop {
+        let message = next_message(&mut ws).await;
+        if message["type"] == "transaction" && message["id"] == id.as_str() {
+            break message;
+        }
+    };
+    assert_eq!(record["state"], "unknown");
+    let resolution = &record["resolution"];
+    assert_eq!(resolution["outcome"], "approved");
+    assert_eq!(resolution["note"], "ticket 0042 : payé");
+    assert_eq!(resolution["till"], "till-1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_status_page_lists_terminals_transactions_and_tills() {
+    let Some(shop) = Shop::open("the_status_page_lists_terminals_transactions_and_tills").await
+    else {
+        return;
+    };
+    let (mut ws, _) = connect_as(&shop.agent, CASHIER).await;
+    for (id, amount) in [("st-unknown", 1294), ("st-ok", 1000), ("st-declined", 1291)] {
+        send(&mut ws, pay(id, "tpe-1", amount)).await;
+        until_final(&mut ws, id).await;
+    }
+
+    let page = shop
+        .signed_in("/status", CASHIER, Some("status-sign-in"))
+        .await;
+    page.wait_state(&tid("terminal-row-tpe-1"), "idle").await;
+    page.wait_for(&q(&tid("terminal-row-tpe-off")), "terminal tpe-off")
+        .await;
+    page.wait_for(&q(&tid("till-row-till-1")), "till-1 listed")
+        .await;
+    let order = page
+        .eval(&format!(
+            "[...document.querySelectorAll('{} tbody tr')].map(r => r.dataset.testid)",
+            tid("transactions-table")
+        ))
+        .await;
+    assert_eq!(
+        order,
+        json!(["tx-row-st-unknown", "tx-row-st-declined", "tx-row-st-ok"])
+    );
+    assert_eq!(page.data(&tid("tx-row-st-unknown"), "toCheck").await, "");
+    assert_eq!(page.data(&tid("unresolved"), "count").await, "1");
+    assert_eq!(page.data(&tid("certificate"), "state").await, "ok");
+    let tills = page.text(&tid("till-row-till-1")).await;
+    assert!(tills.contains("2"), "two sessions of till-1: {tills}");
+    page.screenshots("status").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_doctor_passes_on_a_trusting_browser() {
+    let Some(shop) = Shop::open("the_doctor_passes_on_a_trusting_browser").await else {
+        return;
+    };
+    let page = shop.browser.page().await;
+    page.goto(&shop.url("/doctor")).await;
+    for check in ["cert", "lna", "origin"] {
+        page.wait_state(&format!("#check-{check}"), "ok").await;
+    }
+    page.wait_state("#check-token", "skip").await;
+    page.type_into("#token", CASHIER).await;
+    page.click("#form button[type=submit]").await;
+    page.wait_state("#check-token", "ok").await;
+    assert!(page.text("#check-token").await.contains("till-1"));
+    page.screenshots("doctor").await;
+    // The language toggle: this Chromium speaks English, a French till gets French.
+    page.click("#lang").await;
+    page.wait_for("document.documentElement.lang === 'fr'", "French")
+        .await;
+    assert!(page.text("#check-cert").await.contains("Certificat"));
+    let token = page.text("#check-token").await;
+    assert!(
+        token.contains("caisse « till-1 »"),
+        "details redrawn: {token}"
+    );
+    page.screenshots("doctor-fr").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_without_the_ca_refuses_the_agent() {
+    if !available("a_browser_without_the_ca_refuses_the_agent") {
+        return;
+    }
+    // The other tests pass because the CA is trusted, not because errors are ignored.
+    let agent = spawn_agent(Vec::new()).await;
+    let browser = Browser::launch(None).await;
+    let page = browser.page().await;
+    let url = format!("https://localhost:{}/", agent.addr.port());
+    let error = page.navigate(&url).await;
+    assert_eq!(error.as_deref(), Some("net::ERR_CERT_AUTHORITY_INVALID"));
+}
