@@ -45,6 +45,9 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, tls: Arc<rustls::Server
         match accepted {
             Ok((tcp, peer)) => {
                 backoff = Duration::from_millis(5);
+                // Progress messages are small and come in bursts: without this, Nagle holds
+                // `connecting` and `sent` back until the browser's delayed ACK (~40 ms).
+                let _ = tcp.set_nodelay(true);
                 let connection = Connection {
                     app: Arc::clone(&app),
                     acceptor: acceptor.clone(),

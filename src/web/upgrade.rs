@@ -14,6 +14,9 @@ use tokio_tungstenite::WebSocketStream;
 use tracing::Instrument;
 
 use super::server::ConnectionPermit;
+
+/// Initial read buffer of a WebSocket (see [`websocket`]'s configuration).
+const READ_BUFFER: usize = 4 * 1024;
 use super::{session, App};
 
 /// The peer address of the connection a request came on (set by the server).
@@ -64,9 +67,13 @@ pub async fn websocket(State(app): State<Arc<App>>, mut request: Request) -> Res
 
 async fn run_socket(upgraded: hyper::upgrade::Upgraded, app: Arc<App>, peer: IpAddr) {
     let limit = Some(app.options.max_message);
+    // tungstenite zero-fills its whole read buffer before each read and keeps it per socket:
+    // the 128 KiB default cost ~157 KB of RSS per idle client and 15 % of the CPU in memset.
+    // Messages are small; the buffer still grows up to the 64 KiB limit when one is not.
     let config = WebSocketConfig::default()
         .max_message_size(limit)
-        .max_frame_size(limit);
+        .max_frame_size(limit)
+        .read_buffer_size(READ_BUFFER);
     let socket =
         WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
     session::run(socket, app, peer).await;
