@@ -9,6 +9,7 @@
 //! What a restart does to unfinished records is the engine's business, not the journal's.
 
 use std::fs::{self, File, OpenOptions};
+use std::future::Future;
 use std::io;
 use std::path::Path;
 use std::sync::atomic::Ordering;
@@ -138,16 +139,23 @@ impl Journal {
     /// (group commit). An error means the record may not be durable: nothing was acknowledged.
     /// Dropping the future after the first poll does not withdraw the record.
     pub async fn append(&self, record: &Record) -> io::Result<()> {
+        self.submit(record)?.await
+    }
+
+    /// Queues `record` for the writer and returns at once with the future of its durability.
+    /// Records reach the file in the order they were submitted, so a caller that submits
+    /// under its own lock fixes the journal order without waiting for the fsync there.
+    /// The record is not withdrawn if the future is dropped.
+    pub fn submit(&self, record: &Record) -> io::Result<impl Future<Output = io::Result<()>>> {
         let (done, durable) = oneshot::channel();
         let request = Request {
             record: record.clone(),
             line: format::encode(record),
             done,
         };
-        let stopped = || io::Error::other("journal writer stopped");
         let requests = self.requests.as_ref().ok_or_else(stopped)?;
         requests.send(request).map_err(|_| stopped())?;
-        durable.await.map_err(|_| stopped())?
+        Ok(async move { durable.await.map_err(|_| stopped())? })
     }
 
     /// Counters since open.
@@ -170,6 +178,10 @@ impl Drop for Journal {
             let _ = writer.join();
         }
     }
+}
+
+fn stopped() -> io::Error {
+    io::Error::other("journal writer stopped")
 }
 
 /// Takes the data dir's lock, or explains who holds it.

@@ -1,16 +1,22 @@
 //! The ledger: the current record of every transaction, kept in step with the journal.
 //!
 //! Every change goes through [`Ledger::commit`]: stamp the next `seq`, append to the journal
-//! (fsynced), then store and announce it. One async lock spans the three steps so that `seq`
-//! order, journal order and announce order are the same; the price is that fsyncs of
-//! different terminals do not overlap, which a shop's handful of terminals never notices.
+//! (fsynced), then store and announce it. Stamping and queuing to the journal's writer happen
+//! under one short lock (`order`), so journal order = seq order; the fsync is awaited outside
+//! it, so concurrent changes share one fsync (group commit); a [`turnstile`] then lets each
+//! change be stored and announced only after every smaller seq was, so announce order = seq
+//! order too (sessions rely on it: they skip `seq <= last_seq`). A change is never announced
+//! before its fsync returned.
 //!
 //! A change that must be announced even when the disk refuses it ([`Ledger::commit_anyway`])
 //! is remembered as unjournaled and appended again before the next append and by
 //! [`Ledger::retry_unjournaled`], until the journal takes it: a full disk delays a result's
-//! durability, it never loses it while the agent runs.
+//! durability, it never loses it while the agent runs. Those re-appends wait for their fsync
+//! under the `order` lock (only after a journal failure), and skip an id while a newer change
+//! of it is in flight, so an older record never reaches the journal after a newer one.
 
 use std::collections::{BTreeSet, HashMap};
+use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::crashpoint;
@@ -18,16 +24,54 @@ use super::events::EventBus;
 use super::journal::Journal;
 use super::record::Record;
 
+mod turnstile;
+
+use turnstile::{Ticket, Turnstile};
+
 /// Current records by id, the journal behind them and the bus in front of them.
 pub struct Ledger {
     journal: Journal,
-    next_seq: tokio::sync::Mutex<u64>,
+    // The next seq. Held to stamp and queue a record, never across its fsync.
+    order: tokio::sync::Mutex<u64>,
     // A std mutex: sections are short lookups and inserts, never held across an await.
     records: Mutex<HashMap<String, Arc<Record>>>,
-    // Ids whose current record was announced but is not durable yet. Changed only under
-    // the seq lock, so a retry never appends a record older than one already journaled.
-    unjournaled: Mutex<BTreeSet<String>>,
+    durability: Mutex<Durability>,
+    turnstile: Turnstile,
     bus: EventBus,
+}
+
+/// What the retry of unjournaled records must know.
+#[derive(Default)]
+struct Durability {
+    /// Ids whose current record was announced but is not durable yet. Changed in seq
+    /// order (at a change's turn) or under `order` for an id with nothing in flight.
+    unjournaled: BTreeSet<String>,
+    /// Ids with a change queued whose turn has not ended: not re-appended meanwhile.
+    in_flight: HashMap<String, usize>,
+}
+
+/// A stamped change between its queuing and the end of its turn.
+struct Slot<'a> {
+    ticket: Ticket<'a>,
+    _in_flight: InFlight<'a>,
+}
+
+/// Counts an id as in flight while alive.
+struct InFlight<'a> {
+    ledger: &'a Ledger,
+    id: String,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let mut durability = self.ledger.durability();
+        if let Some(count) = durability.in_flight.get_mut(&self.id) {
+            *count -= 1;
+            if *count == 0 {
+                durability.in_flight.remove(&self.id);
+            }
+        }
+    }
 }
 
 impl Ledger {
@@ -40,17 +84,18 @@ impl Ledger {
             .collect();
         Ledger {
             journal,
-            next_seq: tokio::sync::Mutex::new(next_seq),
+            order: tokio::sync::Mutex::new(next_seq),
             records: Mutex::new(records),
-            unjournaled: Mutex::new(BTreeSet::new()),
+            durability: Mutex::new(Durability::default()),
+            turnstile: Turnstile::new(next_seq),
             bus,
         }
     }
 
     /// Journals `record` with the next seq, then stores and announces it. On a journal
     /// failure nothing is stored or announced.
-    pub async fn commit(&self, mut record: Record) -> std::io::Result<Arc<Record>> {
-        let (_order, appended) = self.append_next(&mut record).await;
+    pub async fn commit(&self, mut record: Record) -> io::Result<Arc<Record>> {
+        let (_slot, appended) = self.append_next(&mut record).await;
         appended?;
         self.mark_journaled(&record.id, true);
         Ok(self.publish(record))
@@ -60,7 +105,7 @@ impl Ledger {
     /// stored and announced: once a request may have reached a terminal, the screens must
     /// learn the truth even if the disk cannot keep it.
     pub async fn commit_anyway(&self, mut record: Record) -> Arc<Record> {
-        let (_order, appended) = self.append_next(&mut record).await;
+        let (_slot, appended) = self.append_next(&mut record).await;
         if let Err(err) = &appended {
             tracing::error!(%err, id = %record.id, state = ?record.state, "journal append failed; kept in memory, retried later");
         }
@@ -71,19 +116,23 @@ impl Ledger {
     /// Appends again every record announced but not journaled; returns how many are still
     /// not durable.
     pub async fn retry_unjournaled(&self) -> usize {
-        if self.unjournaled().is_empty() {
+        if self.durability().unjournaled.is_empty() {
             return 0;
         }
-        let _order = self.next_seq.lock().await;
+        let _order = self.order.lock().await;
         self.append_unjournaled().await
     }
 
-    /// Appends the current record of each unjournaled id (same seq); the caller holds the
-    /// seq lock.
+    /// Appends the current record of each unjournaled id (same seq), one fsync at a time;
+    /// the caller holds `order`. An id with a newer change in flight is left to that change.
     async fn append_unjournaled(&self) -> usize {
-        let ids: Vec<String> = self.unjournaled().iter().cloned().collect();
+        let ids: Vec<String> = self.durability().unjournaled.iter().cloned().collect();
         let mut left = 0;
         for id in ids {
+            if self.durability().in_flight.contains_key(&id) {
+                left += 1;
+                continue;
+            }
             let Some(record) = self.get(&id) else {
                 continue;
             };
@@ -99,7 +148,7 @@ impl Ledger {
     }
 
     fn mark_journaled(&self, id: &str, journaled: bool) {
-        let mut unjournaled = self.unjournaled();
+        let unjournaled = &mut self.durability().unjournaled;
         if journaled {
             unjournaled.remove(id);
         } else {
@@ -107,42 +156,71 @@ impl Ledger {
         }
     }
 
-    fn unjournaled(&self) -> MutexGuard<'_, BTreeSet<String>> {
-        self.unjournaled.lock().unwrap_or_else(|e| e.into_inner())
+    fn durability(&self) -> MutexGuard<'_, Durability> {
+        self.durability.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Journals `record` without storing or announcing it (the `sent` mark made durable
     /// before the first byte goes out).
-    pub async fn persist(&self, mut record: Record) -> std::io::Result<()> {
+    pub async fn persist(&self, mut record: Record) -> io::Result<()> {
         self.append_next(&mut record).await.1
     }
 
-    /// Stamps the next seq and appends; the returned guard keeps announce order = seq order.
-    async fn append_next(
-        &self,
-        record: &mut Record,
-    ) -> (tokio::sync::MutexGuard<'_, u64>, std::io::Result<()>) {
-        let mut next_seq = self.next_seq.lock().await;
-        // Older announced changes first, so the journal keeps seq order per id.
-        if !self.unjournaled().is_empty() {
-            self.append_unjournaled().await;
-        }
-        record.seq = *next_seq;
-        *next_seq += 1;
-        let state = record.state.as_str();
-        crashpoint::crash_at(state, "before_fsync");
-        let appended = if crashpoint::fail_at(state, "fsync") {
-            Err(std::io::Error::new(
-                std::io::ErrorKind::StorageFull,
-                "injected journal failure (test hook)",
-            ))
-        } else {
-            self.journal.append(record).await
+    /// Stamps the next seq, queues the record, waits for its fsync and then for its turn.
+    /// The caller stores and announces while it holds the returned slot, so announce
+    /// order = seq order; dropping the slot lets the next seq through.
+    async fn append_next(&self, record: &mut Record) -> (Slot<'_>, io::Result<()>) {
+        let (slot, durable) = {
+            let mut next_seq = self.order.lock().await;
+            // Older announced changes first, so the journal keeps seq order per id.
+            if !self.durability().unjournaled.is_empty() {
+                self.append_unjournaled().await;
+            }
+            record.seq = *next_seq;
+            *next_seq += 1;
+            let slot = self.slot(record);
+            (slot, self.submit(record))
+        };
+        let appended = match durable {
+            Ok(durable) => durable.await,
+            Err(err) => Err(err),
         };
         if appended.is_ok() {
-            crashpoint::crash_at(state, "after_fsync");
+            crashpoint::crash_at(record.state.as_str(), "after_fsync");
         }
-        (next_seq, appended)
+        slot.ticket.wait().await;
+        (slot, appended)
+    }
+
+    fn slot(&self, record: &Record) -> Slot<'_> {
+        *self
+            .durability()
+            .in_flight
+            .entry(record.id.clone())
+            .or_default() += 1;
+        Slot {
+            ticket: self.turnstile.ticket(record.seq),
+            _in_flight: InFlight {
+                ledger: self,
+                id: record.id.clone(),
+            },
+        }
+    }
+
+    /// Queues `record` to the journal (through the crash and failure hooks of its state).
+    fn submit(
+        &self,
+        record: &Record,
+    ) -> io::Result<impl std::future::Future<Output = io::Result<()>>> {
+        let state = record.state.as_str();
+        crashpoint::crash_at(state, "before_fsync");
+        if crashpoint::fail_at(state, "fsync") {
+            return Err(io::Error::new(
+                io::ErrorKind::StorageFull,
+                "injected journal failure (test hook)",
+            ));
+        }
+        self.journal.submit(record)
     }
 
     fn publish(&self, record: Record) -> Arc<Record> {
@@ -192,6 +270,56 @@ mod tests {
     fn journaled(dir: &std::path::Path) -> Vec<(String, State)> {
         let records = Journal::read(dir).unwrap();
         records.into_iter().map(|r| (r.id, r.state)).collect()
+    }
+
+    /// A journal whose writer stops after its first fsync until `release` is sent (or dropped).
+    fn held_journal(dir: &std::path::Path) -> (Journal, std::sync::mpsc::Sender<()>) {
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let held = Mutex::new(Some(held));
+        let on_sync: crate::engine::journal::SyncHook = Arc::new(move |_| {
+            if let Some(held) = held.lock().unwrap().take() {
+                let _ = held.recv();
+            }
+        });
+        let options = crate::engine::journal::Options {
+            on_sync: Some(on_sync),
+            ..Default::default()
+        };
+        let (journal, _) = Journal::open_with(dir, options).unwrap();
+        (journal, release)
+    }
+
+    #[tokio::test]
+    async fn concurrent_commits_share_fsyncs_and_are_announced_in_seq_order() {
+        const N: u64 = 64;
+        let dir = tempfile::tempdir().unwrap();
+        let (journal, release) = held_journal(dir.path());
+        let ledger = Ledger::new(journal, Vec::new(), EventBus::new(2 * N as usize));
+        let mut bus = ledger.bus.subscribe();
+        let commits = (0..N).map(|i| ledger.commit(record(&format!("t{i}"), State::Accepted)));
+        let all_queued = async {
+            while *ledger.order.lock().await <= N {
+                tokio::task::yield_now().await;
+            }
+            release.send(()).unwrap();
+        };
+        let (committed, ()) = tokio::join!(futures_util::future::join_all(commits), all_queued);
+        assert!(committed.iter().all(Result::is_ok));
+
+        let stats = ledger.journal.stats();
+        assert_eq!(stats.appends, N);
+        assert!(stats.syncs < stats.appends, "no group commit: {stats:?}");
+        let announced: Vec<u64> = (0..N).map(|_| bus.try_recv().unwrap().seq).collect();
+        assert_eq!(announced, (1..=N).collect::<Vec<_>>());
+        let lines = std::fs::read_to_string(dir.path().join("journal.log")).unwrap();
+        let seq = |line: &str| {
+            let json: serde_json::Value =
+                serde_json::from_str(line.split_once(' ').unwrap().1).unwrap();
+            json["seq"].as_u64().unwrap()
+        };
+        let order: Vec<u64> = lines.lines().map(seq).collect();
+        let expected: Vec<u64> = (1..=N).collect();
+        assert_eq!(order, expected, "journal order = seq order");
     }
 
     #[tokio::test]
