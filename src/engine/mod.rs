@@ -2,7 +2,8 @@
 //! and the event bus.
 //!
 //! [`Engine`] is the one entry point the web sessions use. It owns no socket to a browser:
-//! sessions call it and listen to its bus. Each `pay` runs in its own task holding the
+//! sessions call it and listen to its bus, which routes each change to the sessions of
+//! its till and the watchers of its terminal only. Each `pay` runs in its own task holding the
 //! terminal's lease (see [`transaction`]), so a browser going away never cuts a payment.
 //! Final states and journal syncs are counted into the engine's [`Metrics`] (`/metrics`).
 
@@ -25,7 +26,6 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -36,7 +36,7 @@ pub use record::Record;
 pub use registry::{TerminalState, TerminalStatus};
 
 use control::Control;
-use events::{EventBus, BUS_CAPACITY};
+use events::{EventBus, Subscription, BUS_CAPACITY};
 use journal::Journal;
 use ledger::Ledger;
 use record::{now_rfc3339, State, TxResult};
@@ -63,7 +63,7 @@ pub struct EngineOptions {
     pub settle: Duration,
     /// Extra read time after a complete answer.
     pub drain: Duration,
-    /// Announcements a session may fall behind before it resynchronises.
+    /// Unread announcements a session may hold before it resynchronises.
     pub bus_capacity: usize,
 }
 
@@ -212,8 +212,14 @@ impl Engine {
     }
 
     /// A receiver of every record change announced from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Record>> {
+    pub fn subscribe(&self) -> Subscription {
         self.inner.bus.subscribe()
+    }
+
+    /// A receiver of the changes to `till`'s records announced from now on, and of the
+    /// terminals it then watches ([`Subscription::watch`]).
+    pub fn subscribe_till(&self, till: &str) -> Subscription {
+        self.inner.bus.subscribe_till(till)
     }
 
     /// Stops probes and new payments, then waits for running transactions to end (each is

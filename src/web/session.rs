@@ -1,5 +1,6 @@
 //! One browser's WebSocket: `hello` first, then one `select!` loop over the browser's
-//! frames, the engine's bus, a ping timer, an idle timer and the shutdown signal.
+//! frames, the session's subscription to the engine's bus, a ping timer, an idle timer and
+//! the shutdown signal.
 //!
 //! Generic over any `Sink`/`Stream` of tungstenite messages, so tests can drive it through
 //! channels or a real socket alike. Decisions where the contract is silent:
@@ -11,8 +12,12 @@
 //!   replayed `pay` (same id and parameters) by the current record;
 //! - after `welcome` come the till's records still `unknown` (unresolved) or finished in the
 //!   last 10 minutes, then live changes;
-//! - a session that lags behind the bus is resent every record it cares about that changed
-//!   since the last one it forwarded.
+//! - the subscription follows the session's till from before `welcome` is built, and each
+//!   terminal from before its `watch` is answered, so no change falls between a snapshot and
+//!   the live stream (a change may come twice: the record's `seq` tells); the bus wakes the
+//!   session only for those changes, and unsubscribes it when the session ends;
+//! - a session whose subscription overflowed (it was not reading) is resent every record it
+//!   cares about that changed since the last one it forwarded.
 
 use std::collections::HashSet;
 use std::net::IpAddr;
@@ -31,6 +36,7 @@ use super::messages::{
 };
 use super::App;
 use crate::access::{AuthError, Closing, Till};
+use crate::engine::events::{self, Subscription};
 use crate::engine::record::format_rfc3339;
 use crate::engine::{ApiError, CancelAnswer, ErrorCode, PayAnswer, Record};
 
@@ -50,7 +56,10 @@ where
         return;
     };
     let span = tracing::info_span!("session", till = %till.name);
+    // Subscribed before the snapshot `greet` sends: no change can fall between the two.
+    let bus = app.engine.subscribe_till(&till.name);
     let session = Session {
+        bus,
         socket,
         app,
         till,
@@ -186,6 +195,8 @@ where
 
 struct Session<S> {
     socket: S,
+    /// Announcements of this till's records and of the watched terminals' records.
+    bus: Subscription,
     app: Arc<App>,
     till: Till,
     watched: HashSet<String>,
@@ -202,8 +213,6 @@ where
 {
     async fn run(mut self) {
         let _seat = self.app.presence.join(&self.till.name, self.till.role);
-        // Subscribed before the snapshot: no change can fall between the two.
-        let mut bus = self.app.engine.subscribe();
         let mut revocations = self.app.access.revocations();
         if self.greet().await.is_err() {
             return;
@@ -222,7 +231,7 @@ where
                     idle.as_mut().reset(Instant::now() + options.idle_timeout);
                     self.on_frame(frame).await
                 }
-                event = bus.recv() => self.on_event(event).await,
+                event = self.bus.recv() => self.on_event(event).await,
                 revoked = revocations.recv() => self.on_revocation(revoked).await,
                 _ = ping.tick() => self.write(Message::Ping(Default::default())).await,
                 _ = &mut idle => {
@@ -318,7 +327,13 @@ where
                 Ok(None)
             }
             ClientMessage::Watch { terminal } => {
-                let latest = engine.watch(till, &terminal)?;
+                // Followed before the latest record is read, as for `welcome`.
+                let fresh = self.bus.watch(&terminal);
+                let latest = engine.watch(till, &terminal).inspect_err(|_| {
+                    if fresh {
+                        self.bus.unwatch(&terminal);
+                    }
+                })?;
                 self.watched.insert(terminal);
                 Ok(latest.and_then(record))
             }
@@ -378,7 +393,10 @@ where
         }
     }
 
-    async fn on_event(&mut self, event: Result<Arc<Record>, RecvError>) -> Result<(), Stop> {
+    async fn on_event(
+        &mut self,
+        event: Result<Arc<Record>, events::RecvError>,
+    ) -> Result<(), Stop> {
         match event {
             Ok(record) if record.seq > self.last_seq => {
                 self.last_seq = record.seq;
@@ -388,7 +406,7 @@ where
                 Ok(())
             }
             Ok(_) => Ok(()),
-            Err(RecvError::Lagged(missed)) => {
+            Err(events::RecvError::Lagged(missed)) => {
                 tracing::info!(missed, "session lagged; resynchronising");
                 let records = {
                     let session = &*self;
@@ -403,7 +421,7 @@ where
                 self.last_seq = self.last_seq.max(newest);
                 Ok(())
             }
-            Err(RecvError::Closed) => Err(Stop),
+            Err(events::RecvError::Closed) => Err(Stop),
         }
     }
 
@@ -566,13 +584,17 @@ mod tests {
         }
     }
 
-    /// Pays, then waits on the bus until the transaction is final.
-    async fn pay_to_the_end(app: &App, till: &str, id: &str, terminal: &str) {
+    /// Pays each `(id, terminal)` for `till`, then waits on the bus until all are final.
+    async fn pay_to_the_end(app: &App, till: &str, payments: &[(&str, &str)]) {
         let mut bus = app.engine.subscribe();
-        pay(app, till, id, terminal).await;
+        for (id, terminal) in payments {
+            pay(app, till, id, terminal).await;
+        }
         let done = || {
-            let record = app.engine.get(&cashier(till), id);
-            record.is_ok_and(|r| r.state.is_final())
+            payments.iter().all(|(id, _)| {
+                let record = app.engine.get(&cashier(till), id);
+                record.is_ok_and(|r| r.state.is_final())
+            })
         };
         let wait = async {
             while !done() {
@@ -603,18 +625,19 @@ mod tests {
         to_session.send(Ok(Message::text(hello))).await.unwrap();
         assert_eq!(text(from_session.recv().await)["type"], "welcome");
 
-        // The session blocks on its second record while the bus (capacity 2) overflows with
-        // another till's records: its own final record falls out of the ring.
-        pay_to_the_end(&app, "till-1", "a", "tpe-1").await;
-        pay_to_the_end(&app, "till-2", "b", "tpe-2").await;
+        // The session blocks on its second record while its channel (capacity 2) overflows
+        // with the rest of the till's records: the announcement never waits for it, and the
+        // final records are dropped from its channel.
+        pay_to_the_end(&app, "till-1", &[("a", "tpe-1"), ("b", "tpe-2")]).await;
 
-        // Reaching `approved` at all is the proof: it had fallen out of the ring.
-        let mut states = Vec::new();
-        while states.last() != Some(&json!("approved")) {
+        // Reaching both `approved` at all is the proof: the resynchronisation resent them.
+        let mut approved = HashSet::new();
+        while approved.len() < 2 {
             let message = tokio::time::timeout(Duration::from_secs(5), from_session.recv()).await;
             let message = text(message.unwrap());
-            assert_eq!(message["id"], "a", "only the till's own records: {message}");
-            states.push(message["state"].clone());
+            if message["state"] == "approved" {
+                approved.insert(message["id"].to_string());
+            }
         }
     }
 
