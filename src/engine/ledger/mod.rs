@@ -309,7 +309,10 @@ mod tests {
         let stats = ledger.journal.stats();
         assert_eq!(stats.appends, N);
         assert!(stats.syncs < stats.appends, "no group commit: {stats:?}");
-        let announced: Vec<u64> = (0..N).map(|_| bus.try_recv().unwrap().seq).collect();
+        let mut announced = Vec::new();
+        for _ in 0..N {
+            announced.push(bus.recv().await.unwrap().seq);
+        }
         assert_eq!(announced, (1..=N).collect::<Vec<_>>());
         let lines = std::fs::read_to_string(dir.path().join("journal.log")).unwrap();
         let seq = |line: &str| {
