@@ -212,3 +212,25 @@ fn bad_arguments_exit_2_with_a_message() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn a_decided_answer_prints_at_once_and_again_with_the_fields_that_follow() {
+    let sim = Sim::start(&["--fault", "split-after-ae"]);
+    let out = sim.pay(&["--amount", "12.45", "--json", "--timeout", "2s"]);
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let [decided, amended] = &lines[..] else {
+        panic!("two result lines expected: {stdout}");
+    };
+    assert_eq!(
+        (&decided["state"], &amended["state"]),
+        (&"approved".into(), &"approved".into())
+    );
+    assert!(decided["result"]["card"].is_null(), "{decided}");
+    assert_eq!(amended["result"]["card"]["application"], "CB");
+    assert_eq!(sim.request(), DEBIT_1245);
+}

@@ -65,11 +65,11 @@ fn matrix() -> Vec<Crash> {
         // Journaled `sent` but not written yet: the journal cannot prove it, so unknown.
         crash("sent.after_fsync",          &[A, C, S],            0, RESTART),
         crash("send.after",                &[A, C, S],            1, RESTART),
-        crash("waiting_card.before_fsync", &[A, C, S, S],         1, RESTART),
-        crash("waiting_card.after_fsync",  &[A, C, S, S, W],      1, RESTART),
+        crash("waiting_card.before_fsync", &[A, C, S],            1, RESTART),
+        crash("waiting_card.after_fsync",  &[A, C, S, W],         1, RESTART),
         // The terminal approved, the journal never heard of it: the cashier checks the ticket.
-        crash("approved.before_fsync",     &[A, C, S, S, W],      1, RESTART),
-        crash("approved.after_fsync",      &[A, C, S, S, W, OK],  1, APPROVED),
+        crash("approved.before_fsync",     &[A, C, S, W],         1, RESTART),
+        crash("approved.after_fsync",      &[A, C, S, W, OK],     1, APPROVED),
     ]
 }
 

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use caisse_ap_relay::engine::record::State;
 use caisse_ap_relay::protocol::{Action, Currency, Method, PaymentRequest};
 use caisse_ap_relay::sim::{Behaviour, Fault, Outcome as SimOutcome, Simulator};
 use caisse_ap_relay::terminal::{
@@ -279,9 +280,9 @@ async fn demo_magic_amounts_pick_every_outcome() {
             Outcome::Unknown { reason, .. } => Some(*reason),
             _ => None,
         };
-        states.push((outcome.state(), partial, reason));
+        states.push((State::from(&outcome), partial, reason));
     }
-    use caisse_ap_relay::engine::record::State::*;
+    use State::*;
     let lost = Some(UnknownReason::ConnectionLost);
     assert_eq!(
         states,

@@ -231,3 +231,141 @@ async fn invalid_pay_fields_are_named_and_nothing_is_sent() {
     );
     assert_eq!(sim.request_count(), 0);
 }
+
+/// Every message until `id` is final (transactions of any id, errors), in arrival order.
+async fn messages_until_final(ws: &mut common::Ws, id: &str) -> Vec<serde_json::Value> {
+    let mut seen = Vec::new();
+    loop {
+        let message = next_message(ws).await;
+        let done = message["id"] == id
+            && ["approved", "declined", "not_sent", "unknown"]
+                .contains(&message["state"].as_str().unwrap_or_default());
+        seen.push(message);
+        if done {
+            return seen;
+        }
+    }
+}
+
+fn of<'a>(seen: &'a [serde_json::Value], id: &str) -> Vec<&'a serde_json::Value> {
+    let records = seen.iter().filter(|m| m["type"] == "transaction");
+    records.filter(|m| m["id"] == id).collect()
+}
+
+fn position(seen: &[serde_json::Value], id: &str, state: &str) -> usize {
+    let found = seen
+        .iter()
+        .position(|m| m["id"] == id && m["state"] == state);
+    found.unwrap_or_else(|| panic!("no {state} for {id}: {seen:?}"))
+}
+
+/// An agent in front of `sim` that drains 300 ms after an answer, as in production (the
+/// tests' default is shorter): long enough for the simulator's late fields.
+async fn spawn_draining_agent(sim: &caisse_ap_relay::sim::Simulator) -> TestAgent {
+    let mut options = options();
+    options.engine.drain = caisse_ap_relay::engine::EngineOptions::default().drain;
+    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    spawn_agent_in(dir, vec![terminal("tpe-1", sim.addr(), DEADLINE)], options).await
+}
+
+#[tokio::test]
+async fn a_decided_answer_is_final_at_once_and_later_fields_amend_it() {
+    let sim = spawn_sim(behaviour(Outcome::Approved, Some(Fault::SplitAfterAe), 0)).await;
+    let agent = spawn_draining_agent(&sim).await;
+    let (mut ws, _) = connect_as(&agent, CASHIER).await;
+    send(&mut ws, pay("early", "tpe-1", 1245)).await;
+    let decided = until_final(&mut ws, "early").await.pop().unwrap();
+    assert_eq!(decided["state"], "approved");
+    assert!(
+        decided["result"]["card"].is_null(),
+        "decided before the card fields: {decided}"
+    );
+
+    // The terminal drains: one pay waits for it, a further one is refused naming the waiting one.
+    send(&mut ws, pay("next", "tpe-1", 500)).await;
+    send(&mut ws, pay("third", "tpe-1", 700)).await;
+    let seen = messages_until_final(&mut ws, "next").await;
+    let busy = seen.iter().find(|m| m["type"] == "error").unwrap();
+    assert_eq!(
+        (&busy["code"], &busy["id"], &busy["current"]),
+        (&json!("terminal_busy"), &json!("third"), &json!("next"))
+    );
+    let amended = of(&seen, "early");
+    assert_eq!(amended.len(), 1, "{seen:?}");
+    assert_eq!(
+        amended[0]["state"], "approved",
+        "a final state never changes"
+    );
+    assert!(amended[0]["seq"].as_u64() > decided["seq"].as_u64());
+    assert_eq!(amended[0]["result"]["card"]["application"], "CB");
+    assert_eq!(amended[0]["result"]["authorization"], "632145");
+    assert_eq!(amended[0]["result"]["contract"], "4242424");
+    let states: Vec<_> = of(&seen, "next")
+        .iter()
+        .map(|m| m["state"].clone())
+        .collect();
+    assert_eq!(states, ["accepted", "connecting", "sent", "approved"]);
+    let early_done = seen.iter().position(|m| m["id"] == "early").unwrap();
+    assert!(
+        position(&seen, "next", "connecting") > early_done,
+        "the waiting pay starts once the drain ended"
+    );
+    assert_eq!(sim.request_count(), 2, "the refused pay reached nobody");
+}
+
+#[tokio::test]
+async fn a_waiting_pay_can_be_cancelled() {
+    let sim = spawn_sim(behaviour(Outcome::Approved, Some(Fault::SplitAfterAe), 0)).await;
+    let agent = spawn_draining_agent(&sim).await;
+    let (mut ws, _) = connect_as(&agent, CASHIER).await;
+    send(&mut ws, pay("early", "tpe-1", 1245)).await;
+    until_final(&mut ws, "early").await;
+    send(&mut ws, pay("waiting", "tpe-1", 500)).await;
+    send(&mut ws, json!({"type": "cancel", "id": "waiting"})).await;
+    let seen = messages_until_final(&mut ws, "waiting").await;
+    let last = of(&seen, "waiting").pop().unwrap();
+    assert_eq!(
+        (&last["state"], &last["result"]["detail"]),
+        (&json!("not_sent"), &json!("cancelled"))
+    );
+    send(&mut ws, pay("after", "tpe-1", 600)).await;
+    let last = until_final(&mut ws, "after").await.pop().unwrap();
+    assert_eq!(last["state"], "approved", "the terminal is free again");
+    assert_eq!(sim.request_count(), 2);
+}
+
+#[tokio::test]
+async fn ae_first_is_final_once_with_every_field() {
+    let sim = spawn_sim(behaviour(Outcome::Approved, Some(Fault::AeFirst), 0)).await;
+    let agent = spawn_draining_agent(&sim).await;
+    let (mut ws, _) = connect_as(&agent, CASHIER).await;
+    send(&mut ws, pay("ae", "tpe-1", 1245)).await;
+    let first = until_final(&mut ws, "ae").await.pop().unwrap();
+    assert_eq!(first["result"]["card"]["application"], "CB", "{first}");
+    // The next payment starts after the first one's drain: nothing about `ae` came between.
+    send(&mut ws, pay("then", "tpe-1", 500)).await;
+    let seen = messages_until_final(&mut ws, "then").await;
+    assert!(of(&seen, "ae").is_empty(), "no amendment: {seen:?}");
+    assert_eq!(sim.request_count(), 2);
+}
+
+#[tokio::test]
+async fn a_terminal_closing_after_its_answer_is_free_at_once() {
+    let sim = spawn_sim(behaviour(
+        Outcome::Declined("04".into()),
+        Some(Fault::AnswerClose),
+        0,
+    ))
+    .await;
+    let agent = spawn_agent(vec![terminal("tpe-1", sim.addr(), DEADLINE)]).await;
+    let (mut ws, _) = connect_as(&agent, CASHIER).await;
+    for id in ["c-1", "c-2", "c-3"] {
+        send(&mut ws, pay(id, "tpe-1", 1245)).await;
+        let last = until_final(&mut ws, id).await.pop().unwrap();
+        assert_eq!(
+            (&last["state"], &last["result"]["af"]),
+            (&json!("declined"), &json!("04"))
+        );
+    }
+    assert_eq!(sim.request_count(), 3);
+}

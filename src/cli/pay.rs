@@ -1,8 +1,10 @@
 //! `caisse-ap-relay pay`: one transaction straight to a terminal, without the agent.
 //!
 //! Progress goes to stderr, the result to stdout (human text, or one JSON object with
-//! `--json`). Exit codes: 0 approved, 1 declined, 2 not_sent (and bad arguments),
-//! 3 unknown.
+//! `--json`) as soon as the answer decides it (api.md §7.1); the command exits when the
+//! drain ends, and prints the result again only if fields that came meanwhile changed it
+//! (a later line with the same state carries more details). Exit codes: 0 approved,
+//! 1 declined, 2 not_sent (and bad arguments), 3 unknown.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -10,6 +12,7 @@ use std::time::Duration;
 use clap::error::ErrorKind;
 use serde_json::json;
 
+use crate::engine::record::{State, TxResult};
 use crate::protocol::{parse_amount, Action, Currency, Method, PaymentRequest};
 use crate::terminal::{transact, Hooks, Outcome, Progress, Timeouts};
 
@@ -64,10 +67,29 @@ impl PayArgs {
     }
 }
 
-/// Prints progress to stderr.
-struct PrintProgress;
+/// Prints progress to stderr and each new result line to stdout.
+struct Printer<'a> {
+    args: &'a PayArgs,
+    request: &'a PaymentRequest,
+    printed: Option<String>,
+}
 
-impl Hooks for PrintProgress {
+impl Printer<'_> {
+    /// Prints the result line of `outcome` unless it is the one already printed.
+    fn print(&mut self, outcome: &Outcome) {
+        let line = if self.args.json {
+            to_json(self.args, self.request, outcome).to_string()
+        } else {
+            human(self.request, outcome)
+        };
+        if self.printed.as_ref() != Some(&line) {
+            println!("{line}");
+            self.printed = Some(line);
+        }
+    }
+}
+
+impl Hooks for Printer<'_> {
     async fn before_send(&mut self) -> bool {
         true
     }
@@ -77,6 +99,10 @@ impl Hooks for PrintProgress {
             Progress::Sent => eprintln!("sent: demande envoyée au terminal"),
             Progress::WaitingCard => eprintln!("waiting_card: en attente de la carte"),
         }
+    }
+
+    async fn decided(&mut self, outcome: &Outcome) {
+        self.print(outcome);
     }
 }
 
@@ -103,17 +129,13 @@ pub fn run(args: PayArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let outcome = runtime.block_on(transact(
-        &args.terminal,
-        &request,
-        &timeouts,
-        &mut PrintProgress,
-    ));
-    if args.json {
-        println!("{}", to_json(&args, &request, &outcome));
-    } else {
-        println!("{}", human(&request, &outcome));
-    }
+    let mut printer = Printer {
+        args: &args,
+        request: &request,
+        printed: None,
+    };
+    let outcome = runtime.block_on(transact(&args.terminal, &request, &timeouts, &mut printer));
+    printer.print(&outcome);
     ExitCode::from(exit_code(&outcome))
 }
 
@@ -133,8 +155,8 @@ fn to_json(args: &PayArgs, request: &PaymentRequest, outcome: &Outcome) -> serde
         "currency": request.currency.alpha,
         "action": request.action,
         "method": request.method,
-        "state": outcome.state(),
-        "result": outcome.to_result(),
+        "state": State::from(outcome),
+        "result": TxResult::from(outcome.clone()),
     })
 }
 

@@ -24,7 +24,8 @@ pub struct SimulateArgs {
     /// Answer: approved, declined:AF, cb-contactless, amex, partial:AMOUNT (minor units).
     #[arg(long, default_value = "approved")]
     pub outcome: Outcome,
-    /// Misbehaviour: split, keep-open, garbage, wrong-echo, close, hang, slow-accept, reset.
+    /// Misbehaviour: split, keep-open, garbage, wrong-echo, close, hang, slow-accept, reset,
+    /// ae-first, split-after-ae, answer-close.
     #[arg(long)]
     pub fault: Option<Fault>,
     /// The demo terminal: the amount's cents pick the outcome (,91 to ,97; see the docs).

@@ -13,7 +13,6 @@ use super::Engine;
 use crate::access::Till;
 use crate::config::Role;
 use crate::protocol::PaymentRequest;
-use crate::terminal::Timeouts;
 
 /// How long a finished transaction is replayed after a reconnecting till's `welcome`.
 pub const REPLAY_WINDOW: Duration = Duration::from_secs(600);
@@ -103,16 +102,12 @@ impl Engine {
                 method: payment.method,
                 pos_number: config.pos_number.clone(),
             },
-            timeouts: Timeouts {
-                connect: options.connect_timeout,
-                settle: options.settle,
-                drain: options.drain,
-                deadline: config.timeout,
-            },
+            timeouts: options.timeouts(config.timeout),
             address: config.address.clone(),
             terminal,
             control,
             record: record.clone(),
+            started: std::time::Instant::now(),
         };
         let engine = self.clone();
         let id = payment.id.clone();

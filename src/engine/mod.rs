@@ -44,6 +44,7 @@ use registry::Registry;
 
 use crate::config::TerminalConfig;
 use crate::metrics::Metrics;
+use crate::terminal::Timeouts;
 
 /// How often announced changes that the journal refused are appended again.
 pub const JOURNAL_RETRY: Duration = Duration::from_secs(1);
@@ -69,13 +70,27 @@ pub struct EngineOptions {
 
 impl Default for EngineOptions {
     fn default() -> EngineOptions {
+        // The driver's defaults are the contract's; they live in `Timeouts::default`.
+        let driver = Timeouts::default();
         EngineOptions {
             probe_interval: Duration::from_secs(60),
             probe_at_start: true,
-            connect_timeout: Duration::from_secs(5),
-            settle: Duration::from_millis(500),
-            drain: Duration::from_millis(300),
+            connect_timeout: driver.connect,
+            settle: driver.settle,
+            drain: driver.drain,
             bus_capacity: BUS_CAPACITY,
+        }
+    }
+}
+
+impl EngineOptions {
+    /// The driver's deadlines with these options, for a dialog bounded by `deadline`.
+    pub fn timeouts(&self, deadline: Duration) -> Timeouts {
+        Timeouts {
+            connect: self.connect_timeout,
+            settle: self.settle,
+            drain: self.drain,
+            deadline,
         }
     }
 }
@@ -174,6 +189,7 @@ impl Engine {
                 terminal,
                 options.probe_interval,
                 options.probe_at_start,
+                options.timeouts(probe::PROBE_DEADLINE),
                 stop,
             );
             self.inner.tasks.spawn(run);

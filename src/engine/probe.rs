@@ -13,18 +13,19 @@ use super::registry::Terminal;
 use crate::terminal::{self, ProbeError, Timeouts};
 
 /// How long one probe may take, connect included.
-const PROBE_DEADLINE: Duration = Duration::from_secs(10);
+pub const PROBE_DEADLINE: Duration = Duration::from_secs(10);
 
 /// Set (to anything), the built binary makes no probe at start: a TEST HOOK for the tests
 /// that count a terminal's requests exactly. Never set it in production.
 pub const NO_START_PROBE_VAR: &str = "CAISSE_AP_RELAY_NO_START_PROBE";
 
-/// Probes `terminal` every `interval` while it is idle, until `stop`; the first time at once
-/// when `at_once`, else after one `interval`.
+/// Probes `terminal` every `interval` while it is idle, with the engine's `timeouts`, until
+/// `stop`; the first time at once when `at_once`, else after one `interval`.
 pub async fn run(
     terminal: Arc<Terminal>,
     interval: Duration,
     at_once: bool,
+    timeouts: Timeouts,
     stop: CancellationToken,
 ) {
     let now = tokio::time::Instant::now();
@@ -34,25 +35,19 @@ pub async fn run(
     loop {
         tokio::select! {
             _ = stop.cancelled() => return,
-            _ = ticks.tick() => probe_once(&terminal).await,
+            _ = ticks.tick() => probe_once(&terminal, &timeouts).await,
         }
     }
 }
 
-async fn probe_once(terminal: &Terminal) {
+async fn probe_once(terminal: &Terminal, timeouts: &Timeouts) {
     let _probing = terminal.probe_lock.lock().await;
     // Checked under the probe lock: a transaction that took the lease first is never probed.
     if terminal.is_busy() {
         return;
     }
-    let timeouts = Timeouts {
-        connect: Duration::from_secs(5),
-        settle: Duration::from_millis(500),
-        drain: Duration::from_millis(300),
-        deadline: PROBE_DEADLINE,
-    };
     let config = terminal.config();
-    let result = terminal::probe(&config.address, &config.pos_number, &timeouts).await;
+    let result = terminal::probe(&config.address, &config.pos_number, timeouts).await;
     tracing::debug!(terminal = %config.name, ok = result.is_ok(), "probe done");
     match result {
         // Any answer, even a refusal, proves the terminal is there.

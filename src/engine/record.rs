@@ -1,8 +1,10 @@
-//! The transaction record: what the journal stores and the `transaction` message carries.
+//! The transaction record: what the journal stores and the `transaction` message carries,
+//! and the one mapping from the driver's [`Outcome`] to a final state and its `result`.
 
 use serde::{Deserialize, Serialize};
 
-use crate::protocol::{Action, Card, Method};
+use crate::protocol::{Action, Answer, Card, Method};
+use crate::terminal::Outcome;
 
 /// A transaction's state; see the contract's §5 table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -72,6 +74,9 @@ pub struct TxResult {
     /// Authorization number.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub authorization: Option<String>,
+    /// Merchant contract number (CG), when the terminal sends it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub contract: Option<String>,
     /// Approved amount in minor units.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub approved_amount: Option<u64>,
@@ -84,6 +89,59 @@ pub struct TxResult {
     /// Human detail (not_sent, unknown).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+}
+
+impl From<&Outcome> for State {
+    /// The final state an outcome leads to.
+    fn from(outcome: &Outcome) -> State {
+        match outcome {
+            Outcome::Approved(_) => State::Approved,
+            Outcome::Declined(_) => State::Declined,
+            Outcome::NotSent { .. } => State::NotSent,
+            Outcome::Unknown { .. } => State::Unknown,
+        }
+    }
+}
+
+impl From<Outcome> for TxResult {
+    /// The record's `result` for an outcome.
+    fn from(outcome: Outcome) -> TxResult {
+        match outcome {
+            Outcome::Approved(answer) | Outcome::Declined(answer) => TxResult::from(answer),
+            Outcome::NotSent { detail } => TxResult {
+                detail: Some(detail),
+                ..TxResult::default()
+            },
+            Outcome::Unknown {
+                reason,
+                detail,
+                raw,
+            } => TxResult {
+                reason: Some(reason.as_str().to_owned()),
+                detail: Some(detail),
+                raw,
+                ..TxResult::default()
+            },
+        }
+    }
+}
+
+impl From<Answer> for TxResult {
+    fn from(answer: Answer) -> TxResult {
+        TxResult {
+            ae: Some(answer.ae),
+            af: answer.af,
+            reason: answer.reason,
+            label: answer.label,
+            card: (answer.card != Card::default()).then_some(answer.card),
+            authorization: answer.authorization,
+            contract: answer.contract,
+            approved_amount: answer.approved_amount,
+            partial: answer.partial,
+            raw: Some(answer.raw),
+            detail: None,
+        }
+    }
 }
 
 /// The cashier's decision on an `unknown` transaction.
@@ -202,6 +260,45 @@ mod tests {
             let wire = serde_json::to_string(&state).unwrap();
             assert_eq!(wire.trim_matches('"'), state.as_str());
         }
+    }
+
+    #[test]
+    fn unknown_outcomes_carry_reason_code_detail_and_raw() {
+        let outcome = Outcome::Unknown {
+            reason: crate::terminal::UnknownReason::Mismatch,
+            detail: "CB differs".into(),
+            raw: Some("AE00210".into()),
+        };
+        assert_eq!(State::from(&outcome), State::Unknown);
+        let result = TxResult::from(outcome);
+        assert_eq!(result.reason.as_deref(), Some("mismatch"));
+        assert_eq!(result.detail.as_deref(), Some("CB differs"));
+        assert_eq!(result.raw.as_deref(), Some("AE00210"));
+    }
+
+    #[test]
+    fn answers_keep_af_label_and_contract_and_drop_an_empty_card() {
+        let answer = Answer {
+            ae: "01".into(),
+            af: Some("04".into()),
+            reason: Some("card refused".into()),
+            label: Some("REFUS".into()),
+            card: Card::default(),
+            authorization: None,
+            contract: Some("4242424".into()),
+            approved_amount: None,
+            partial: false,
+            raw: "raw".into(),
+        };
+        let outcome = Outcome::Declined(answer);
+        assert_eq!(State::from(&outcome), State::Declined);
+        let result = TxResult::from(outcome);
+        assert_eq!(
+            (result.af.as_deref(), result.label.as_deref()),
+            (Some("04"), Some("REFUS"))
+        );
+        assert_eq!(result.contract.as_deref(), Some("4242424"));
+        assert!(result.card.is_none());
     }
 
     #[test]

@@ -1,8 +1,11 @@
 //! The terminals of the configuration: one transaction at a time each, and their health.
 //!
 //! Each terminal has a one-permit semaphore taken with `try_acquire_owned`: a second `pay`
-//! is refused at once, never queued. The permit lives in a [`Lease`] moved into the
-//! transaction's task, so it is released however the task ends. Health (idle, busy,
+//! is refused at once, never queued, with one exception (api.md §7.1): once the running
+//! transaction's answer has decided it ([`Lease::decided`]) and it only drains, **one** next
+//! `pay` gets a lease that waits ([`Lease::ready`]); the running lease hands its permit over
+//! when dropped, so nobody can take the terminal in between. The permit lives in a [`Lease`]
+//! moved into the transaction's task, so it is released however the task ends. Health (idle, busy,
 //! unreachable, last seen) is learnt from real dialogs and the identification probe; reading
 //! it never opens a socket.
 //!
@@ -14,7 +17,7 @@
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use serde::Serialize;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use super::record::now_rfc3339;
@@ -50,8 +53,22 @@ pub struct TerminalStatus {
 #[derive(Debug, Default)]
 struct Health {
     current: Option<String>,
+    /// The holder's answer decided it: one next transaction may wait.
+    draining: bool,
+    /// The transaction waiting for the holder's drain to end, and where its permit goes.
+    next: Option<(String, oneshot::Sender<OwnedSemaphorePermit>)>,
     unreachable: bool,
     last_seen: Option<String>,
+}
+
+impl Health {
+    /// The id the screens show: the waiting transaction, else the holder.
+    fn shown(&self) -> Option<String> {
+        self.next
+            .as_ref()
+            .map(|(id, _)| id.clone())
+            .or_else(|| self.current.clone())
+    }
 }
 
 /// One configured terminal.
@@ -67,16 +84,61 @@ pub struct Terminal {
     health: Mutex<Health>,
 }
 
-/// The right to run one transaction on a terminal; dropping it frees the terminal.
+/// The right to run one transaction on a terminal; dropping it frees the terminal, or hands
+/// it to the transaction waiting for it.
 #[derive(Debug)]
 pub struct Lease {
     terminal: Arc<Terminal>,
-    _permit: OwnedSemaphorePermit,
+    id: String,
+    permit: Option<OwnedSemaphorePermit>,
+    /// Where the permit comes from when this lease waits behind a draining transaction.
+    handover: Option<oneshot::Receiver<OwnedSemaphorePermit>>,
+}
+
+impl Lease {
+    /// Waits until the terminal is this lease's (at once unless it waits behind a draining
+    /// transaction); `false` if it never can be.
+    pub async fn ready(&mut self) -> bool {
+        // Awaited in place: a lease dropped while waiting still leaves the queue (see `Drop`).
+        if let Some(handover) = &mut self.handover {
+            self.permit = handover.await.ok();
+            self.handover = None;
+        }
+        self.permit.is_some()
+    }
+
+    /// The running transaction's answer decided it: from now on one next `pay` may wait.
+    pub fn decided(&self) {
+        if self.permit.is_some() {
+            self.terminal.health().draining = true;
+        }
+    }
 }
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        self.terminal.health().current = None;
+        let mut health = self.terminal.health();
+        if let Some(mut handover) = self.handover.take() {
+            // A waiting lease given up: take a permit already handed over, else leave the queue.
+            handover.close();
+            self.permit = handover.try_recv().ok();
+            if self.permit.is_none() {
+                if health.next.as_ref().is_some_and(|(id, _)| *id == self.id) {
+                    health.next = None;
+                }
+                return;
+            }
+        }
+        let Some(permit) = self.permit.take() else {
+            return;
+        };
+        health.draining = false;
+        health.current = None;
+        if let Some((id, to)) = health.next.take() {
+            if to.send(permit).is_ok() {
+                health.current = Some(id);
+            }
+        }
     }
 }
 
@@ -112,19 +174,28 @@ impl Terminal {
         *current = Arc::new(config.clone());
     }
 
-    /// Takes the terminal for transaction `id`, or returns the id holding it.
+    /// Takes the terminal for transaction `id`, or returns the id holding it. While the
+    /// holder only drains, one caller gets a lease that waits for it ([`Lease::ready`]).
     pub fn try_begin(self: &Arc<Self>, id: &str) -> Result<Lease, Option<String>> {
         // Under the health lock so that `current` always names the permit's holder.
         let mut health = self.health();
+        let lease = |permit, handover| Lease {
+            terminal: Arc::clone(self),
+            id: id.to_owned(),
+            permit,
+            handover,
+        };
         match Arc::clone(&self.permit).try_acquire_owned() {
             Ok(permit) => {
                 health.current = Some(id.to_owned());
-                Ok(Lease {
-                    terminal: Arc::clone(self),
-                    _permit: permit,
-                })
+                Ok(lease(Some(permit), None))
             }
-            Err(_) => Err(health.current.clone()),
+            Err(_) if health.draining && health.next.is_none() => {
+                let (to, from) = oneshot::channel();
+                health.next = Some((id.to_owned(), to));
+                Ok(lease(None, Some(from)))
+            }
+            Err(_) => Err(health.shown()),
         }
     }
 
@@ -146,7 +217,8 @@ impl Terminal {
     pub fn status(&self) -> TerminalStatus {
         let address = self.config().address.clone();
         let health = self.health();
-        let state = match (&health.current, health.unreachable) {
+        let current = health.shown();
+        let state = match (&current, health.unreachable) {
             (Some(_), _) => TerminalState::Busy,
             (None, true) => TerminalState::Unreachable,
             (None, false) => TerminalState::Idle,
@@ -155,7 +227,7 @@ impl Terminal {
             name: self.name.clone(),
             address,
             state,
-            current: health.current.clone(),
+            current,
             last_seen: health.last_seen.clone(),
         }
     }
@@ -278,6 +350,38 @@ mod tests {
         drop(lease);
         assert_eq!(terminal.status().state, TerminalState::Idle);
         assert!(terminal.try_begin("b").is_ok());
+    }
+
+    #[tokio::test]
+    async fn one_pay_waits_for_a_draining_holder_and_gets_its_permit() {
+        let terminal = terminal();
+        let holder = terminal.try_begin("a").unwrap();
+        assert_eq!(terminal.try_begin("b").unwrap_err().as_deref(), Some("a"));
+        holder.decided();
+        let mut next = terminal.try_begin("b").unwrap();
+        assert_eq!(terminal.status().current.as_deref(), Some("b"));
+        assert_eq!(terminal.try_begin("c").unwrap_err().as_deref(), Some("b"));
+        drop(holder);
+        assert!(next.ready().await);
+        assert_eq!(terminal.try_begin("c").unwrap_err().as_deref(), Some("b"));
+        assert!(terminal.is_busy());
+        drop(next);
+        assert_eq!(terminal.status().state, TerminalState::Idle);
+        assert!(terminal.try_begin("c").is_ok());
+    }
+
+    #[test]
+    fn a_waiting_pay_given_up_frees_its_place() {
+        let terminal = terminal();
+        let holder = terminal.try_begin("a").unwrap();
+        holder.decided();
+        drop(terminal.try_begin("b").unwrap());
+        assert_eq!(terminal.status().current.as_deref(), Some("a"));
+        let waiting = terminal.try_begin("c").unwrap();
+        drop(holder);
+        drop(waiting);
+        assert_eq!(terminal.status().state, TerminalState::Idle);
+        assert!(!terminal.is_busy(), "the handed-over permit was released");
     }
 
     #[test]

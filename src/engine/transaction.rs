@@ -2,7 +2,13 @@
 //!
 //! The task is spawned by [`super::Engine::pay`] and owns everything it needs, so a till
 //! that disconnects does not stop it. Every change is journaled before it is announced; the
-//! `sent` mark is journaled before the first byte is written (in [`Hooks::before_send`]).
+//! `sent` state is journaled and announced once, before the first byte is written (in
+//! [`Hooks::before_send`]; a write that then fails with nothing written ends `not_sent`).
+//!
+//! Results at once (api.md §7.1): when the answer decides the payment, the final state is
+//! journaled and announced at once ([`Hooks::decided`]) and the lease lets one next `pay`
+//! wait; fields the drain brings later are journaled and announced as new changes of the same
+//! final state. A final state never changes.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -15,8 +21,8 @@ use super::record::{now_rfc3339, Record, State, TxResult};
 use super::registry::{Lease, Terminal};
 use crate::metrics::Metrics;
 use crate::protocol::mask::mask_pan;
-use crate::protocol::{Answer, Card, PaymentRequest};
-use crate::terminal::{self, Hooks, Outcome, Progress, Timeouts, UnknownReason};
+use crate::protocol::PaymentRequest;
+use crate::terminal::{self, Hooks, Outcome, Progress, Timeouts};
 
 /// Everything a running transaction needs.
 pub struct Transaction {
@@ -36,26 +42,34 @@ pub struct Transaction {
     pub timeouts: Timeouts,
     /// The terminal's address when the transaction started (a reload changes later ones).
     pub address: String,
+    /// When `pay` accepted it.
+    pub started: Instant,
 }
 
 impl Transaction {
     /// Runs to the final state. The terminal is freed (by dropping `lease`) once the dialog
     /// is over and before the final state is announced: a till that pays again as soon as it
     /// sees the result must not find the terminal busy.
-    pub async fn run(mut self, lease: Lease) {
+    pub async fn run(mut self, mut lease: Lease) {
         let span = tracing::info_span!("tx", id = %self.record.id, till = %self.record.till,
             terminal = %self.record.terminal);
         async move {
-            let started = Instant::now();
-            let outcome = self.drive().await;
+            let outcome = self.drive(&mut lease).await;
             drop(lease);
-            self.finish(outcome, started).await;
+            self.finish(outcome).await;
         }
         .instrument(span)
         .await
     }
 
-    async fn drive(&mut self) -> Outcome {
+    async fn drive(&mut self, lease: &mut Lease) -> Outcome {
+        // Accepted while the previous transaction drained: wait for its end (≤ one drain).
+        tokio::select! {
+            ready = lease.ready() => if !ready {
+                return Outcome::NotSent { detail: "the terminal was not released".to_owned() };
+            },
+            _ = self.control.cancelled() => return cancelled(),
+        }
         // A probe in progress finishes first; the lease keeps new probes away.
         tokio::select! {
             _ = self.terminal.probe_lock.lock() => {}
@@ -74,6 +88,7 @@ impl Transaction {
         let control = Arc::clone(&self.control);
         let mut hooks = TxHooks {
             tx: self,
+            lease,
             connected: false,
             waiting: false,
             journal_failure: None,
@@ -115,15 +130,38 @@ impl Transaction {
         }
     }
 
-    async fn finish(&mut self, outcome: Outcome, started: Instant) {
+    async fn finish(&mut self, outcome: Outcome) {
         self.control.finish();
+        self.conclude(outcome).await;
+        log_finished(&self.record, self.started.elapsed());
+    }
+
+    /// Journals and announces the final state, or the details a later field added to it;
+    /// an outcome that would change a final state, or adds nothing, is not a change.
+    async fn conclude(&mut self, outcome: Outcome) {
+        let state = State::from(&outcome);
+        let result = TxResult::from(outcome);
+        let already_final = self.record.state.is_final();
+        if already_final && state != self.record.state {
+            tracing::error!(
+                state = state.as_str(),
+                final_state = self.record.state.as_str(),
+                "an outcome contradicting the final state was ignored"
+            );
+            return;
+        }
+        if already_final && self.record.result.as_ref() == Some(&result) {
+            return;
+        }
         let mut next = self.record.clone();
-        apply_outcome(&mut next, outcome);
+        next.state = state;
+        next.result = Some(result);
         next.updated_at = now_rfc3339();
-        let record = self.ledger.commit_anyway(next).await;
-        let took = started.elapsed();
-        self.metrics.transaction_finished(&record, Some(took));
-        log_finished(&record, took);
+        self.record = (*self.ledger.commit_anyway(next).await).clone();
+        if !already_final {
+            let took = self.started.elapsed();
+            self.metrics.transaction_finished(&self.record, Some(took));
+        }
     }
 }
 
@@ -149,63 +187,9 @@ fn cancelled() -> Outcome {
     }
 }
 
-/// Sets the final state and result from the driver's outcome.
-pub fn apply_outcome(record: &mut Record, outcome: Outcome) {
-    let (state, result) = match outcome {
-        Outcome::Approved(answer) => (State::Approved, answer_result(answer)),
-        Outcome::Declined(answer) => (State::Declined, answer_result(answer)),
-        Outcome::NotSent { detail } => (
-            State::NotSent,
-            TxResult {
-                detail: Some(detail),
-                ..TxResult::default()
-            },
-        ),
-        Outcome::Unknown {
-            reason,
-            detail,
-            raw,
-        } => (
-            State::Unknown,
-            TxResult {
-                reason: Some(unknown_reason(reason).to_owned()),
-                detail: Some(detail),
-                raw,
-                ..TxResult::default()
-            },
-        ),
-    };
-    record.state = state;
-    record.result = Some(result);
-}
-
-fn answer_result(answer: Answer) -> TxResult {
-    TxResult {
-        ae: Some(answer.ae),
-        af: answer.af,
-        reason: answer.reason,
-        label: answer.label,
-        card: (answer.card != Card::default()).then_some(answer.card),
-        authorization: answer.authorization,
-        approved_amount: answer.approved_amount,
-        partial: answer.partial,
-        raw: Some(answer.raw),
-        detail: None,
-    }
-}
-
-/// The contract's code for an unknown outcome's reason.
-pub fn unknown_reason(reason: UnknownReason) -> &'static str {
-    match reason {
-        UnknownReason::Timeout => "timeout",
-        UnknownReason::ConnectionLost => "connection_lost",
-        UnknownReason::InvalidAnswer => "invalid_answer",
-        UnknownReason::Mismatch => "mismatch",
-    }
-}
-
 struct TxHooks<'a> {
     tx: &'a mut Transaction,
+    lease: &'a Lease,
     connected: bool,
     waiting: bool,
     /// Why `before_send` refused, when the journal did not take the `sent` mark.
@@ -218,10 +202,7 @@ impl Hooks for TxHooks<'_> {
         if !self.tx.control.commit() {
             return false;
         }
-        let mut sent = self.tx.record.clone();
-        sent.state = State::Sent;
-        sent.updated_at = now_rfc3339();
-        match self.tx.ledger.persist(sent).await {
+        match self.tx.step(State::Sent).await {
             Ok(()) => true,
             Err(err) => {
                 tracing::error!(%err, "journal append failed; not sending");
@@ -232,76 +213,27 @@ impl Hooks for TxHooks<'_> {
     }
 
     async fn progress(&mut self, step: Progress) {
+        // `sent` was journaled and announced by `before_send`.
         if step == Progress::Sent {
             super::crashpoint::crash_at("send", "after");
+            return;
         }
-        let state = match step {
-            Progress::Sent => State::Sent,
-            Progress::WaitingCard if !self.waiting => State::WaitingCard,
-            Progress::WaitingCard => return,
-        };
-        self.waiting |= state == State::WaitingCard;
+        if self.waiting {
+            return;
+        }
+        self.waiting = true;
         let mut next = self.tx.record.clone();
-        next.state = state;
+        next.state = State::WaitingCard;
         next.updated_at = now_rfc3339();
         self.tx.record = (*self.tx.ledger.commit_anyway(next).await).clone();
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::engine::record::sample;
-
-    fn record() -> Record {
-        let record = sample("a", State::WaitingCard);
-        Record {
-            amount: 1245,
-            seq: 3,
-            ..record
+    async fn decided(&mut self, outcome: &Outcome) {
+        if !self.tx.record.state.is_final() {
+            // Open the terminal to the next `pay` before the till learns the result.
+            self.lease.decided();
+            self.tx.control.finish();
         }
-    }
-
-    #[test]
-    fn unknown_outcomes_carry_reason_code_and_detail() {
-        let mut rec = record();
-        apply_outcome(
-            &mut rec,
-            Outcome::Unknown {
-                reason: UnknownReason::Mismatch,
-                detail: "CB differs".into(),
-                raw: Some("AE00210".into()),
-            },
-        );
-        assert_eq!(rec.state, State::Unknown);
-        let result = rec.result.unwrap();
-        assert_eq!(result.reason.as_deref(), Some("mismatch"));
-        assert_eq!(result.detail.as_deref(), Some("CB differs"));
-        assert_eq!(result.raw.as_deref(), Some("AE00210"));
-    }
-
-    #[test]
-    fn declined_answers_keep_af_reason_and_label() {
-        let mut rec = record();
-        let answer = Answer {
-            ae: "01".into(),
-            af: Some("04".into()),
-            reason: Some("card refused".into()),
-            label: Some("REFUS".into()),
-            card: Card::default(),
-            authorization: None,
-            contract: None,
-            approved_amount: None,
-            partial: false,
-            raw: "raw".into(),
-        };
-        apply_outcome(&mut rec, Outcome::Declined(answer));
-        let result = rec.result.unwrap();
-        assert_eq!(rec.state, State::Declined);
-        assert_eq!(
-            (result.af.as_deref(), result.label.as_deref()),
-            (Some("04"), Some("REFUS"))
-        );
-        assert!(result.card.is_none());
+        self.tx.conclude(outcome.clone()).await;
     }
 }

@@ -7,6 +7,7 @@
 //! final message into a [`Verdict`], with the echo check of the contract (api.md §5):
 //! on approved answers only, CA, CD, CE equal and CB equal after stripping leading zeros,
 //! a lower CB being a partial approval. CZ and CJ are never checked: terminals send their own.
+//! [`decides`] says when a final answer is enough to announce the result before the drain ends.
 
 use thiserror::Error;
 
@@ -76,6 +77,17 @@ impl AnswerReader {
     /// True before any byte arrived.
     pub fn is_empty(&self) -> bool {
         self.decoder.is_empty()
+    }
+}
+
+/// Whether a final answer decides the payment at once (api.md §7.1): AE=10 with the echo
+/// fields CA, CB, CD and CE, or AE=01 with AF. Fields after it only add details.
+pub fn decides(message: &Message) -> bool {
+    let has = |tags: &[&str]| tags.iter().all(|tag| message.get(tag).is_some());
+    match message.get("AE") {
+        Some(AE_DONE) => has(&["CA", "CB", "CD", "CE"]),
+        Some(AE_NOT_DONE) => has(&["AF"]),
+        _ => false,
     }
 }
 
@@ -357,6 +369,21 @@ mod tests {
             panic!("not declined");
         };
         assert_eq!(answer.af.as_deref(), Some("11"));
+    }
+
+    #[test]
+    fn only_answers_with_their_echoes_or_reason_decide() {
+        let decides_frame =
+            |frame: &str| decides(&read_all(&[frame.as_bytes()]).1.answer().unwrap().clone());
+        assert!(decides_frame(APPROVED) && decides_frame(REFUSED) && decides_frame(MALFORMED));
+        assert!(
+            !decides_frame("CZ0040300AE00210CA00201CB0042500CD0010"),
+            "CE missing"
+        );
+        assert!(!decides_frame("CZ0040300CA00201AE00201"), "AF missing");
+        assert!(!decides_frame(
+            "CZ0040300CA00201CB0042500CD0010CE003978AE00299"
+        ));
     }
 
     #[test]

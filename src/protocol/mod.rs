@@ -18,7 +18,7 @@ pub mod fields;
 pub mod mask;
 pub mod request;
 
-pub use answer::{interpret, AnswerReader, Step, Verdict};
+pub use answer::{decides, interpret, AnswerReader, Step, Verdict};
 pub use currency::{parse_amount, AmountError};
 pub use fields::{DecodeError, Decoder, Field, Message};
 pub use request::RequestError;

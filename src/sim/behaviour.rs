@@ -41,7 +41,19 @@ pub enum Fault {
     SlowAccept,
     /// Send half the answer, then reset the connection (RST) (`reset`).
     Reset,
+    /// Answer with AE right after CZ, and the other fields [`LATE_FIELDS`] later
+    /// (`ae-first`): the result can be decided only once the echoes arrive.
+    AeFirst,
+    /// Answer up to AE, and the fields after it (card, ticket) [`LATE_FIELDS`] later
+    /// (`split-after-ae`): the result is decided before the details arrive.
+    SplitAfterAe,
+    /// Answer, then close the connection at once (`answer-close`), as some terminals do.
+    AnswerClose,
 }
+
+/// How long the second part of an `ae-first` or `split-after-ae` answer waits: within the
+/// driver's 300 ms drain.
+pub const LATE_FIELDS: Duration = Duration::from_millis(200);
 
 /// Everything the simulator does, changeable at runtime.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -63,7 +75,7 @@ pub enum ParseError {
     #[error("unknown outcome {0:?}: approved, declined:AF, cb-contactless, amex, partial:AMOUNT")]
     Outcome(String),
     /// Unknown fault.
-    #[error("unknown fault {0:?}: split, keep-open, garbage, wrong-echo, close, hang, slow-accept, reset")]
+    #[error("unknown fault {0:?}: split, keep-open, garbage, wrong-echo, close, hang, slow-accept, reset, ae-first, split-after-ae, answer-close")]
     Fault(String),
 }
 
@@ -101,6 +113,9 @@ impl FromStr for Fault {
             "hang" => Fault::Hang,
             "slow-accept" => Fault::SlowAccept,
             "reset" => Fault::Reset,
+            "ae-first" => Fault::AeFirst,
+            "split-after-ae" => Fault::SplitAfterAe,
+            "answer-close" => Fault::AnswerClose,
             _ => return Err(ParseError::Fault(text.to_string())),
         })
     }
@@ -146,6 +161,9 @@ mod tests {
         assert_eq!("amex".parse(), Ok(Outcome::Amex));
         assert_eq!("reset".parse(), Ok(Fault::Reset));
         assert_eq!("keep-open".parse(), Ok(Fault::KeepOpen));
+        assert_eq!("ae-first".parse(), Ok(Fault::AeFirst));
+        assert_eq!("split-after-ae".parse(), Ok(Fault::SplitAfterAe));
+        assert_eq!("answer-close".parse(), Ok(Fault::AnswerClose));
     }
 
     #[test]

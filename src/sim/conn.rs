@@ -1,5 +1,6 @@
 //! One simulated terminal connection: read the request, misbehave or answer, then keep the
-//! socket open until the client closes it, as a real terminal does.
+//! socket open until the client closes it, as a real terminal does (unless the fault is
+//! `answer-close`).
 
 use std::io;
 use std::time::Duration;
@@ -9,7 +10,7 @@ use tokio::net::TcpStream;
 use tokio::time::timeout;
 
 use super::answer;
-use super::behaviour::{Behaviour, Fault};
+use super::behaviour::{Behaviour, Fault, LATE_FIELDS};
 use super::Shared;
 use crate::protocol::{Decoder, Message};
 
@@ -50,8 +51,30 @@ pub(super) async fn serve(mut stream: TcpStream, shared: &Shared) -> io::Result<
         return Ok(());
     }
     let wrong_echo = fault == Some(Fault::WrongEcho);
-    let frame = answer::payment(&request, &outcome, wrong_echo).encode();
-    answer_and_linger(stream, &frame, fault).await
+    let answer = answer::payment(&request, &outcome, wrong_echo);
+    if let Some((first, rest)) = fault.and_then(|fault| in_two(&answer, fault)) {
+        stream.write_all(&first).await?;
+        tokio::time::sleep(LATE_FIELDS).await;
+        return answer_and_linger(stream, &rest, None).await;
+    }
+    answer_and_linger(stream, &answer.encode(), fault).await
+}
+
+/// The two parts of an answer the fault sends apart: CZ and AE first (`ae-first`), or
+/// everything up to AE first (`split-after-ae`).
+fn in_two(answer: &Message, fault: Fault) -> Option<(Vec<u8>, Vec<u8>)> {
+    let fields = answer.fields();
+    let ae = fields.iter().position(|f| f.tag() == "AE")?;
+    let (mut first, mut rest) = (Vec::new(), Vec::new());
+    for (i, field) in fields.iter().enumerate() {
+        let early = match fault {
+            Fault::AeFirst => i == 0 || i == ae,
+            Fault::SplitAfterAe => i <= ae,
+            _ => return None,
+        };
+        field.encode(if early { &mut first } else { &mut rest });
+    }
+    Some((first, rest))
 }
 
 async fn pause(behaviour: &Behaviour) {
@@ -121,10 +144,11 @@ async fn answer_and_linger(
         }
         _ => stream.write_all(frame).await?,
     }
-    if fault == Some(Fault::KeepOpen) {
-        std::future::pending::<()>().await;
+    match fault {
+        Some(Fault::KeepOpen) => std::future::pending().await,
+        Some(Fault::AnswerClose) => Ok(()),
+        _ => wait_close(&mut stream).await,
     }
-    wait_close(&mut stream).await
 }
 
 /// Reads and discards until the client closes: the terminal never closes first.

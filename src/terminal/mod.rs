@@ -2,7 +2,8 @@
 //!
 //! [`transact`] connects, lets the caller make `sent` durable ([`Hooks::before_send`]),
 //! writes the whole request, reports progress and reads until the answer is complete, then
-//! judges it. The point is telling [`Outcome::NotSent`] (provably nothing written: safe to
+//! judges it. An answer that decides the payment is reported at once ([`Hooks::decided`]);
+//! the driver still drains the connection for the fields that follow (api.md §7.1). The point is telling [`Outcome::NotSent`] (provably nothing written: safe to
 //! retry) from [`Outcome::Unknown`] (some bytes went out: the card may be charged). The
 //! exchange after connect ([`transact_on`]) is generic over the stream; the completion rule
 //! and the answer checks are pure functions in [`crate::protocol`]. [`probe`] is the
@@ -16,7 +17,6 @@ use thiserror::Error;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
-use crate::engine::record::{State, TxResult};
 use crate::protocol::answer::{identify, IdentifyError, Identity};
 use crate::protocol::{interpret, request, Answer, PaymentRequest, RequestError, Verdict};
 
@@ -111,56 +111,19 @@ pub enum Outcome {
     },
 }
 
-impl Outcome {
-    /// The final record state this outcome leads to.
-    pub fn state(&self) -> State {
-        match self {
-            Outcome::Approved(_) => State::Approved,
-            Outcome::Declined(_) => State::Declined,
-            Outcome::NotSent { .. } => State::NotSent,
-            Outcome::Unknown { .. } => State::Unknown,
-        }
-    }
-
-    /// The record's `result` for this outcome.
-    pub fn to_result(&self) -> TxResult {
-        match self {
-            Outcome::Approved(answer) | Outcome::Declined(answer) => TxResult {
-                ae: Some(answer.ae.clone()),
-                af: answer.af.clone(),
-                reason: answer.reason.clone(),
-                label: answer.label.clone(),
-                card: (answer.card != Default::default()).then(|| answer.card.clone()),
-                authorization: answer.authorization.clone(),
-                approved_amount: answer.approved_amount,
-                partial: answer.partial,
-                raw: Some(answer.raw.clone()),
-                detail: None,
-            },
-            Outcome::NotSent { detail } => TxResult {
-                detail: Some(detail.clone()),
-                ..TxResult::default()
-            },
-            Outcome::Unknown {
-                reason,
-                detail,
-                raw,
-            } => TxResult {
-                reason: Some(reason.as_str().to_string()),
-                detail: Some(detail.clone()),
-                raw: raw.clone(),
-                ..TxResult::default()
-            },
-        }
-    }
-}
-
 /// What the caller plugs into a transaction.
 pub trait Hooks: Send {
     /// Connected; nothing written yet. Make `sent` durable here; `false` aborts → `NotSent`.
     fn before_send(&mut self) -> impl Future<Output = bool> + Send;
     /// A progress step; awaited before the driver goes on.
     fn progress(&mut self, step: Progress) -> impl Future<Output = ()> + Send;
+    /// The answer decided the payment (first call), or fields that came afterwards added
+    /// details (later calls, same kind of outcome). Awaited; the driver then goes on
+    /// draining, and [`transact`] returns the last outcome reported when the drain ends.
+    fn decided(&mut self, outcome: &Outcome) -> impl Future<Output = ()> + Send {
+        let _ = outcome;
+        async {}
+    }
 }
 
 /// Hooks that send at once and ignore progress (probes, scripts).
@@ -211,7 +174,7 @@ where
             }
         }
     };
-    match exchange(stream, &frame, timeouts, hooks).await {
+    match exchange(stream, &frame, Some(request), timeouts, hooks).await {
         Exchange::NotSent(detail) => Outcome::NotSent { detail },
         Exchange::Lost {
             reason,
@@ -226,6 +189,7 @@ where
     }
 }
 
+/// The outcome a verdict on the answer `raw` gives.
 fn judge(verdict: Verdict, raw: String) -> Outcome {
     let unknown = |reason, detail| Outcome::Unknown {
         reason,
@@ -287,7 +251,7 @@ pub async fn probe(
     let mut stream = connect(address, timeouts.connect)
         .await
         .map_err(ProbeError::Unreachable)?;
-    match exchange(&mut stream, &frame, timeouts, &mut NoHooks).await {
+    match exchange(&mut stream, &frame, None, timeouts, &mut NoHooks).await {
         Exchange::NotSent(detail) => Err(ProbeError::Unreachable(detail)),
         Exchange::Lost { reason, detail, .. } => Err(ProbeError::NoAnswer { reason, detail }),
         Exchange::Answer { message, .. } => Ok(identify(&message)?),

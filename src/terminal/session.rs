@@ -1,14 +1,21 @@
 //! One request/answer exchange over an already connected stream: hooks, write, read until
 //! complete. Generic over `AsyncRead + AsyncWrite` so tests can drive it over `io::duplex`
 //! with paused time. The completion rule itself lives in [`crate::protocol::answer`].
+//!
+//! For a payment, an answer that decides the outcome ([`crate::protocol::decides`]) is reported
+//! at once through [`Hooks::decided`] (api.md §7.1); the drain goes on, and each new field it
+//! brings is added to that answer and reported again. Once decided, the outcome's kind never
+//! changes: bytes that do not parse, or repeat a tag the answer has, are logged and kept out.
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::{timeout_at, Instant};
 
-use super::{Hooks, Progress, Timeouts, UnknownReason};
-use crate::protocol::fields::latin1;
+use super::{judge, Hooks, Outcome, Progress, Timeouts, UnknownReason};
+use crate::protocol::fields::{decode_field, latin1, MAX_BUFFER};
 use crate::protocol::mask::mask_frame;
-use crate::protocol::{AnswerReader, DecodeError, Message, Step};
+use crate::protocol::{
+    decides, interpret, AnswerReader, DecodeError, Field, Message, PaymentRequest, Step,
+};
 
 /// How an exchange ended, before the answer is judged.
 #[derive(Debug)]
@@ -26,9 +33,11 @@ pub(crate) enum Exchange {
 }
 
 /// Runs the exchange: `before_send`, write the whole frame, `Sent`, read until complete.
+/// With `payment`, a deciding answer is judged and reported before the drain ends.
 pub(crate) async fn exchange<S>(
     stream: &mut S,
     frame: &[u8],
+    payment: Option<&PaymentRequest>,
     timeouts: &Timeouts,
     hooks: &mut impl Hooks,
 ) -> Exchange
@@ -46,7 +55,9 @@ where
     // Requests carry no card data; answers are masked (raw frames only at debug level).
     tracing::debug!(frame = %latin1(frame), "caisse-ap request sent");
     hooks.progress(Progress::Sent).await;
-    let received = Receiver::new(timeouts, deadline).run(stream, hooks).await;
+    let received = Receiver::new(timeouts, deadline, payment)
+        .run(stream, hooks)
+        .await;
     if let Exchange::Answer { raw, .. } | Exchange::Lost { raw: Some(raw), .. } = &received {
         tracing::debug!(frame = %mask_frame(raw), "caisse-ap answer received");
     }
@@ -100,17 +111,23 @@ where
 }
 
 /// The read side: the reader plus the three timers (settle, drain, deadline).
-struct Receiver {
+struct Receiver<'r> {
     reader: AnswerReader,
     deadline: Instant,
     settle: Option<Instant>,
     drain_for: std::time::Duration,
     drain_until: Option<Instant>,
     waiting_reported: bool,
+    payment: Option<&'r PaymentRequest>,
+    decided: Option<Decided>,
 }
 
-impl Receiver {
-    fn new(timeouts: &Timeouts, deadline: Instant) -> Receiver {
+impl<'r> Receiver<'r> {
+    fn new(
+        timeouts: &Timeouts,
+        deadline: Instant,
+        payment: Option<&'r PaymentRequest>,
+    ) -> Receiver<'r> {
         Receiver {
             reader: AnswerReader::default(),
             deadline,
@@ -118,6 +135,8 @@ impl Receiver {
             drain_for: timeouts.drain,
             drain_until: None,
             waiting_reported: false,
+            payment,
+            decided: None,
         }
     }
 
@@ -165,6 +184,15 @@ impl Receiver {
 
     /// Feeds a chunk to the reader; `Some` ends the exchange (invalid bytes).
     async fn take(&mut self, chunk: &[u8], hooks: &mut impl Hooks) -> Option<Exchange> {
+        if let (Some(decided), Some(request)) = (&mut self.decided, self.payment) {
+            match decided.extend(chunk) {
+                // The cap only stops reading: the decided answer stands.
+                Err(_) => return Some(self.finish(UnknownReason::InvalidAnswer, "too large")),
+                Ok(true) => hooks.decided(&decided.judge(request)).await,
+                Ok(false) => {}
+            }
+            return None;
+        }
         match self.reader.push(chunk) {
             // The cap only stops reading: an answer already complete stands.
             Err(DecodeError::TooLarge) if self.reader.answer().is_some() => {
@@ -180,9 +208,24 @@ impl Receiver {
                 // Some terminals put fields (a ticket) after AE: keep draining briefly.
                 let until = Instant::now() + self.drain_for;
                 self.drain_until.get_or_insert(until.min(self.deadline));
+                // A final answer is there: the terminal no longer "holds the card dialog".
+                self.settle = None;
+                self.decide(hooks).await;
                 None
             }
             Ok(Step::NeedMore) => None,
+        }
+    }
+
+    /// Reports the outcome at once when the answer decides it (payments only).
+    async fn decide(&mut self, hooks: &mut impl Hooks) {
+        let (Some(request), Some(message)) = (self.payment, self.reader.answer()) else {
+            return;
+        };
+        if decides(message) {
+            let decided = Decided::new(message, self.reader.raw());
+            hooks.decided(&decided.judge(request)).await;
+            self.decided = Some(decided);
         }
     }
 
@@ -195,6 +238,12 @@ impl Receiver {
 
     /// The answer if one is complete, else lost for `reason`.
     fn finish(&self, reason: UnknownReason, detail: &str) -> Exchange {
+        if let Some(decided) = &self.decided {
+            return Exchange::Answer {
+                message: decided.message.clone(),
+                raw: decided.raw.clone(),
+            };
+        }
         match self.reader.answer() {
             Some(message) => Exchange::Answer {
                 message: message.clone(),
@@ -210,5 +259,102 @@ impl Receiver {
             detail: detail.to_string(),
             raw: (!self.reader.is_empty()).then(|| self.reader.raw()),
         }
+    }
+}
+
+/// A deciding answer and the fields added to it while the drain goes on.
+struct Decided {
+    message: Message,
+    /// Every byte up to the decision, then the added fields only.
+    raw: String,
+    /// Received after the decision, not yet whole fields.
+    tail: Vec<u8>,
+    /// How many bytes came after the decision.
+    received: usize,
+    /// Set once bytes did not parse: nothing more is added.
+    ignoring: bool,
+}
+
+impl Decided {
+    /// The deciding answer (the last message of `raw`), its repeated tags kept out.
+    fn new(message: &Message, raw: String) -> Decided {
+        // The answer ends the buffer (whole fields): keep what came before it, then add it
+        // back field by field.
+        let before = (raw.chars().count()).saturating_sub(message.to_string().chars().count());
+        let mut answer = Decided {
+            message: Message::default(),
+            raw: raw.chars().take(before).collect(),
+            tail: Vec::new(),
+            received: 0,
+            ignoring: false,
+        };
+        answer.add(message.fields().iter().cloned());
+        answer
+    }
+
+    /// Adds the fields whose tag the answer lacks; true when one was added.
+    fn add(&mut self, new: impl IntoIterator<Item = Field>) -> bool {
+        let mut fields = self.message.fields().to_vec();
+        for field in new {
+            if fields.iter().any(|f| f.tag() == field.tag()) {
+                tracing::warn!(
+                    tag = field.tag(),
+                    "a repeated tag in the answer; kept out of the record"
+                );
+                continue;
+            }
+            let mut text = Vec::new();
+            field.encode(&mut text);
+            self.raw.push_str(&latin1(&text));
+            fields.push(field);
+        }
+        let added = fields.len() > self.message.fields().len();
+        if added {
+            // The first field is still the answer's CZ.
+            if let Ok(message) = Message::new(fields) {
+                self.message = message;
+            }
+        }
+        added
+    }
+
+    /// The outcome this answer gives `request` (its kind is fixed by the decision).
+    fn judge(&self, request: &PaymentRequest) -> Outcome {
+        judge(
+            interpret(request, &self.message, self.raw.clone()),
+            self.raw.clone(),
+        )
+    }
+
+    /// Adds the whole new fields of `chunk`: true when the answer gained one. Bytes that do
+    /// not parse end the additions; more than [`MAX_BUFFER`] is an error (stop reading).
+    fn extend(&mut self, chunk: &[u8]) -> Result<bool, DecodeError> {
+        self.received += chunk.len();
+        if self.received > MAX_BUFFER {
+            tracing::warn!("too many bytes after the decision; kept out of the record");
+            return Err(DecodeError::TooLarge);
+        }
+        if self.ignoring {
+            return Ok(false);
+        }
+        self.tail.extend_from_slice(chunk);
+        let mut fields = Vec::new();
+        let mut parsed = 0;
+        loop {
+            match decode_field(&self.tail[parsed..]) {
+                Ok(Some((field, used))) => {
+                    parsed += used;
+                    fields.push(field);
+                }
+                Ok(None) => break,
+                Err(err) => {
+                    tracing::warn!(%err, "bytes after the decision do not parse; kept out of the record");
+                    self.ignoring = true;
+                    break;
+                }
+            }
+        }
+        self.tail.drain(..parsed);
+        Ok(self.add(fields))
     }
 }

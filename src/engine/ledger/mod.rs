@@ -160,12 +160,6 @@ impl Ledger {
         self.durability.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Journals `record` without storing or announcing it (the `sent` mark made durable
-    /// before the first byte goes out).
-    pub async fn persist(&self, mut record: Record) -> io::Result<()> {
-        self.append_next(&mut record).await.1
-    }
-
     /// Stamps the next seq, queues the record, waits for its fsync and then for its turn.
     /// The caller stores and announces while it holds the returned slot, so announce
     /// order = seq order; dropping the slot lets the next seq through.

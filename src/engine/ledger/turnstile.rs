@@ -2,7 +2,7 @@
 //!
 //! Each stamped seq gets a [`Ticket`]. [`Ticket::wait`] returns once every smaller seq has
 //! gone through; dropping the ticket lets its own seq through. A ticket dropped early (a
-//! failed append, a `persist`, a cancelled commit) is remembered and let through as soon as
+//! failed append, a cancelled commit) is remembered and let through as soon as
 //! its predecessors are, so nobody waits forever for a seq that will never be announced.
 
 use std::collections::BTreeSet;
