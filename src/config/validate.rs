@@ -5,6 +5,7 @@
 use std::ops::Range;
 use std::path::PathBuf;
 
+use crate::protocol::{TicketFormat, TicketRequest};
 use super::raw::{self, RawConfig, RawServer, RawTerminal, RawTill, RawTls, Text};
 use super::{rules, Config, Role, Secret, ServerConfig, TerminalConfig, TillConfig, TlsConfig};
 use super::{
@@ -205,9 +206,27 @@ impl Ctx<'_> {
                     rules::timeout,
                     DEFAULT_TIMEOUT,
                 )?,
+                ticket: self.ticket(t, &field)?,
+                send_reference: t.send_reference,
             });
         }
         Ok(out)
+    }
+
+    /// `ticket` and `ticket_format` of one terminal.
+    fn ticket(
+        &self,
+        t: &RawTerminal,
+        field: &dyn Fn(&str) -> String,
+    ) -> Result<Option<TicketRequest>, ConfigError> {
+        let copy = self.check_or(t.ticket.as_ref(), &field("ticket"), rules::ticket, None)?;
+        let format = self.check_or(
+            t.ticket_format.as_ref(),
+            &field("ticket_format"),
+            rules::ticket_format,
+            TicketFormat::Text,
+        )?;
+        Ok(copy.map(|copy| TicketRequest { copy, format }))
     }
 
     fn tills(
