@@ -11,8 +11,8 @@ use clap::error::ErrorKind;
 use serde_json::json;
 
 use crate::protocol::{
-    parse_amount, Action, Currency, Method, PaymentRequest, Ticket, TicketCopy, TicketFormat, TicketKind,
-    TicketRequest,
+    parse_amount, Action, Currency, Method, PaymentRequest, Ticket, TicketCopy, TicketFormat,
+    TicketKind, TicketRequest,
 };
 use crate::terminal::{transact, Hooks, Outcome, Progress, Timeouts};
 

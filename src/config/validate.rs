@@ -5,12 +5,12 @@
 use std::ops::Range;
 use std::path::PathBuf;
 
-use crate::protocol::{TicketFormat, TicketRequest};
 use super::raw::{self, RawConfig, RawServer, RawTerminal, RawTill, RawTls, Text};
 use super::{rules, Config, Role, Secret, ServerConfig, TerminalConfig, TillConfig, TlsConfig};
 use super::{
     DEFAULT_DATA_DIR, DEFAULT_LISTEN, DEFAULT_POS_NUMBER, DEFAULT_TIMEOUT, DEFAULT_TLS_DIR,
 };
+use crate::protocol::{TicketFormat, TicketRequest};
 
 /// Why the configuration cannot be used; `Display` is one line naming the file (and, for a
 /// bad value, the line and the field). The CLI prints it and exits 2.

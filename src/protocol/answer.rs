@@ -251,9 +251,9 @@ fn echo<'m>(message: &'m Message, tag: &str) -> Result<&'m str, EchoError> {
     match message.get(tag) {
         Some(value) => Ok(value),
         // A reference sent and not echoed: nothing ties the answer to this request.
-        None if tag == tags::PRIVATE_DATA => {
-            Err(EchoError::Mismatch("answer lacks the CF reference echo".into()))
-        }
+        None if tag == tags::PRIVATE_DATA => Err(EchoError::Mismatch(
+            "answer lacks the CF reference echo".into(),
+        )),
         None => Err(EchoError::Invalid(format!("approved answer lacks {tag}"))),
     }
 }

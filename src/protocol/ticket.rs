@@ -190,9 +190,19 @@ fn charset(bytes: &[u8]) -> String {
 
 fn looks_like_html(text: &str) -> bool {
     let lower = text.to_ascii_lowercase();
-    ["</", "<br", "<html", "<!doctype", "<p>", "<div", "<table", "<img", "<script"]
-        .iter()
-        .any(|marker| lower.contains(marker))
+    [
+        "</",
+        "<br",
+        "<html",
+        "<!doctype",
+        "<p>",
+        "<div",
+        "<table",
+        "<img",
+        "<script",
+    ]
+    .iter()
+    .any(|marker| lower.contains(marker))
 }
 
 /// `\r\n` and lone `\r` become `\n`; other control characters (printer escapes) go.
@@ -303,7 +313,10 @@ mod tests {
         let tickets = decode_tickets(&[&zt], ask(TicketCopy::Both)).unwrap();
         assert_eq!(tickets[0].kind, None);
         let json = serde_json::to_value(&tickets[0]).unwrap();
-        assert_eq!(json, serde_json::json!({"kind": null, "text": "ABANDON DEBIT"}));
+        assert_eq!(
+            json,
+            serde_json::json!({"kind": null, "text": "ABANDON DEBIT"})
+        );
     }
 
     #[test]
@@ -330,10 +343,7 @@ mod tests {
             Err(TicketError::Html)
         );
         let undeclared = encode_zt("100", &[html]).unwrap();
-        assert_eq!(
-            decode_tickets(&[&undeclared], None),
-            Err(TicketError::Html)
-        );
+        assert_eq!(decode_tickets(&[&undeclared], None), Err(TicketError::Html));
         let html_mode = Some(TicketRequest {
             copy: TicketCopy::Customer,
             format: TicketFormat::Html,
@@ -341,14 +351,20 @@ mod tests {
         let tickets = decode_tickets(&[&zt], html_mode).unwrap();
         let text = &tickets[0].text;
         assert!(text.contains("<p>TICKET CLIENT</p>"), "{text}");
-        assert!(!text.contains("script") && !text.contains("onerror"), "{text}");
+        assert!(
+            !text.contains("script") && !text.contains("onerror"),
+            "{text}"
+        );
     }
 
     #[test]
     fn broken_zt_values_are_typed_errors() {
         assert_eq!(decode_tickets(&["CK0031"], None), Err(TicketError::Layout));
         assert_eq!(decode_tickets(&["garbage"], None), Err(TicketError::Layout));
-        assert_eq!(decode_tickets(&["CK003100"], None), Err(TicketError::NoText));
+        assert_eq!(
+            decode_tickets(&["CK003100"], None),
+            Err(TicketError::NoText)
+        );
         assert_eq!(
             decode_tickets(&["CK003100AK004!!!!"], None),
             Err(TicketError::Base64)

@@ -35,7 +35,11 @@ pub fn identification(request: &Message) -> Message {
     let mut fields = Vec::new();
     push(&mut fields, tags::VERSION, "0300");
     push(&mut fields, tags::POS_ID, SIM_POS_ID);
-    push(&mut fields, tags::POS_NUMBER, request.get(tags::POS_NUMBER).unwrap_or("01"));
+    push(
+        &mut fields,
+        tags::POS_NUMBER,
+        request.get(tags::POS_NUMBER).unwrap_or("01"),
+    );
     push(&mut fields, tags::ACTION, "I");
     push(&mut fields, tags::STATUS, "10");
     Message::new(fields).expect("CZ first")
@@ -131,7 +135,11 @@ mod tests {
         let cheque = payment(&parse(&format!("{DEBIT}CC00300C")), &Outcome::Amex, false);
         assert_eq!(cheque.get("CC"), Some("00C"));
         assert_eq!(cheque.get("AA"), None);
-        let ancv = payment(&parse(&format!("{DEBIT}CC00300V")), &Outcome::Approved, false);
+        let ancv = payment(
+            &parse(&format!("{DEBIT}CC00300V")),
+            &Outcome::Approved,
+            false,
+        );
         assert_eq!(ancv.get("CC"), Some("00V"));
         assert_eq!(ancv.get("AA"), None);
     }
