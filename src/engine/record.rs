@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::protocol::{Action, Answer, Card, Method};
+use crate::protocol::{Action, Answer, Card, Method, Ticket};
 use crate::terminal::Outcome;
 
 /// A transaction's state; see the contract's §5 table.
@@ -83,7 +83,11 @@ pub struct TxResult {
     /// The terminal approved less than asked.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub partial: bool,
-    /// The answer frame.
+    /// The terminal's tickets (ZT, asked with CK): the cashier's record and webhooks
+    /// only; a display's record and a receipt leave this field out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ticket: Vec<Ticket>,
+    /// The answer frame, tickets (ZT) dropped.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub raw: Option<String>,
     /// Human detail (not_sent, unknown).
@@ -138,6 +142,7 @@ impl From<Answer> for TxResult {
             contract: answer.contract,
             approved_amount: answer.approved_amount,
             partial: answer.partial,
+            ticket: answer.ticket,
             raw: Some(answer.raw),
             detail: None,
         }
@@ -288,6 +293,7 @@ mod tests {
             contract: Some("4242424".into()),
             approved_amount: None,
             partial: false,
+            ticket: Vec::new(),
             raw: "raw".into(),
         };
         let outcome = Outcome::Declined(answer);

@@ -49,6 +49,9 @@ pub enum Fault {
     SplitAfterAe,
     /// Answer, then close the connection at once (`answer-close`), as some terminals do.
     AnswerClose,
+    /// Refuse a request carrying CK or CF with AE=01 AF=09, as terminals that reject unknown
+    /// tags do (`strict-tags`).
+    StrictTags,
 }
 
 /// How long the second part of an `ae-first` or `split-after-ae` answer waits: within the
@@ -75,7 +78,7 @@ pub enum ParseError {
     #[error("unknown outcome {0:?}: approved, declined:AF, cb-contactless, amex, partial:AMOUNT")]
     Outcome(String),
     /// Unknown fault.
-    #[error("unknown fault {0:?}: split, keep-open, garbage, wrong-echo, close, hang, slow-accept, reset, ae-first, split-after-ae, answer-close")]
+    #[error("unknown fault {0:?}: split, keep-open, garbage, wrong-echo, close, hang, slow-accept, reset, strict-tags, ae-first, split-after-ae, answer-close")]
     Fault(String),
 }
 
@@ -116,6 +119,7 @@ impl FromStr for Fault {
             "ae-first" => Fault::AeFirst,
             "split-after-ae" => Fault::SplitAfterAe,
             "answer-close" => Fault::AnswerClose,
+            "strict-tags" => Fault::StrictTags,
             _ => return Err(ParseError::Fault(text.to_string())),
         })
     }

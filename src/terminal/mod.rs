@@ -18,6 +18,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 use crate::protocol::answer::{identify, IdentifyError, Identity};
+use crate::protocol::mask::record_frame;
 use crate::protocol::{interpret, request, Answer, PaymentRequest, RequestError, Verdict};
 
 mod session;
@@ -183,7 +184,7 @@ where
         } => Outcome::Unknown {
             reason,
             detail,
-            raw,
+            raw: raw.map(|raw| record_frame(&raw)),
         },
         Exchange::Answer { message, raw } => judge(interpret(request, &message, raw.clone()), raw),
     }
@@ -194,7 +195,7 @@ fn judge(verdict: Verdict, raw: String) -> Outcome {
     let unknown = |reason, detail| Outcome::Unknown {
         reason,
         detail,
-        raw: Some(raw),
+        raw: Some(record_frame(&raw)),
     };
     match verdict {
         Verdict::Approved(answer) => Outcome::Approved(answer),

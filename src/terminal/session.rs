@@ -11,10 +11,11 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::{timeout_at, Instant};
 
 use super::{judge, Hooks, Outcome, Progress, Timeouts, UnknownReason};
+use crate::protocol::answer::first_values;
 use crate::protocol::fields::{decode_field, latin1, MAX_BUFFER};
 use crate::protocol::mask::mask_frame;
 use crate::protocol::{
-    decides, interpret, AnswerReader, DecodeError, Field, Message, PaymentRequest, Step,
+    decides, interpret, tags, AnswerReader, DecodeError, Field, Message, PaymentRequest, Step,
 };
 
 /// How an exchange ended, before the answer is judged.
@@ -217,13 +218,24 @@ impl<'r> Receiver<'r> {
         }
     }
 
-    /// Reports the outcome at once when the answer decides it (payments only).
+    /// Reports the outcome at once when the answer decides it (payments only). A tag
+    /// repeated before the decision makes the answer invalid: that is judged when the
+    /// drain ends, as any answer that does not decide.
     async fn decide(&mut self, hooks: &mut impl Hooks) {
         let (Some(request), Some(message)) = (self.payment, self.reader.answer()) else {
             return;
         };
-        if decides(message) {
-            let decided = Decided::new(message, self.reader.raw());
+        let Ok(answer) = first_values(message) else {
+            return;
+        };
+        if decides(answer.fields()) {
+            // The answer is whole fields and ends the buffer: keep what came before it.
+            let raw = self.reader.raw();
+            let before = raw
+                .chars()
+                .count()
+                .saturating_sub(message.to_string().chars().count());
+            let decided = Decided::new(raw.chars().take(before).collect(), answer);
             hooks.decided(&decided.judge(request)).await;
             self.decided = Some(decided);
         }
@@ -276,30 +288,28 @@ struct Decided {
 }
 
 impl Decided {
-    /// The deciding answer (the last message of `raw`), its repeated tags kept out.
-    fn new(message: &Message, raw: String) -> Decided {
-        // The answer ends the buffer (whole fields): keep what came before it, then add it
-        // back field by field.
-        let before = (raw.chars().count()).saturating_sub(message.to_string().chars().count());
-        let mut answer = Decided {
-            message: Message::default(),
-            raw: raw.chars().take(before).collect(),
+    /// The deciding `answer` (each tag once), after the bytes `before` it (AE=11 messages).
+    fn new(before: String, answer: Message) -> Decided {
+        Decided {
+            raw: before + &answer.to_string(),
+            message: answer,
             tail: Vec::new(),
             received: 0,
             ignoring: false,
-        };
-        answer.add(message.fields().iter().cloned());
-        answer
+        }
     }
 
-    /// Adds the fields whose tag the answer lacks; true when one was added.
+    /// Adds the fields whose tag the answer lacks (tickets, `ZT`, may repeat); true when
+    /// one was added.
     fn add(&mut self, new: impl IntoIterator<Item = Field>) -> bool {
         let mut fields = self.message.fields().to_vec();
         for field in new {
-            if fields.iter().any(|f| f.tag() == field.tag()) {
+            let repeated =
+                field.tag() != tags::TICKET && fields.iter().any(|f| f.tag() == field.tag());
+            if repeated {
                 tracing::warn!(
                     tag = field.tag(),
-                    "a repeated tag in the answer; kept out of the record"
+                    "a tag repeated after the decision; kept out of the record"
                 );
                 continue;
             }

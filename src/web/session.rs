@@ -531,6 +531,8 @@ mod tests {
                 address: sim.addr().to_string(),
                 pos_number: "01".into(),
                 timeout: Duration::from_secs(30),
+                ticket: None,
+                send_reference: false,
             })
             .into();
         let options = EngineOptions {
