@@ -186,7 +186,13 @@ where
             detail,
             raw: raw.map(|raw| record_frame(&raw)),
         },
-        Exchange::Answer { message, raw } => judge(interpret(request, &message, raw.clone()), raw),
+        Exchange::Answer {
+            decided: Some(outcome),
+            ..
+        } => outcome,
+        Exchange::Answer { message, raw, .. } => {
+            judge(interpret(request, &message, raw.clone()), raw)
+        }
     }
 }
 

@@ -30,7 +30,12 @@ pub(crate) enum Exchange {
         raw: Option<String>,
     },
     /// A complete final answer (the last message received) and every byte received.
-    Answer { message: Message, raw: String },
+    Answer {
+        message: Message,
+        raw: String,
+        /// The outcome last reported through [`Hooks::decided`], if the answer decided early.
+        decided: Option<Outcome>,
+    },
 }
 
 /// Runs the exchange: `before_send`, write the whole frame, `Sent`, read until complete.
@@ -189,7 +194,7 @@ impl<'r> Receiver<'r> {
             match decided.extend(chunk) {
                 // The cap only stops reading: the decided answer stands.
                 Err(_) => return Some(self.finish(UnknownReason::InvalidAnswer, "too large")),
-                Ok(true) => hooks.decided(&decided.judge(request)).await,
+                Ok(true) => hooks.decided(decided.judge(request)).await,
                 Ok(false) => {}
             }
             return None;
@@ -235,8 +240,8 @@ impl<'r> Receiver<'r> {
                 .chars()
                 .count()
                 .saturating_sub(message.to_string().chars().count());
-            let decided = Decided::new(raw.chars().take(before).collect(), answer);
-            hooks.decided(&decided.judge(request)).await;
+            let mut decided = Decided::new(raw.chars().take(before).collect(), answer);
+            hooks.decided(decided.judge(request)).await;
             self.decided = Some(decided);
         }
     }
@@ -254,12 +259,14 @@ impl<'r> Receiver<'r> {
             return Exchange::Answer {
                 message: decided.message.clone(),
                 raw: decided.raw.clone(),
+                decided: decided.outcome.clone(),
             };
         }
         match self.reader.answer() {
             Some(message) => Exchange::Answer {
                 message: message.clone(),
                 raw: self.reader.raw(),
+                decided: None,
             },
             None => self.lost(reason, detail),
         }
@@ -285,6 +292,8 @@ struct Decided {
     received: usize,
     /// Set once bytes did not parse: nothing more is added.
     ignoring: bool,
+    /// The outcome last judged.
+    outcome: Option<Outcome>,
 }
 
 impl Decided {
@@ -296,6 +305,7 @@ impl Decided {
             tail: Vec::new(),
             received: 0,
             ignoring: false,
+            outcome: None,
         }
     }
 
@@ -328,12 +338,11 @@ impl Decided {
         added
     }
 
-    /// The outcome this answer gives `request` (its kind is fixed by the decision).
-    fn judge(&self, request: &PaymentRequest) -> Outcome {
-        judge(
-            interpret(request, &self.message, self.raw.clone()),
-            self.raw.clone(),
-        )
+    /// Judges the answer as it stands for `request` (the kind is fixed by the decision) and
+    /// keeps the outcome, so that the end of the drain does not judge (and log) it again.
+    fn judge(&mut self, request: &PaymentRequest) -> &Outcome {
+        let verdict = interpret(request, &self.message, self.raw.clone());
+        self.outcome.insert(judge(verdict, self.raw.clone()))
     }
 
     /// Adds the whole new fields of `chunk`: true when the answer gained one. Bytes that do
