@@ -16,7 +16,9 @@ use tokio::net::TcpListener;
 use crate::access::{Access, StoreError};
 use crate::certs::{CertError, Certificates, RENEWAL_INTERVAL};
 use crate::config::Config;
+use crate::engine::ledger::Seal;
 use crate::engine::{Engine, EngineError, EngineOptions};
+use crate::receipt::Receipts;
 use crate::web::{onboarding, server, App, WebOptions};
 use reload::ReloadHandle;
 
@@ -41,6 +43,9 @@ pub enum AgentError {
     /// The paired tills' store could not be read: the message names the file.
     #[error(transparent)]
     Access(#[from] StoreError),
+    /// The receipt key cannot be read or made: the message names the file (exit 2).
+    #[error(transparent)]
+    Receipt(#[from] crate::receipt::KeyError),
     /// The onboarding port could not be opened.
     #[error("onboarding port {addr}: {source}")]
     Onboarding {
@@ -73,13 +78,29 @@ impl Agent {
         let certs = tokio::task::spawn_blocking(move || Certificates::load_or_create(&tls))
             .await
             .expect("certificate task panicked")?;
-        let engine =
-            Engine::start(&config.terminals, &config.server.data_dir, options.engine).await?;
+        let receipts = Arc::new(load_receipts(config).await?);
+        let seal = Arc::clone(&receipts);
+        let seal: Seal = Arc::new(move |record| seal.seal(record));
+        let engine = Engine::start(
+            &config.terminals,
+            &config.server.data_dir,
+            options.engine,
+            Some(seal),
+        )
+        .await?;
         let origins = config.server.allowed_origins.clone();
         let access = Arc::new(Access::new(&config.tills, &config.server.data_dir)?);
         let https_port = listener.local_addr().map_or(0, |addr| addr.port());
         let onboarding = bind_onboarding(config, &certs, https_port).await?;
-        let app = App::new(engine, access, certs, &config.tills, origins, options.web);
+        let app = App::new(
+            engine,
+            access,
+            certs,
+            receipts,
+            &config.tills,
+            origins,
+            options.web,
+        );
         Ok(Agent {
             reload: ReloadHandle::new(Arc::clone(&app), config),
             app,
@@ -131,6 +152,21 @@ impl Agent {
         let _ = tokio::join!(renewal, watcher);
         tracing::info!("stopped");
     }
+}
+
+/// Reads or creates the receipt key in `data_dir` (off the runtime threads: it may fsync).
+async fn load_receipts(config: &Config) -> Result<Receipts, AgentError> {
+    let data_dir = config.server.data_dir.clone();
+    let issuer = config
+        .server
+        .name
+        .clone()
+        .unwrap_or_else(crate::receipt::default_issuer);
+    let receipts =
+        tokio::task::spawn_blocking(move || Receipts::load_or_create(&data_dir, &issuer))
+            .await
+            .expect("receipt key task panicked")?;
+    Ok(receipts)
 }
 
 /// Binds the onboarding port when it is configured and the agent has a local CA to hand out.

@@ -31,6 +31,7 @@ pub mod config;
 pub mod engine;
 pub mod metrics;
 pub mod protocol;
+pub mod receipt;
 pub mod report;
 pub mod sim;
 pub mod terminal;

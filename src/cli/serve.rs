@@ -12,7 +12,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 
 use crate::agent::reload::ReloadHandle;
-use crate::agent::{Agent, Options};
+use crate::agent::{Agent, AgentError, Options};
 use crate::config::{Config, Secret};
 use crate::engine::probe::NO_START_PROBE_VAR;
 use crate::sim::{Behaviour, Simulator};
@@ -25,7 +25,7 @@ pub struct ServeArgs {
     pub config: Option<PathBuf>,
 }
 
-/// Runs `serve`: exit 2 on a bad configuration, 1 when the agent cannot start.
+/// Runs `serve`: exit 2 on a bad configuration or receipt key, 1 when the agent cannot start.
 pub fn run(args: ServeArgs) -> ExitCode {
     let located = match Config::locate(args.config.as_deref()) {
         Ok(located) => located,
@@ -43,6 +43,11 @@ pub fn run(args: ServeArgs) -> ExitCode {
     };
     match runtime.block_on(serve(located)) {
         Ok(()) => ExitCode::SUCCESS,
+        // The receipt key is configuration-like: the operator must fix a named file.
+        Err(err) if matches!(err.downcast_ref(), Some(AgentError::Receipt(_))) => {
+            eprintln!("{err}");
+            ExitCode::from(2)
+        }
         Err(err) => {
             eprintln!("error: {err:#}");
             ExitCode::FAILURE

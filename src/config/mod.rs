@@ -53,6 +53,8 @@ pub struct ServerConfig {
     pub allowed_origins: Vec<String>,
     /// Journal and paired-till secrets (default "data").
     pub data_dir: PathBuf,
+    /// The agent's name in receipts (`iss`); `None` = the hostname.
+    pub name: Option<String>,
 }
 
 /// `[tls]`.
@@ -121,6 +123,7 @@ impl Default for ServerConfig {
             onboarding: None,
             allowed_origins: Vec::new(),
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            name: None,
         }
     }
 }

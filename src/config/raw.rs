@@ -35,6 +35,7 @@ pub struct RawServer {
     #[serde(default)]
     pub allowed_origins: Vec<Text>,
     pub data_dir: Option<PathBuf>,
+    pub name: Option<Text>,
 }
 
 /// `[tls]`.

@@ -25,6 +25,18 @@ pub fn name(value: &str) -> Result<String, String> {
     }
 }
 
+/// The agent's name in receipts (`[server] name`, their `iss`): 1–64 printable characters.
+pub fn agent_name(value: &str) -> Result<String, String> {
+    let printable = value.chars().all(|c| !c.is_control());
+    if (1..=64).contains(&value.chars().count()) && printable && value.trim() == value {
+        Ok(value.to_owned())
+    } else {
+        Err(format!(
+            "{value:?} must be 1 to 64 printable characters, no leading or trailing space"
+        ))
+    }
+}
+
 /// A listen address: an IP and a port, no name (nothing is resolved at load).
 pub fn listen(value: &str) -> Result<SocketAddr, String> {
     value

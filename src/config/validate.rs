@@ -148,11 +148,17 @@ impl Ctx<'_> {
         let data_dir = raw
             .data_dir
             .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let name = raw
+            .name
+            .as_ref()
+            .map(|v| self.check(v, "server.name", rules::agent_name))
+            .transpose()?;
         Ok(ServerConfig {
             listen,
             onboarding,
             allowed_origins,
             data_dir,
+            name,
         })
     }
 

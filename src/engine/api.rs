@@ -331,6 +331,7 @@ fn new_record(till: &Till, payment: &Payment) -> super::record::Record {
         created_at: now.clone(),
         updated_at: now,
         seq: 0,
+        receipt: None,
     }
 }
 

@@ -115,11 +115,12 @@ struct Inner {
 
 impl Engine {
     /// Opens the journal in `data_dir`, settles records interrupted by a restart, and starts
-    /// the probes of `terminals`.
+    /// the probes of `terminals`. `seal` signs final and resolved changes (receipts).
     pub async fn start(
         terminals: &[TerminalConfig],
         data_dir: &Path,
         options: EngineOptions,
+        seal: Option<ledger::Seal>,
     ) -> Result<Engine, EngineError> {
         let journal_error = |source| EngineError::Journal {
             dir: data_dir.display().to_string(),
@@ -139,7 +140,7 @@ impl Engine {
         let engine = Engine {
             inner: Arc::new(Inner {
                 registry: Registry::default(),
-                ledger: Arc::new(Ledger::new(journal, records, bus.clone())),
+                ledger: Arc::new(Ledger::new(journal, records, bus.clone()).with_seal(seal)),
                 bus,
                 active: Mutex::new(HashMap::new()),
                 pay_lock: tokio::sync::Mutex::new(()),

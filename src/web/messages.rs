@@ -22,7 +22,7 @@ use crate::engine::{ApiError, ErrorCode, PayOrder, Record, TerminalStatus};
 /// The `agent` field of `welcome`.
 pub const AGENT: &str = concat!("caisse-ap-relay/", env!("CARGO_PKG_VERSION"));
 /// The `api` field of `welcome`.
-pub const API_VERSION: u32 = 1;
+pub const API_VERSION: u32 = 2;
 
 const CLIENT_TYPES: [&str; 9] = [
     "hello",

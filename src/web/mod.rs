@@ -25,6 +25,7 @@ use crate::access::Access;
 use crate::certs::Certificates;
 use crate::config::{Role, TillConfig};
 use crate::engine::Engine;
+use crate::receipt::Receipts;
 use presence::Presence;
 
 /// Limits and periods of the front; the defaults are the contract's.
@@ -94,6 +95,8 @@ pub struct App {
     pub access: Arc<Access>,
     /// The TLS identity (for `/ca.pem` and `status`).
     pub certs: Certificates,
+    /// The receipt key (for `/receipt-key`).
+    pub receipts: Arc<Receipts>,
     /// Configured tills (name, role), for `status`.
     pub tills: Reloadable<Vec<(String, Role)>>,
     /// Allowed `Origin` values besides the agent's own.
@@ -114,6 +117,7 @@ impl App {
         engine: Engine,
         access: Arc<Access>,
         certs: Certificates,
+        receipts: Arc<Receipts>,
         tills: &[TillConfig],
         allowed_origins: Vec<String>,
         options: WebOptions,
@@ -122,6 +126,7 @@ impl App {
             engine,
             access,
             certs,
+            receipts,
             tills: Reloadable::new(till_list(tills)),
             allowed_origins: Reloadable::new(allowed_origins),
             presence: Presence::default(),

@@ -535,7 +535,7 @@ mod tests {
             probe_at_start: false,
             ..EngineOptions::default()
         };
-        let engine = Engine::start(&terminals, &dir.join("data"), options)
+        let engine = Engine::start(&terminals, &dir.join("data"), options, None)
             .await
             .unwrap();
         let tls = TlsConfig {
@@ -550,10 +550,12 @@ mod tests {
             till("till-2", "token-two-0123456789"),
         ];
         let access = crate::access::Access::new(&tills, &dir.join("data")).unwrap();
+        let receipts = crate::receipt::Receipts::load_or_create(&dir.join("data"), "test").unwrap();
         App::new(
             engine,
             Arc::new(access),
             certs,
+            Arc::new(receipts),
             &tills,
             Vec::new(),
             WebOptions::default(),
