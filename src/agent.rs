@@ -20,6 +20,7 @@ use crate::engine::ledger::Seal;
 use crate::engine::{Engine, EngineError, EngineOptions};
 use crate::receipt::Receipts;
 use crate::web::{onboarding, server, App, WebOptions};
+use crate::webhook::Webhooks;
 use reload::ReloadHandle;
 
 /// Tunables of a running agent; the defaults are the contract's.
@@ -46,6 +47,9 @@ pub enum AgentError {
     /// The receipt key cannot be read or made: the message names the file (exit 2).
     #[error(transparent)]
     Receipt(#[from] crate::receipt::KeyError),
+    /// A webhook cannot start (its `ca`, the delivered log): one line (exit 2).
+    #[error(transparent)]
+    Webhook(#[from] crate::webhook::WebhookError),
     /// The onboarding port could not be opened.
     #[error("onboarding port {addr}: {source}")]
     Onboarding {
@@ -88,6 +92,7 @@ impl Agent {
             Some(seal),
         )
         .await?;
+        let webhooks = Webhooks::prepare(&config.webhooks, &engine, &config.server.data_dir)?;
         let origins = config.server.allowed_origins.clone();
         let access = Arc::new(Access::new(&config.tills, &config.server.data_dir)?);
         let https_port = listener.local_addr().map_or(0, |addr| addr.port());
@@ -97,6 +102,7 @@ impl Agent {
             access,
             certs,
             receipts,
+            Arc::new(webhooks),
             &config.tills,
             origins,
             options.web,
@@ -131,6 +137,7 @@ impl Agent {
             .certs
             .spawn_renewal(RENEWAL_INTERVAL, app.shutdown.clone());
         let watcher = app.access.spawn_watcher(app.shutdown.clone());
+        app.webhooks.spawn(&app.tasks, &app.shutdown);
         if let Some((listener, router)) = self.onboarding {
             let shutdown = app.shutdown.clone();
             app.tasks.spawn(async move {

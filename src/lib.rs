@@ -36,3 +36,4 @@ pub mod report;
 pub mod sim;
 pub mod terminal;
 pub mod web;
+pub mod webhook;

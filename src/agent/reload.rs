@@ -1,7 +1,8 @@
 //! Reloading a running agent's configuration (SIGHUP, or [`ReloadHandle::reload`] in tests):
 //! terminals, tills and allowed origins change live, without dropping a transaction.
 //!
-//! Settings bound at start (listen and onboarding addresses, data directory, TLS) keep their
+//! Settings bound at start (listen and onboarding addresses, data directory, TLS, the
+//! receipts' name, webhooks) keep their
 //! running values; a reload that changes them says they need a restart. A file that does not
 //! validate is refused whole and the running configuration stays.
 
@@ -151,6 +152,8 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
             old.server.data_dir != new.server.data_dir,
         ),
         ("tls", tls_differs),
+        ("server.name", old.server.name != new.server.name),
+        ("webhook", old.webhooks != new.webhooks),
     ];
     let differing = checks.into_iter().filter(|(_, differs)| *differs);
     differing.map(|(setting, _)| setting).collect()

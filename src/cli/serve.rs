@@ -43,8 +43,13 @@ pub fn run(args: ServeArgs) -> ExitCode {
     };
     match runtime.block_on(serve(located)) {
         Ok(()) => ExitCode::SUCCESS,
-        // The receipt key is configuration-like: the operator must fix a named file.
-        Err(err) if matches!(err.downcast_ref(), Some(AgentError::Receipt(_))) => {
+        // Configuration-like: the operator must fix a named file.
+        Err(err)
+            if matches!(
+                err.downcast_ref(),
+                Some(AgentError::Receipt(_) | AgentError::Webhook(_))
+            ) =>
+        {
             eprintln!("{err}");
             ExitCode::from(2)
         }

@@ -119,6 +119,7 @@ impl Engine {
         self.inner.tasks.spawn(async move {
             transaction.run(lease).await;
             engine.active().remove(&id);
+            engine.inner.released.send_modify(|count| *count += 1);
         });
     }
 

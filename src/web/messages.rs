@@ -179,6 +179,8 @@ pub enum ServerMessage {
         tills: Vec<TillPresence>,
         /// The served certificate.
         certificate: CertificateInfo,
+        /// Each webhook's backlog and last error.
+        webhooks: Vec<crate::webhook::WebhookStatus>,
     },
 }
 

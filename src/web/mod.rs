@@ -26,6 +26,7 @@ use crate::certs::Certificates;
 use crate::config::{Role, TillConfig};
 use crate::engine::Engine;
 use crate::receipt::Receipts;
+use crate::webhook::Webhooks;
 use presence::Presence;
 
 /// Limits and periods of the front; the defaults are the contract's.
@@ -97,6 +98,8 @@ pub struct App {
     pub certs: Certificates,
     /// The receipt key (for `/receipt-key`).
     pub receipts: Arc<Receipts>,
+    /// The webhooks (for `status`).
+    pub webhooks: Arc<Webhooks>,
     /// Configured tills (name, role), for `status`.
     pub tills: Reloadable<Vec<(String, Role)>>,
     /// Allowed `Origin` values besides the agent's own.
@@ -113,11 +116,13 @@ pub struct App {
 
 impl App {
     /// The shared state of the front.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         engine: Engine,
         access: Arc<Access>,
         certs: Certificates,
         receipts: Arc<Receipts>,
+        webhooks: Arc<Webhooks>,
         tills: &[TillConfig],
         allowed_origins: Vec<String>,
         options: WebOptions,
@@ -127,6 +132,7 @@ impl App {
             access,
             certs,
             receipts,
+            webhooks,
             tills: Reloadable::new(till_list(tills)),
             allowed_origins: Reloadable::new(allowed_origins),
             presence: Presence::default(),

@@ -361,6 +361,7 @@ where
                 not_after: format_rfc3339(app.certs.leaf_not_after()),
                 fingerprint: app.certs.fingerprint(),
             },
+            webhooks: app.webhooks.statuses(),
         }
     }
 
@@ -551,11 +552,13 @@ mod tests {
         ];
         let access = crate::access::Access::new(&tills, &dir.join("data")).unwrap();
         let receipts = crate::receipt::Receipts::load_or_create(&dir.join("data"), "test").unwrap();
+        let webhooks = crate::webhook::Webhooks::prepare(&[], &engine, &dir.join("data")).unwrap();
         App::new(
             engine,
             Arc::new(access),
             certs,
             Arc::new(receipts),
+            Arc::new(webhooks),
             &tills,
             Vec::new(),
             WebOptions::default(),

@@ -4,8 +4,9 @@
 //!
 //! Without them a test skips with a message, except under `CI=true`, where it fails.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::process::{Output, Stdio};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests")
@@ -26,16 +27,27 @@ fn installed(marker: &Path, how: &str) -> bool {
 
 /// Runs `node tests/js/SCRIPT ARGS`; `None` when the npm packages are not installed.
 pub fn node(script: &str, args: &[&str]) -> Option<Output> {
+    node_with_input(script, args, b"")
+}
+
+/// [`node`] with `input` on its standard input.
+pub fn node_with_input(script: &str, args: &[&str], input: &[u8]) -> Option<Output> {
     let dir = root().join("js");
     if !installed(&dir.join("node_modules"), "cd tests/js && npm ci") {
         return None;
     }
-    let output = std::process::Command::new("node")
+    let mut child = std::process::Command::new("node")
         .arg(dir.join(script))
         .args(args)
-        .output()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("node runs");
-    Some(output)
+    let mut stdin = child.stdin.take().expect("a stdin");
+    stdin.write_all(input).expect("node reads its input");
+    drop(stdin);
+    Some(child.wait_with_output().expect("node ends"))
 }
 
 /// Runs `tests/py/.venv/bin/python tests/py/SCRIPT ARGS`; `None` when the venv is absent.
