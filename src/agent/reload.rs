@@ -2,9 +2,9 @@
 //! terminals, tills and allowed origins change live, without dropping a transaction.
 //!
 //! Settings bound at start (listen and onboarding addresses, data directory, TLS, the
-//! receipts' name, webhooks) keep their
-//! running values; a reload that changes them says they need a restart. A file that does not
-//! validate is refused whole and the running configuration stays.
+//! receipts' name, webhooks) keep their running values; a reload that changes them says they
+//! need a restart. A file that does not validate is refused whole and the running
+//! configuration stays.
 
 use std::path::Path;
 use std::sync::Arc;
