@@ -103,7 +103,6 @@ impl Agent {
             certs,
             receipts,
             Arc::new(webhooks),
-            &config.tills,
             origins,
             options.web,
         );

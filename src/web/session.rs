@@ -346,12 +346,15 @@ where
 
     fn status(&self) -> ServerMessage {
         let app = &self.app;
-        let tills = app.tills.get();
-        let tills = tills.iter().map(|(name, role)| TillPresence {
-            name: name.clone(),
-            role: *role,
-            sessions: app.presence.sessions(name),
-        });
+        let tills = app
+            .access
+            .configured()
+            .into_iter()
+            .map(|till| TillPresence {
+                sessions: app.presence.sessions(&till.name),
+                name: till.name,
+                role: till.role,
+            });
         let recent = app.engine.recent(&self.till, STATUS_RECORDS);
         ServerMessage::Status {
             terminals: app.engine.terminals(&self.till),
@@ -529,6 +532,8 @@ mod tests {
                 address: sim.addr().to_string(),
                 pos_number: "01".into(),
                 timeout: Duration::from_secs(30),
+                ticket: None,
+                send_reference: false,
             })
             .into();
         let options = EngineOptions {
@@ -559,7 +564,6 @@ mod tests {
             certs,
             Arc::new(receipts),
             Arc::new(webhooks),
-            &tills,
             Vec::new(),
             WebOptions::default(),
         )

@@ -24,9 +24,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::WebhookConfig;
+use crate::engine::metrics::Metrics;
 use crate::engine::record::now_rfc3339;
 use crate::engine::Engine;
-use crate::metrics::Metrics;
 use client::{ClientError, Endpoint, Outcome};
 use delivered::Delivered;
 use worker::Worker;
