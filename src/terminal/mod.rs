@@ -189,7 +189,7 @@ where
         Exchange::Answer {
             decided: Some(outcome),
             ..
-        } => outcome,
+        } => *outcome,
         Exchange::Answer { message, raw, .. } => {
             judge(interpret(request, &message, raw.clone()), raw)
         }

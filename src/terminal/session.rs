@@ -34,7 +34,7 @@ pub(crate) enum Exchange {
         message: Message,
         raw: String,
         /// The outcome last reported through [`Hooks::decided`], if the answer decided early.
-        decided: Option<Outcome>,
+        decided: Option<Box<Outcome>>,
     },
 }
 
@@ -259,7 +259,7 @@ impl<'r> Receiver<'r> {
             return Exchange::Answer {
                 message: decided.message.clone(),
                 raw: decided.raw.clone(),
-                decided: decided.outcome.clone(),
+                decided: decided.outcome.clone().map(Box::new),
             };
         }
         match self.reader.answer() {
