@@ -9,10 +9,13 @@ use std::time::Duration;
 
 /// Far above the quick run's length, so only a hang trips it.
 const LIMIT: Duration = Duration::from_secs(180);
-const KEYS: [&str; 8] = [
+const KEYS: [&str; 11] = [
     "added_p50_ms",
     "added_p99_ms",
+    "answer_to_till_p50_ms",
     "tps",
+    "tps_close",
+    "cpu_per_tx_ms",
     "lost",
     "dup",
     "idle_rss_mb",

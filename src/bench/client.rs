@@ -105,6 +105,8 @@ impl Tls {
 pub struct Paid {
     /// The final state.
     pub state: State,
+    /// When the final state arrived.
+    pub arrived: Instant,
     /// Arrival times of the states before it.
     pub marks: Marks,
 }
@@ -226,7 +228,11 @@ impl Session {
             })
             .await?;
         let state = last.state.expect("checked final");
-        Ok(Paid { state, marks })
+        Ok(Paid {
+            state,
+            arrived: Instant::now(),
+            marks,
+        })
     }
 
     /// A `terminals` round trip: whatever the agent sent before its answer has arrived.

@@ -2,9 +2,12 @@
 //! [`NoHooks`], as `pay` does) and through the agent (`pay` → final `transaction`),
 //! interleaved, in several lanes at once (one terminal and one till each).
 //!
-//! Both paths wait the same drain after the answer (driver default, which the agent also
-//! uses), so the difference is the agent's own cost: TLS, WebSocket, JSON, the four journal
-//! fsyncs on the path (`accepted`, `connecting`, `sent`, final) and scheduling.
+//! The lanes' simulators close the connection right after answering (`answer-close`), so
+//! neither path waits a drain: the direct one ends at the close, the agent announces the
+//! result when the answer decides it (api.md §7.1). The difference is the agent's own cost:
+//! TLS, WebSocket, JSON, the journal fsyncs on the path (`accepted`, `connecting` beside the
+//! TCP connect, `sent`, final) and scheduling. Answer → till is measured from the
+//! simulator's last answer byte to the final record's arrival at the till.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -38,6 +41,8 @@ pub struct Latency {
     pub busy_refusals: u64,
     /// When `accepted`, `connecting` and `sent` reached the till, from `pay`.
     pub marks: [Summary; 3],
+    /// From the terminal's last answer byte to the final record at the till.
+    pub answer_to_till: Summary,
 }
 
 /// What one lane measured.
@@ -45,6 +50,7 @@ pub struct Latency {
 struct Lane {
     direct: Vec<Duration>,
     relayed: Vec<Duration>,
+    answer_to_till: Vec<Duration>,
     marks: Vec<Marks>,
     ids: Vec<String>,
     busy_refusals: u64,
@@ -68,11 +74,12 @@ pub async fn run(
     let lanes = sims
         .iter()
         .enumerate()
-        .map(|(i, sim)| lane(agent, tls, i, sim.addr(), per_lane));
+        .map(|(i, sim)| lane(agent, tls, i, sim, per_lane));
     let mut all = Lane::default();
     for lane in try_join_all(lanes).await? {
         all.direct.extend(lane.direct);
         all.relayed.extend(lane.relayed);
+        all.answer_to_till.extend(lane.answer_to_till);
         all.marks.extend(lane.marks);
         all.ids.extend(lane.ids);
         all.busy_refusals += lane.busy_refusals;
@@ -84,6 +91,7 @@ pub async fn run(
         relayed_ids: all.ids,
         busy_refusals: all.busy_refusals,
         marks: summarise(&all.marks),
+        answer_to_till: Summary::of(all.answer_to_till),
     })
 }
 
@@ -92,9 +100,10 @@ async fn lane(
     agent: SocketAddr,
     tls: &Tls,
     index: usize,
-    terminal: SocketAddr,
+    sim: &Simulator,
     count: usize,
 ) -> Result<Lane, BenchError> {
+    let terminal = sim.addr();
     let till = Till::latency(index);
     let source = IpAddr::V4(Ipv4Addr::LOCALHOST);
     let mut session = Session::open(tls, agent, source, &till.token).await?;
@@ -105,15 +114,16 @@ async fn lane(
         lane.ids.push(id.clone());
         let (d, r) = if n % 2 == 0 {
             let d = direct_once(terminal).await?;
-            (d, relayed_once(&mut session, &id, &name).await?)
+            (d, relayed_once(&mut session, &id, &name, sim).await?)
         } else {
-            let r = relayed_once(&mut session, &id, &name).await?;
+            let r = relayed_once(&mut session, &id, &name, sim).await?;
             (direct_once(terminal).await?, r)
         };
         if n > 0 {
             lane.direct.push(d);
             lane.relayed.push(r.0);
             lane.marks.push(r.1);
+            lane.answer_to_till.push(r.2);
         }
     }
     session.barrier().await?;
@@ -150,15 +160,19 @@ async fn direct_once(terminal: SocketAddr) -> Result<Duration, BenchError> {
     }
 }
 
+/// One payment through the agent: pay → final, the marks, and answer → till.
 async fn relayed_once(
     session: &mut Session,
     id: &str,
     terminal: &str,
-) -> Result<(Duration, Marks), BenchError> {
+    sim: &Simulator,
+) -> Result<(Duration, Marks, Duration), BenchError> {
     let started = Instant::now();
     let paid = session.pay(id, terminal, AMOUNT).await?;
+    let answered = sim.last_answer_at().unwrap_or(started);
+    let answer_to_till = paid.arrived.saturating_duration_since(answered);
     match paid.state {
-        State::Approved => Ok((started.elapsed(), paid.marks)),
+        State::Approved => Ok((started.elapsed(), paid.marks, answer_to_till)),
         other => Err(BenchError::Check(format!("payment {id} ended {other:?}"))),
     }
 }

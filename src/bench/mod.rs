@@ -5,7 +5,8 @@
 //! Phases, in order: a first start that creates the certificates; a second start, timed to
 //! the first completed TLS handshake; idle RSS; RSS with many idle clients ([`idle`]); added
 //! latency against a direct TCP baseline ([`latency`]); throughput with many tills
-//! ([`throughput`]); then, agent stopped, the cross-checks against the journal and the
+//! ([`throughput`]), with terminals keeping the socket open, then closing it after
+//! answering; then, agent stopped, the cross-checks against the journal and the
 //! simulators. [`report`] prints the figures. What is measured where, and the limits found,
 //! are written up in BENCHMARKS.md. Nothing here reaches beyond loopback.
 
@@ -18,7 +19,7 @@ use thiserror::Error;
 
 use crate::engine::journal::Journal;
 use crate::engine::record::{Record, State};
-use crate::sim::Simulator;
+use crate::sim::{Behaviour, Fault, Simulator};
 
 pub mod client;
 pub mod idle;
@@ -158,15 +159,38 @@ async fn measure(
     let clients = idle::open(agent.addr(), tls, plan.idle_clients).await?;
     figures.clients_rss_kib = agent.rss_kib()?;
     clients.close().await;
-    figures.latency =
-        latency::run(agent.addr(), tls, &sims[..plan.lanes], plan.latency_samples).await?;
+    let lanes = &sims[..plan.lanes];
+    answering(lanes, Some(Fault::AnswerClose));
+    figures.latency = latency::run(agent.addr(), tls, lanes, plan.latency_samples).await?;
+    let sessions = throughput::open(agent.addr(), tls, plan.tills).await?;
+    answering(sims, None);
     let before = (agent.cpu_time()?, process::own_cpu_time()?);
-    figures.throughput = throughput::run(agent.addr(), tls, plan.tills, plan.duration).await?;
-    figures.cpu = Cpu {
+    let (keep_open, sessions) = throughput::run(sessions, plan.duration, "open").await?;
+    figures.throughput = keep_open;
+    figures.cpu = cpu_since(agent, before)?;
+    answering(sims, Some(Fault::AnswerClose));
+    let before = (agent.cpu_time()?, process::own_cpu_time()?);
+    figures.throughput_close = throughput::run(sessions, plan.duration, "close").await?.0;
+    figures.cpu_close = cpu_since(agent, before)?;
+    Ok(())
+}
+
+/// Makes `sims` approve at once, with `fault` (keep the socket open when `None`).
+fn answering(sims: &[Simulator], fault: Option<Fault>) {
+    for sim in sims {
+        sim.set_behaviour(Behaviour {
+            fault,
+            ..Behaviour::default()
+        });
+    }
+}
+
+/// CPU time of the agent and the bench since `before`.
+fn cpu_since(agent: &AgentProcess, before: (Duration, Duration)) -> Result<Cpu, BenchError> {
+    Ok(Cpu {
         agent: agent.cpu_time()?.saturating_sub(before.0),
         bench: process::own_cpu_time()?.saturating_sub(before.1),
-    };
-    Ok(())
+    })
 }
 
 /// Compares what the tills saw with the journal and with what the terminals received.
@@ -178,10 +202,9 @@ fn check(figures: &Figures, journal: &[Record], sims: &[Simulator]) -> Checks {
         .iter()
         .map(|id| (id.as_str(), State::Approved))
         .chain(
-            figures
-                .throughput
-                .finals
-                .iter()
+            [&figures.throughput, &figures.throughput_close]
+                .into_iter()
+                .flat_map(|run| run.finals.iter())
                 .map(|(id, s)| (id.as_str(), *s)),
         );
     let mut finals = 0;

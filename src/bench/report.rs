@@ -1,5 +1,7 @@
 //! The figures of one bench run, the human table and the final machine-readable line
-//! `bench: added_p50_ms=… added_p99_ms=… tps=… lost=… dup=… idle_rss_mb=… rss_10k_mb=… start_ms=…`.
+//! `bench: added_p50_ms=… added_p99_ms=… answer_to_till_p50_ms=… tps=… tps_close=…
+//! cpu_per_tx_ms=… lost=… dup=… idle_rss_mb=… rss_10k_mb=… start_ms=…` (`tps`: terminals
+//! keeping the socket open; `tps_close` and `cpu_per_tx_ms`: terminals closing it).
 
 use std::fmt::Write;
 use std::time::Duration;
@@ -50,12 +52,16 @@ pub struct Figures {
     pub clients_rss_kib: u64,
     /// Latency run.
     pub latency: Latency,
-    /// Throughput run.
+    /// Throughput run, terminals keeping the socket open.
     pub throughput: Throughput,
+    /// Throughput run, terminals closing the socket after answering.
+    pub throughput_close: Throughput,
     /// Journal and terminal cross-checks.
     pub checks: Checks,
-    /// CPU time during the throughput run.
+    /// CPU time during the keep-open throughput run.
     pub cpu: Cpu,
+    /// CPU time during the closing throughput run.
+    pub cpu_close: Cpu,
 }
 
 impl Figures {
@@ -65,13 +71,20 @@ impl Figures {
             .checks
             .expected_requests
             .saturating_sub(self.checks.terminal_requests);
-        self.throughput.lost + self.checks.journal_mismatches + unseen
+        self.throughput.lost + self.throughput_close.lost + self.checks.journal_mismatches + unseen
     }
 
     /// Extra final messages, or terminal requests beyond one per payment.
     pub fn dup(&self) -> u64 {
-        let allowed = self.checks.expected_requests + self.throughput.lost;
-        self.throughput.duplicates + self.checks.terminal_requests.saturating_sub(allowed)
+        let (open, close) = (&self.throughput, &self.throughput_close);
+        let allowed = self.checks.expected_requests + open.lost + close.lost;
+        open.duplicates + close.duplicates + self.checks.terminal_requests.saturating_sub(allowed)
+    }
+
+    /// Agent CPU per payment while terminals close after answering, in ms.
+    pub fn cpu_per_tx_ms(&self) -> f64 {
+        let finals = self.throughput_close.finals.len().max(1) as f64;
+        self.cpu_close.agent.as_secs_f64() * 1000.0 / finals
     }
 
     /// Median added latency (through the agent minus direct), in ms.
@@ -87,11 +100,15 @@ impl Figures {
     /// The final line.
     pub fn line(&self) -> String {
         format!(
-            "bench: added_p50_ms={:.2} added_p99_ms={:.2} tps={:.0} lost={} dup={} \
+            "bench: added_p50_ms={:.2} added_p99_ms={:.2} answer_to_till_p50_ms={:.2} tps={:.0} \
+             tps_close={:.0} cpu_per_tx_ms={:.3} lost={} dup={} \
              idle_rss_mb={:.1} rss_10k_mb={:.1} start_ms={:.1}",
             self.added_p50_ms(),
             self.added_p99_ms(),
+            ms(self.latency.answer_to_till.p50),
             self.throughput.tps(),
+            self.throughput_close.tps(),
+            self.cpu_per_tx_ms(),
             self.lost(),
             self.dup(),
             mib(self.idle_rss_kib),
@@ -141,6 +158,14 @@ impl Figures {
                 format!("{:.2}", self.added_p99_ms()),
                 "<= 3",
             ),
+            row(
+                "answer -> till p50 / p99 (ms)",
+                pair(
+                    self.latency.answer_to_till.p50,
+                    self.latency.answer_to_till.p99,
+                ),
+                "",
+            ),
         ]
     }
 
@@ -151,28 +176,47 @@ impl Figures {
     }
 
     fn throughput_rows(&self) -> Vec<Row> {
-        let (t, c, p) = (&self.throughput, &self.checks, &self.plan);
+        let mut rows = self.run_rows("keep-open", &self.throughput, &self.cpu, "");
+        let close = &self.throughput_close;
+        rows.extend(self.run_rows("close", close, &self.cpu_close, ">= 3000"));
+        rows.push(row(
+            "agent CPU per payment, close (ms)",
+            format!("{:.3}", self.cpu_per_tx_ms()),
+            "<= 0.25",
+        ));
+        rows.extend(self.check_rows());
+        rows
+    }
+
+    /// The rows of one throughput run (`mode`: how the terminals end the connection).
+    fn run_rows(&self, mode: &str, t: &Throughput, cpu: &Cpu, target: &'static str) -> Vec<Row> {
+        let p = &self.plan;
         let tills = format!(
-            "throughput, {} tills x {} s (tx/s)",
+            "throughput {mode}, {} tills x {} s (tx/s)",
             p.tills,
             p.duration.as_secs()
         );
         let latency = format!("{:.1} / {:.1}", ms(t.latency.p50), ms(t.latency.p99));
-        let busy = (self.latency.busy_refusals, t.busy_refusals);
-        let cpu = (self.cpu.agent.as_secs_f64(), self.cpu.bench.as_secs_f64());
+        let cpu = (cpu.agent.as_secs_f64(), cpu.bench.as_secs_f64());
         vec![
-            row(&tills, format!("{:.0}", t.tps()), ">= 3000"),
-            row("throughput p50 / p99 (ms)", latency, ""),
+            row(&tills, format!("{:.0}", t.tps()), target),
+            row(&format!("{mode}: pay -> final p50 / p99 (ms)"), latency, ""),
             row(
-                "throughput pays / finals",
-                format!("{} / {}", t.pays, t.finals.len()),
-                "equal",
-            ),
-            row(
-                "busy refusals, latency / throughput",
-                format!("{} / {}", busy.0, busy.1),
+                &format!("{mode}: pays / finals / busy refusals"),
+                format!("{} / {} / {}", t.pays, t.finals.len(), t.busy_refusals),
                 "",
             ),
+            row(
+                &format!("{mode}: CPU agent / bench (s)"),
+                format!("{:.1} / {:.1}", cpu.0, cpu.1),
+                "",
+            ),
+        ]
+    }
+
+    fn check_rows(&self) -> Vec<Row> {
+        let c = &self.checks;
+        vec![
             row(
                 "finals seen / in journal",
                 format!("{} / {}", c.client_finals, c.journal_finals),
@@ -187,11 +231,6 @@ impl Figures {
                 "lost / dup",
                 format!("{} / {}", self.lost(), self.dup()),
                 "0 / 0",
-            ),
-            row(
-                "CPU during throughput, agent / bench (s)",
-                format!("{:.1} / {:.1}", cpu.0, cpu.1),
-                "",
             ),
         ]
     }
@@ -279,7 +318,8 @@ mod tests {
     fn the_final_line_has_every_key() {
         assert_eq!(
             figures().line(),
-            "bench: added_p50_ms=0.80 added_p99_ms=2.50 tps=500 lost=0 dup=0 \
+            "bench: added_p50_ms=0.80 added_p99_ms=2.50 answer_to_till_p50_ms=0.00 tps=500 \
+             tps_close=0 cpu_per_tx_ms=0.000 lost=0 dup=0 \
              idle_rss_mb=10.0 rss_10k_mb=150.0 start_ms=42.5"
         );
     }
@@ -301,6 +341,6 @@ mod tests {
         let table = figures().table();
         assert!(table.contains("added p50 (ms)"), "{table}");
         assert!(table.contains("<= 100"), "{table}");
-        assert_eq!(table.lines().count(), 18);
+        assert_eq!(table.lines().count(), 23);
     }
 }

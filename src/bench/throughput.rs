@@ -1,7 +1,9 @@
 //! Throughput: every till loops paying on its own terminal with fresh ids for a fixed time,
 //! all starting together. Each `pay` must end in exactly one final `transaction`; a final
 //! that answers no open `pay` is a duplicate; a `pay` without a final (error, timeout,
-//! closed socket) is lost and stops that till.
+//! closed socket) is lost and stops that till. The sessions are opened once ([`open`]) and
+//! kept across runs (terminals keeping the socket open, then closing it after answering),
+//! so that no `welcome` replays an earlier run's results.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -56,22 +58,32 @@ struct TillRun {
     failure: Option<String>,
 }
 
-/// Runs `tills` tills for `duration`; opens every session first, then starts them together.
-pub async fn run(
-    agent: SocketAddr,
-    tls: &Tls,
-    tills: usize,
-    duration: Duration,
-) -> Result<Throughput, BenchError> {
-    let barrier = Arc::new(Barrier::new(tills + 1));
-    let mut tasks = Vec::with_capacity(tills);
+/// Opens the sessions of `tills` tills.
+pub async fn open(agent: SocketAddr, tls: &Tls, tills: usize) -> Result<Vec<Session>, BenchError> {
+    let mut sessions = Vec::with_capacity(tills);
     for index in 0..tills {
         let token = Till::throughput(index).token;
-        let session = Session::open(tls, agent, IpAddr::V4(Ipv4Addr::LOCALHOST), &token).await?;
+        let source = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        sessions.push(Session::open(tls, agent, source, &token).await?);
+    }
+    Ok(sessions)
+}
+
+/// Runs one till per session for `duration`, all starting together; `run` names the ids.
+/// Returns the figures and the sessions, for the next run.
+pub async fn run(
+    sessions: Vec<Session>,
+    duration: Duration,
+    run: &str,
+) -> Result<(Throughput, Vec<Session>), BenchError> {
+    let barrier = Arc::new(Barrier::new(sessions.len() + 1));
+    let mut tasks = Vec::with_capacity(sessions.len());
+    for (index, session) in sessions.into_iter().enumerate() {
         let barrier = barrier.clone();
+        let run = run.to_owned();
         tasks.push(tokio::spawn(async move {
             barrier.wait().await;
-            till(session, index, Instant::now() + duration).await
+            till(session, index, &run, Instant::now() + duration).await
         }));
     }
     barrier.wait().await;
@@ -83,8 +95,11 @@ pub async fn run(
         ..Throughput::default()
     };
     let mut latencies = Vec::new();
+    let mut sessions = Vec::with_capacity(runs.len());
     for run in runs {
-        let run = run.map_err(|err| BenchError::Agent(format!("till task failed: {err}")))?;
+        let (run, session) =
+            run.map_err(|err| BenchError::Agent(format!("till task failed: {err}")))?;
+        sessions.push(session);
         total.pays += run.pays;
         total.duplicates += run.duplicates;
         total.busy_refusals += run.busy_refusals;
@@ -94,16 +109,22 @@ pub async fn run(
         total.failures.extend(run.failure);
     }
     total.latency = Summary::of(latencies);
-    Ok(total)
+    Ok((total, sessions))
 }
 
 /// One till's loop until `deadline`, then a barrier round trip to catch late duplicates.
-async fn till(mut session: Session, index: usize, deadline: Instant) -> TillRun {
+async fn till(
+    mut session: Session,
+    index: usize,
+    label: &str,
+    deadline: Instant,
+) -> (TillRun, Session) {
     let name = Till::throughput(index).name;
     let terminal = terminal_name(index);
     let mut run = TillRun::default();
+    let (strays, refusals) = (session.stray_finals, session.busy_refusals);
     while Instant::now() < deadline {
-        let id = format!("{name}-{}", run.pays);
+        let id = format!("{name}-{label}-{}", run.pays);
         run.pays += 1;
         let started = Instant::now();
         match session.pay(&id, &terminal, AMOUNT).await {
@@ -122,7 +143,7 @@ async fn till(mut session: Session, index: usize, deadline: Instant) -> TillRun 
             run.failure = Some(format!("{name} barrier: {err}"));
         }
     }
-    run.duplicates = session.stray_finals;
-    run.busy_refusals = session.busy_refusals;
-    run
+    run.duplicates = session.stray_finals - strays;
+    run.busy_refusals = session.busy_refusals - refusals;
+    (run, session)
 }

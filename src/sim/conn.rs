@@ -36,16 +36,16 @@ pub(super) async fn serve(mut stream: TcpStream, shared: &Shared) -> io::Result<
     };
     shared.record(received.raw.clone());
     let Some(request) = received.message else {
-        return answer_and_linger(stream, answer::MALFORMED.as_bytes(), None).await;
+        return answer_and_linger(stream, answer::MALFORMED.as_bytes(), None, None).await;
     };
     if request.get(tags::ACTION) == Some("I") {
         let frame = answer::identification(&request).encode();
-        return answer_and_linger(stream, &frame, None).await;
+        return answer_and_linger(stream, &frame, None, None).await;
     }
     let (outcome, fault) = behaviour.plan(answer::amount(&request));
     let optional = [tags::TICKET_MODE, tags::PRIVATE_DATA];
     if fault == Some(Fault::StrictTags) && optional.iter().any(|t| request.get(t).is_some()) {
-        return answer_and_linger(stream, answer::MALFORMED.as_bytes(), None).await;
+        return answer_and_linger(stream, answer::MALFORMED.as_bytes(), None, None).await;
     }
     if fault == Some(Fault::Hang) {
         return wait_close(&mut stream).await;
@@ -59,9 +59,9 @@ pub(super) async fn serve(mut stream: TcpStream, shared: &Shared) -> io::Result<
     if let Some((first, rest)) = fault.and_then(|fault| in_two(&answer, fault)) {
         stream.write_all(&first).await?;
         tokio::time::sleep(LATE_FIELDS).await;
-        return answer_and_linger(stream, &rest, None).await;
+        return answer_and_linger(stream, &rest, None, Some(shared)).await;
     }
-    answer_and_linger(stream, &answer.encode(), fault).await
+    answer_and_linger(stream, &answer.encode(), fault, Some(shared)).await
 }
 
 /// The two parts of an answer the fault sends apart: CZ and AE first (`ae-first`), or
@@ -124,11 +124,13 @@ fn malformed(decoder: &Decoder) -> Received {
     }
 }
 
-/// Writes the answer the way the fault says, then stays until the client closes.
+/// Writes the answer the way the fault says (noting when a payment answer was written in
+/// `payment`), then stays until the client closes.
 async fn answer_and_linger(
     mut stream: TcpStream,
     frame: &[u8],
     fault: Option<Fault>,
+    payment: Option<&Shared>,
 ) -> io::Result<()> {
     match fault {
         Some(Fault::Split) => {
@@ -147,6 +149,9 @@ async fn answer_and_linger(
             return Ok(());
         }
         _ => stream.write_all(frame).await?,
+    }
+    if let Some(shared) = payment {
+        shared.answered();
     }
     match fault {
         Some(Fault::KeepOpen) => std::future::pending().await,

@@ -45,6 +45,7 @@ struct Shared {
     behaviour: Mutex<Behaviour>,
     requests: Mutex<Vec<String>>,
     count: watch::Sender<usize>,
+    answered: Mutex<Option<std::time::Instant>>,
 }
 
 impl Shared {
@@ -54,6 +55,11 @@ impl Shared {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    fn answered(&self) {
+        *self.answered.lock().unwrap_or_else(PoisonError::into_inner) =
+            Some(std::time::Instant::now());
     }
 
     fn record(&self, frame: String) {
@@ -81,6 +87,7 @@ impl Simulator {
             behaviour: Mutex::new(behaviour),
             requests: Mutex::new(Vec::new()),
             count: watch::Sender::new(0),
+            answered: Mutex::new(None),
         });
         let cancel = CancellationToken::new();
         tokio::spawn(accept_loop(listener, shared.clone(), cancel.clone()));
@@ -103,6 +110,16 @@ impl Simulator {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    /// When the last byte of the latest payment answer was written (the bench's
+    /// answer → till measurement).
+    pub fn last_answer_at(&self) -> Option<std::time::Instant> {
+        *self
+            .shared
+            .answered
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// How many requests were received.
