@@ -11,6 +11,7 @@ use crate::config::Config;
 
 mod bench;
 mod ca;
+mod discover;
 mod pair;
 mod pay;
 mod report;
@@ -59,6 +60,8 @@ pub enum Command {
     Till(till::TillArgs),
     /// Run the benchmark suite against this binary's agent.
     Bench(bench::BenchArgs),
+    /// Find Caisse-AP terminals on a private subnet and print `[[terminal]]` blocks.
+    Discover(discover::DiscoverArgs),
 }
 
 impl Cli {
@@ -77,6 +80,7 @@ impl Cli {
             Command::Pair(args) => pair::run(args),
             Command::Till(args) => till::run(args),
             Command::Bench(args) => bench::run(args),
+            Command::Discover(args) => discover::run(args),
         }
     }
 }
