@@ -14,6 +14,7 @@ mod ca;
 mod discover;
 mod pair;
 mod pay;
+mod receipt_key;
 mod report;
 mod serve;
 mod simulate;
@@ -62,6 +63,8 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// Find Caisse-AP terminals on a private subnet and print `[[terminal]]` blocks.
     Discover(discover::DiscoverArgs),
+    /// Print the receipt public key (a JWK, one line) for backends to pin.
+    ReceiptKey(receipt_key::ReceiptKeyArgs),
 }
 
 impl Cli {
@@ -81,6 +84,7 @@ impl Cli {
             Command::Till(args) => till::run(args),
             Command::Bench(args) => bench::run(args),
             Command::Discover(args) => discover::run(args),
+            Command::ReceiptKey(args) => receipt_key::run(args),
         }
     }
 }
