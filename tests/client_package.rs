@@ -60,6 +60,9 @@ fn the_backend_guide_shows_the_code_ci_runs() {
         "tests/js/verify-webhook.mjs",
     ] {
         let code = std::fs::read_to_string(root().join(script)).unwrap();
-        assert!(guide.contains(&code), "docs/backend.md lacks {script} as it is");
+        assert!(
+            guide.contains(&code),
+            "docs/backend.md lacks {script} as it is"
+        );
     }
 }
