@@ -361,6 +361,7 @@ mod tests {
         let table = figures().table();
         assert!(table.contains("added p50 (ms)"), "{table}");
         assert!(table.contains("<= 100"), "{table}");
-        assert_eq!(table.lines().count(), 18);
+        assert_eq!(table.lines().count(), 22);
+        assert!(table.contains("receipt signing"), "{table}");
     }
 }
