@@ -1,6 +1,6 @@
 /**
- * Types for caisse-ap-relay's browser client (`client.js`), API v1.
- * The wire format is documented in the project's contract (api.md §5).
+ * Types for caisse-ap-relay's browser client (`client.js`), API v2.
+ * The wire format is documented in docs/protocol.md; the client's guide is docs/client.md.
  */
 
 /** Transaction states, in order; the last four are final. */
@@ -121,6 +121,11 @@ export interface TransactionRecord {
   updated_at: string;
   /** Agent-wide sequence number of the last change. */
   seq: number;
+  /**
+   * Signed receipt (compact JWS, EdDSA) on final and resolved records (api v2 §8): forward it
+   * to your backend, which verifies it with the agent's pinned key (docs/backend.md).
+   */
+  receipt?: string;
 }
 
 /** A terminal as listed by `welcome`, `terminals` and `status`. */
@@ -186,13 +191,24 @@ export interface WelcomeMessage {
 export interface PairedMessage { type: "paired"; till: string; token: string }
 export type TransactionMessage = { type: "transaction" } & TransactionRecord;
 export interface TerminalsMessage { type: "terminals"; terminals: TerminalInfo[] }
-export interface ErrorMessage { type: "error"; code: AgentErrorCode; message: string; id?: string }
+export interface ErrorMessage { type: "error"; code: AgentErrorCode; message: string; id?: string; current?: string }
 export interface StatusMessage {
   type: "status";
   terminals: TerminalInfo[];
   transactions: TransactionRecord[];
   tills: TillInfo[];
   certificate: CertificateInfo;
+  /** Each webhook's backlog and last failed attempt (api v2 §9). */
+  webhooks: WebhookStatus[];
+}
+
+/** One webhook in `status`. */
+export interface WebhookStatus {
+  name: string;
+  /** Deliveries owed and not yet acknowledged by the endpoint. */
+  pending: number;
+  last_error: string | null;
+  last_error_at: string | null;
 }
 
 /** Messages sent by the agent. */
@@ -233,13 +249,15 @@ export declare function pair(
 ): Promise<{ till: string; token: string }>;
 
 export declare class RelayError extends Error {
-  constructor(code: ErrorCode, message: string, id?: string, request?: string);
+  constructor(code: ErrorCode, message: string, id?: string, request?: string, current?: string);
   readonly name: "RelayError";
   code: ErrorCode;
-  /** The transaction id the agent named (for `terminal_busy`: the one holding the terminal). */
+  /** The transaction id the request named (for `pay`: the refused payment's id). */
   id?: string;
   /** Request type this error answers (`pay`, `get`, ...). */
   request?: string;
+  /** For `terminal_busy`: the id of the transaction holding the terminal. */
+  current?: string;
 }
 
 export interface PaymentHandleEventMap {
