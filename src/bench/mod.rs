@@ -7,7 +7,8 @@
 //! latency against a direct TCP baseline ([`latency`]); throughput with many tills
 //! ([`throughput`]), with terminals keeping the socket open, then closing it after
 //! answering; then, agent stopped, the cross-checks against the journal and the
-//! simulators. [`report`] prints the figures. What is measured where, and the limits found,
+//! simulators; last, receipts and webhooks on a second agent ([`webhooks`]). [`report`]
+//! prints the figures. What is measured where, and the limits found,
 //! are written up in BENCHMARKS.md. Nothing here reaches beyond loopback.
 
 use std::collections::HashMap;
@@ -21,15 +22,16 @@ use crate::engine::journal::Journal;
 use crate::engine::record::{Record, State};
 use crate::sim::{Behaviour, Fault, Simulator};
 
-pub mod client;
-pub mod idle;
-pub mod journal;
-pub mod latency;
-pub mod process;
-pub mod report;
-pub mod setup;
-pub mod stats;
-pub mod throughput;
+mod client;
+mod idle;
+mod journal;
+mod latency;
+mod process;
+mod report;
+mod setup;
+mod stats;
+mod throughput;
+mod webhooks;
 
 use client::{ClientError, Tls};
 use process::AgentProcess;
@@ -145,6 +147,7 @@ pub async fn run(plan: Plan, exe: &Path) -> Result<Figures, BenchError> {
     agent.stop().await?;
     let journal = Journal::read(&work.data_dir()).map_err(io_error("reading the journal"))?;
     figures.checks = check(&figures, &journal, &sims);
+    figures.webhooks = webhooks::run(&plan, exe).await?;
     Ok(figures)
 }
 
