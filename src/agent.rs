@@ -73,8 +73,13 @@ impl Agent {
         let certs = tokio::task::spawn_blocking(move || Certificates::load_or_create(&tls))
             .await
             .expect("certificate task panicked")?;
+        let engine_options = EngineOptions {
+            duplicate_window: config.server.duplicate_window,
+            refunds: config.server.refunds,
+            ..options.engine
+        };
         let engine =
-            Engine::start(&config.terminals, &config.server.data_dir, options.engine).await?;
+            Engine::start(&config.terminals, &config.server.data_dir, engine_options).await?;
         let origins = config.server.allowed_origins.clone();
         let access = Arc::new(Access::new(&config.tills, &config.server.data_dir)?);
         let https_port = listener.local_addr().map_or(0, |addr| addr.port());

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use caisse_ap_relay::engine::journal::Journal;
-use caisse_ap_relay::engine::record::{Record, Resolution, ResolvedAs, State, TxResult};
+use caisse_ap_relay::engine::record::{Record, Resolution, ResolvedAs, ResolvedBy, State, TxResult};
 use caisse_ap_relay::protocol::{Action, Method};
 use time::macros::format_description;
 use time::{Date, Duration, OffsetDateTime};
@@ -56,6 +56,8 @@ fn record(day: Date, tx: &Tx) -> Record {
         currency: "EUR".to_owned(),
         action: Action::Debit,
         method: Method::Card,
+        refund_of: None,
+        confirm_duplicate: false,
         state: tx.state,
         result: None,
         resolution: None,
@@ -70,6 +72,7 @@ fn resolve(mut record: Record, outcome: ResolvedAs) -> Record {
         outcome,
         note: None,
         till: "till-1".to_owned(),
+        by_role: ResolvedBy::Cashier,
         at: record.updated_at.clone(),
     });
     record

@@ -150,6 +150,11 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
             "server.data_dir",
             old.server.data_dir != new.server.data_dir,
         ),
+        (
+            "server.duplicate_window",
+            old.server.duplicate_window != new.server.duplicate_window,
+        ),
+        ("server.refunds", old.server.refunds != new.server.refunds),
         ("tls", tls_differs),
     ];
     let differing = checks.into_iter().filter(|(_, differs)| *differs);
@@ -169,6 +174,7 @@ mod tests {
             address: address.into(),
             pos_number: "01".into(),
             timeout: Duration::from_secs(60),
+            guard_unknown: true,
         }
     }
 

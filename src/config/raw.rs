@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::Role;
+use super::{Refunds, Role};
 
 /// A spanned string value.
 pub type Text = Spanned<String>;
@@ -35,6 +35,8 @@ pub struct RawServer {
     #[serde(default)]
     pub allowed_origins: Vec<Text>,
     pub data_dir: Option<PathBuf>,
+    pub duplicate_window: Option<Text>,
+    pub refunds: Option<Refunds>,
 }
 
 /// `[tls]`.
@@ -58,6 +60,7 @@ pub struct RawTerminal {
     pub address: Text,
     pub pos_number: Option<Text>,
     pub timeout: Option<Text>,
+    pub guard_unknown: Option<bool>,
 }
 
 /// One `[[till]]`.

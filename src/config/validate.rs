@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use super::raw::{self, RawConfig, RawServer, RawTerminal, RawTill, RawTls, Text};
 use super::{rules, Config, Role, Secret, ServerConfig, TerminalConfig, TillConfig, TlsConfig};
 use super::{
-    DEFAULT_DATA_DIR, DEFAULT_LISTEN, DEFAULT_POS_NUMBER, DEFAULT_TIMEOUT, DEFAULT_TLS_DIR,
+    DEFAULT_DATA_DIR, DEFAULT_DUPLICATE_WINDOW, DEFAULT_LISTEN, DEFAULT_POS_NUMBER, DEFAULT_TIMEOUT, DEFAULT_TLS_DIR,
 };
 
 /// Why the configuration cannot be used; `Display` is one line naming the file (and, for a
@@ -148,11 +148,19 @@ impl Ctx<'_> {
         let data_dir = raw
             .data_dir
             .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let duplicate_window = self.check_or(
+            raw.duplicate_window.as_ref(),
+            "server.duplicate_window",
+            rules::window,
+            DEFAULT_DUPLICATE_WINDOW,
+        )?;
         Ok(ServerConfig {
             listen,
             onboarding,
             allowed_origins,
             data_dir,
+            duplicate_window,
+            refunds: raw.refunds.unwrap_or_default(),
         })
     }
 
@@ -205,6 +213,7 @@ impl Ctx<'_> {
                     rules::timeout,
                     DEFAULT_TIMEOUT,
                 )?,
+                guard_unknown: t.guard_unknown.unwrap_or(true),
             });
         }
         Ok(out)

@@ -11,6 +11,7 @@ pub mod control;
 pub mod crashpoint;
 pub mod error;
 pub mod events;
+pub mod guards;
 pub mod journal;
 pub mod ledger;
 pub mod order;
@@ -42,7 +43,7 @@ use ledger::Ledger;
 use record::{now_rfc3339, State, TxResult};
 use registry::Registry;
 
-use crate::config::TerminalConfig;
+use crate::config::{Refunds, TerminalConfig, DEFAULT_DUPLICATE_WINDOW};
 use crate::metrics::Metrics;
 
 /// How often announced changes that the journal refused are appended again.
@@ -65,6 +66,10 @@ pub struct EngineOptions {
     pub drain: Duration,
     /// Unread announcements a session may hold before it resynchronises.
     pub bus_capacity: usize,
+    /// Possible-duplicate window (contract §10); zero turns the guard off.
+    pub duplicate_window: Duration,
+    /// Which refunds are accepted (contract §10).
+    pub refunds: Refunds,
 }
 
 impl Default for EngineOptions {
@@ -76,6 +81,8 @@ impl Default for EngineOptions {
             settle: Duration::from_millis(500),
             drain: Duration::from_millis(300),
             bus_capacity: BUS_CAPACITY,
+            duplicate_window: DEFAULT_DUPLICATE_WINDOW,
+            refunds: Refunds::Free,
         }
     }
 }

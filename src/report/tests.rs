@@ -4,7 +4,7 @@ use time::macros::{date, offset};
 
 use super::table::format_amount;
 use super::*;
-use crate::engine::record::{Resolution, TxResult};
+use crate::engine::record::{ResolvedBy, Resolution, TxResult};
 
 const DAY: Date = date!(2026 - 11 - 23);
 
@@ -17,6 +17,8 @@ fn record(id: &str, state: State, amount: u64, created_at: &str) -> Record {
         currency: "EUR".to_owned(),
         action: Action::Debit,
         method: Method::Card,
+        refund_of: None,
+        confirm_duplicate: false,
         state,
         result: None,
         resolution: None,
@@ -40,6 +42,7 @@ fn resolved(mut record: Record, outcome: ResolvedAs) -> Record {
         outcome,
         note: None,
         till: "till-1".to_owned(),
+        by_role: ResolvedBy::Cashier,
         at: "2026-11-23T12:05:00.000Z".to_owned(),
     });
     record

@@ -10,7 +10,8 @@
 //! `transactions` holds up to 100 records of the terminals the till may use, unresolved
 //! `unknown` first, then newest first, and `certificate` describes the served leaf
 //! (`fingerprint` is the local CA's, `null` with a bring-your-own certificate).
-//! `error` messages for `terminal_busy` also carry `current`, the id holding the terminal.
+//! `error` messages for `terminal_busy` also carry `current`, the id holding the terminal;
+//! those for `refund_exceeds` carry `refundable`, what is left to refund (minor units).
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -51,7 +52,7 @@ pub enum ClientMessage {
         code: String,
     },
     /// Start a transaction.
-    Pay(PayOrder),
+    Pay(Box<PayOrder>),
     /// Cancel before the request reaches the terminal.
     Cancel {
         /// Transaction id.
@@ -168,6 +169,15 @@ pub enum ServerMessage {
         /// For `terminal_busy`: the id holding the terminal.
         #[serde(skip_serializing_if = "Option::is_none")]
         current: Option<String>,
+        /// For `unresolved_unknown`: the transaction to resolve first.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pending: Option<String>,
+        /// For `possible_duplicate`: the earlier transaction.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        previous: Option<String>,
+        /// For `refund_exceeds`: what may still be refunded, in minor units.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        refundable: Option<u64>,
     },
     /// The operator page's overview (extension).
     Status {
@@ -184,11 +194,15 @@ pub enum ServerMessage {
 
 impl From<ApiError> for ServerMessage {
     fn from(error: ApiError) -> ServerMessage {
+        let related = |code| error.related.clone().filter(|_| error.code == code);
         ServerMessage::Error {
+            current: related(ErrorCode::TerminalBusy),
+            pending: related(ErrorCode::UnresolvedUnknown),
+            previous: related(ErrorCode::PossibleDuplicate),
             code: error.code,
             message: error.message,
             id: error.id,
-            current: error.current,
+            refundable: error.refundable,
         }
     }
 }

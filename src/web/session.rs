@@ -528,6 +528,7 @@ mod tests {
                 address: sim.addr().to_string(),
                 pos_number: "01".into(),
                 timeout: Duration::from_secs(30),
+                guard_unknown: true,
             })
             .into();
         let options = EngineOptions {
