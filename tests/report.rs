@@ -6,7 +6,9 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use caisse_ap_relay::engine::journal::Journal;
-use caisse_ap_relay::engine::record::{Record, Resolution, ResolvedAs, ResolvedBy, State, TxResult};
+use caisse_ap_relay::engine::record::{
+    Record, Resolution, ResolvedAs, ResolvedBy, State, TxResult,
+};
 use caisse_ap_relay::protocol::{Action, Method};
 use time::macros::format_description;
 use time::{Date, Duration, OffsetDateTime};

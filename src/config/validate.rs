@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use super::raw::{self, RawConfig, RawServer, RawTerminal, RawTill, RawTls, Text};
 use super::{rules, Config, Role, Secret, ServerConfig, TerminalConfig, TillConfig, TlsConfig};
 use super::{
-    DEFAULT_DATA_DIR, DEFAULT_DUPLICATE_WINDOW, DEFAULT_LISTEN, DEFAULT_POS_NUMBER, DEFAULT_TIMEOUT, DEFAULT_TLS_DIR,
+    DEFAULT_DATA_DIR, DEFAULT_DUPLICATE_WINDOW, DEFAULT_LISTEN, DEFAULT_POS_NUMBER,
+    DEFAULT_TIMEOUT, DEFAULT_TLS_DIR,
 };
 
 /// Why the configuration cannot be used; `Display` is one line naming the file (and, for a

@@ -85,7 +85,12 @@ impl Engine {
     }
 
     /// The guards of contract §10 for a `pay` that would start a new transaction.
-    fn guard(&self, till: &Till, payment: &Payment, terminal: &Terminal) -> Result<Passed, ApiError> {
+    fn guard(
+        &self,
+        till: &Till,
+        payment: &Payment,
+        terminal: &Terminal,
+    ) -> Result<Passed, ApiError> {
         let options = &self.inner.options;
         let settings = guards::Settings {
             guard_unknown: terminal.config().guard_unknown,
@@ -93,7 +98,13 @@ impl Engine {
             refunds: options.refunds,
         };
         let records = self.inner.ledger.select(guards::relevant(till, payment));
-        guards::check(&records, settings, till, payment, time::OffsetDateTime::now_utc())
+        guards::check(
+            &records,
+            settings,
+            till,
+            payment,
+            time::OffsetDateTime::now_utc(),
+        )
     }
 
     /// The unresolved `unknown` that blocks `terminal` (contract §10), if any.

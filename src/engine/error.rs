@@ -1,9 +1,9 @@
 //! The typed refusals the engine answers with; the web layer sends them as `error` messages.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The stable error codes of the contract (§5).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     /// The message is malformed or a field is invalid: fix the request.

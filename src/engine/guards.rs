@@ -84,7 +84,11 @@ pub fn check(
 }
 
 /// The oldest unresolved `unknown` of `terminal` younger than [`UNKNOWN_BLOCKS_FOR`].
-pub fn blocking(records: &[Arc<Record>], terminal: &str, now: OffsetDateTime) -> Option<Arc<Record>> {
+pub fn blocking(
+    records: &[Arc<Record>],
+    terminal: &str,
+    now: OffsetDateTime,
+) -> Option<Arc<Record>> {
     let horizon = now - UNKNOWN_BLOCKS_FOR;
     records
         .iter()
@@ -140,7 +144,11 @@ fn duplicate_of(
 
 /// `refunds = "off"` refuses refunds; `"linked"` needs a valid `refund_of`; a `refund_of`
 /// given under `"free"` is checked the same way, so the link is always true.
-fn refund_rules(records: &[Arc<Record>], refunds: Refunds, payment: &Payment) -> Result<(), ApiError> {
+fn refund_rules(
+    records: &[Arc<Record>],
+    refunds: Refunds,
+    payment: &Payment,
+) -> Result<(), ApiError> {
     if payment.action != Action::Refund {
         return Ok(());
     }
@@ -159,7 +167,11 @@ fn refund_rules(records: &[Arc<Record>], refunds: Refunds, payment: &Payment) ->
     }
 }
 
-fn linked_refund(records: &[Arc<Record>], payment: &Payment, debit_id: &str) -> Result<(), ApiError> {
+fn linked_refund(
+    records: &[Arc<Record>],
+    payment: &Payment,
+    debit_id: &str,
+) -> Result<(), ApiError> {
     let debit = records.iter().find(|r| r.id == debit_id).ok_or_else(|| {
         ApiError::new(
             ErrorCode::NotFound,
@@ -304,7 +316,11 @@ mod tests {
         }
     }
 
-    fn run(records: Vec<Record>, settings: Settings, payment: &Payment) -> Result<Passed, ApiError> {
+    fn run(
+        records: Vec<Record>,
+        settings: Settings,
+        payment: &Payment,
+    ) -> Result<Passed, ApiError> {
         let records: Vec<_> = records.into_iter().map(Arc::new).collect();
         let kept: Vec<_> = records
             .iter()
@@ -333,8 +349,15 @@ mod tests {
         assert_eq!(error.code, ErrorCode::UnresolvedUnknown);
         assert_eq!(error.related.as_deref(), Some("u1"));
         assert_eq!(error.id.as_deref(), Some("p"));
-        let old = ended("u2", State::Unknown, UNKNOWN_BLOCKS_FOR + Duration::from_secs(1));
-        let done = resolved(ended("u3", State::Unknown, Duration::from_secs(7200)), ResolvedAs::NotCharged);
+        let old = ended(
+            "u2",
+            State::Unknown,
+            UNKNOWN_BLOCKS_FOR + Duration::from_secs(1),
+        );
+        let done = resolved(
+            ended("u3", State::Unknown, Duration::from_secs(7200)),
+            ResolvedAs::NotCharged,
+        );
         assert!(run(vec![other_terminal, old, done], settings(), &payment("p")).is_ok());
         let off = Settings {
             guard_unknown: false,
@@ -360,12 +383,18 @@ mod tests {
             duplicate_window: Duration::ZERO,
             ..settings()
         };
-        assert_eq!(run(vec![recent.clone()], off, &payment("p")), Ok(Passed::default()));
+        assert_eq!(
+            run(vec![recent.clone()], off, &payment("p")),
+            Ok(Passed::default())
+        );
         let other_amount = Payment {
             amount: 101,
             ..payment("p")
         };
-        assert_eq!(run(vec![recent], settings(), &other_amount), Ok(Passed::default()));
+        assert_eq!(
+            run(vec![recent], settings(), &other_amount),
+            Ok(Passed::default())
+        );
     }
 
     #[test]
@@ -380,10 +409,16 @@ mod tests {
             resolved(ended("x", State::Unknown, recent), ResolvedAs::NotCharged),
             ended("old", State::Approved, Duration::from_secs(61)),
         ];
-        assert_eq!(run(harmless, settings(), &payment("p")), Ok(Passed::default()));
+        assert_eq!(
+            run(harmless, settings(), &payment("p")),
+            Ok(Passed::default())
+        );
         let mut other_till = ended("t", State::Approved, recent);
         other_till.till = "till-2".into();
-        assert_eq!(run(vec![other_till], settings(), &payment("p")), Ok(Passed::default()));
+        assert_eq!(
+            run(vec![other_till], settings(), &payment("p")),
+            Ok(Passed::default())
+        );
     }
 
     #[test]
@@ -403,12 +438,18 @@ mod tests {
             ..payment("r")
         };
         assert!(run(vec![], settings(), &free_refund).is_ok());
-        assert_eq!(refused(vec![], linked, &free_refund).code, ErrorCode::BadRequest);
+        assert_eq!(
+            refused(vec![], linked, &free_refund).code,
+            ErrorCode::BadRequest
+        );
         let off = Settings {
             refunds: Refunds::Off,
             ..settings()
         };
-        assert_eq!(refused(vec![], off, &free_refund).code, ErrorCode::Forbidden);
+        assert_eq!(
+            refused(vec![], off, &free_refund).code,
+            ErrorCode::Forbidden
+        );
         assert_eq!(
             refused(vec![], linked, &refund("r", 100, "nope")).code,
             ErrorCode::NotFound
@@ -437,7 +478,10 @@ mod tests {
         assert!(run(records, linked, &refund("r", 100, "sale")).is_ok());
         let mut dollars = refund("r", 10, "sale");
         dollars.currency = Currency::parse("USD").unwrap();
-        assert_eq!(refused(vec![debit], linked, &dollars).code, ErrorCode::BadRequest);
+        assert_eq!(
+            refused(vec![debit], linked, &dollars).code,
+            ErrorCode::BadRequest
+        );
         let declined_sale = ended("sale", State::Declined, Duration::from_secs(60));
         let error = refused(vec![declined_sale], linked, &refund("r", 10, "sale"));
         assert_eq!(error.code, ErrorCode::BadRequest);

@@ -12,6 +12,7 @@ pub mod crashpoint;
 pub mod error;
 pub mod events;
 pub mod guards;
+pub mod inbox;
 pub mod journal;
 pub mod ledger;
 pub mod order;
@@ -159,6 +160,7 @@ impl Engine {
         engine.settle_interrupted().await.map_err(journal_error)?;
         engine.start_probes(engine.inner.registry.apply(terminals, &engine.inner.stop));
         engine.start_journal_retry();
+        engine.start_inbox(data_dir);
         Ok(engine)
     }
 

@@ -241,7 +241,8 @@ mod tests {
 
     #[test]
     fn refund_of_only_on_a_refund() {
-        let debit = json!({"id": "r", "terminal": "t", "amount": 5, "currency": "EUR", "refund_of": "d"});
+        let debit =
+            json!({"id": "r", "terminal": "t", "amount": 5, "currency": "EUR", "refund_of": "d"});
         assert!(message_of(debit).contains("`refund_of`"));
         let refund = json!({"id": "r", "terminal": "t", "amount": 5, "currency": "EUR",
             "action": "refund", "refund_of": "d", "confirm_duplicate": true});

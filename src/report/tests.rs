@@ -4,7 +4,7 @@ use time::macros::{date, offset};
 
 use super::table::format_amount;
 use super::*;
-use crate::engine::record::{ResolvedBy, Resolution, TxResult};
+use crate::engine::record::{Resolution, ResolvedBy, TxResult};
 
 const DAY: Date = date!(2026 - 11 - 23);
 

@@ -152,6 +152,11 @@ pub enum ServerMessage {
     },
     /// A record, on every change.
     Transaction(Box<Record>),
+    /// A record sent again rather than changed: the answer to `watch` and the records that
+    /// follow `welcome`, with `"replay": true` (§7.1), so a display tells an old result from
+    /// a live one without comparing clocks.
+    #[serde(rename = "transaction")]
+    Replayed(Replayed),
     /// The terminals this till may use.
     Terminals {
         /// Their states.
@@ -190,6 +195,24 @@ pub enum ServerMessage {
         /// The served certificate.
         certificate: CertificateInfo,
     },
+}
+
+/// A record with `"replay": true`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Replayed {
+    #[serde(flatten)]
+    record: Box<Record>,
+    replay: bool,
+}
+
+impl ServerMessage {
+    /// `record` as a replay (§7.1).
+    pub fn replayed(record: &Record) -> ServerMessage {
+        ServerMessage::Replayed(Replayed {
+            record: Box::new(record.clone()),
+            replay: true,
+        })
+    }
 }
 
 impl From<ApiError> for ServerMessage {
@@ -254,6 +277,24 @@ mod tests {
             panic!("not a pay")
         };
         assert_eq!(order.amount, Value::from(5));
+    }
+
+    #[test]
+    fn a_replayed_record_is_a_transaction_marked_replay() {
+        let record = crate::engine::record::sample("a", crate::engine::record::State::Approved);
+        let live: Value =
+            serde_json::from_str(&ServerMessage::Transaction(Box::new(record.clone())).to_json())
+                .unwrap();
+        let json = ServerMessage::replayed(&record).to_json();
+        assert!(
+            json.starts_with(r#"{"type":"transaction","id":"a""#),
+            "{json}"
+        );
+        let mut replayed: Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(replayed["replay"], true);
+        replayed.as_object_mut().unwrap().remove("replay");
+        assert_eq!(replayed, live);
+        assert!(live.get("replay").is_none());
     }
 
     #[test]

@@ -166,17 +166,19 @@ fn collect_lines(stream: impl Read + Send + 'static) -> mpsc::UnboundedReceiver<
 
 /// Writes `dir/agent.toml`: data in `dir/data`, certificates in `dir/certs`, `terminals`
 /// (name, address; a 600 s timeout, never reached in a test), tills `till-1` (cashier) and
-/// `screen` (display) with the test tokens.
+/// `screen` (display) with the test tokens. The safety guards are off (v1 behaviour, as in
+/// `common::config`).
 pub fn write_config(dir: &Path, terminals: &[(&str, SocketAddr)]) -> PathBuf {
     let mut text = format!(
         "[server]\nlisten = \"127.0.0.1:0\"\nallowed_origins = [\"{ALLOWED_ORIGIN}\"]\n\
-         data_dir = \"{}\"\n\n[tls]\ndir = \"{}\"\n",
+         data_dir = \"{}\"\nduplicate_window = \"0s\"\n\n[tls]\ndir = \"{}\"\n",
         dir.join("data").display(),
         dir.join("certs").display(),
     );
     for (name, address) in terminals {
         text += &format!(
-            "\n[[terminal]]\nname = \"{name}\"\naddress = \"{address}\"\ntimeout = \"600s\"\n"
+            "\n[[terminal]]\nname = \"{name}\"\naddress = \"{address}\"\ntimeout = \"600s\"\n\
+             guard_unknown = false\n"
         );
     }
     text += &format!("\n[[till]]\nname = \"till-1\"\ntoken = \"{CASHIER}\"\n");
