@@ -108,6 +108,12 @@ impl Agent {
         self.listener.local_addr()
     }
 
+    /// The onboarding site's address, when it is served.
+    pub fn onboarding_addr(&self) -> Option<std::net::SocketAddr> {
+        let (listener, _) = self.onboarding.as_ref()?;
+        listener.local_addr().ok()
+    }
+
     /// Serves until `shutdown` resolves, then stops gracefully.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) {
         let app = self.app;
