@@ -84,7 +84,7 @@ impl Agent {
         let access = Arc::new(Access::new(&config.tills, &config.server.data_dir)?);
         let https_port = listener.local_addr().map_or(0, |addr| addr.port());
         let onboarding = bind_onboarding(config, &certs, https_port).await?;
-        let app = App::new(engine, access, certs, &config.tills, origins, options.web);
+        let app = App::new(engine, access, certs, origins, options.web);
         Ok(Agent {
             reload: ReloadHandle::new(Arc::clone(&app), config),
             app,

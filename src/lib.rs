@@ -10,13 +10,13 @@
 //! - [`sim`]: a terminal simulator with every outcome and fault mode, for `simulate`, the demo
 //!   and the tests.
 //! - [`engine`]: transactions: registry of terminals (one at a time each), state machine,
-//!   idempotency, the durable journal and the event bus that fans progress out to screens.
+//!   idempotency, the durable journal, the event bus that fans progress out to screens, and the
+//!   Prometheus metrics counted as transactions end (served at `/metrics`).
 //! - [`web`]: the TLS front: HTTP routes, static pages, WebSocket sessions and wire messages.
 //! - [`certs`]: the local CA and the leaf certificate, and the rustls server configuration.
 //! - [`access`]: who may connect: static and paired till tokens, rate limits.
 //! - [`agent`]: the wiring: config → certificates → journal and engine → TLS front.
 //! - [`config`]: the TOML configuration validated once into typed values, and the demo default.
-//! - [`metrics`]: the Prometheus metrics served at `/metrics`.
 //! - [`report`]: day totals from the journal, per terminal, method and currency (`report`).
 //! - [`bench`]: the benchmark suite (`bench`): the agent as a child process, measured from outside.
 #![forbid(unsafe_code)]
@@ -29,7 +29,6 @@ pub mod certs;
 pub mod cli;
 pub mod config;
 pub mod engine;
-pub mod metrics;
 pub mod protocol;
 pub mod report;
 pub mod sim;

@@ -15,6 +15,7 @@ pub mod guards;
 pub mod inbox;
 pub mod journal;
 pub mod ledger;
+pub mod metrics;
 pub mod order;
 pub mod probe;
 pub mod record;
@@ -41,11 +42,11 @@ use control::Control;
 use events::{EventBus, Subscription, BUS_CAPACITY};
 use journal::Journal;
 use ledger::Ledger;
+use metrics::Metrics;
 use record::{now_rfc3339, State, TxResult};
 use registry::Registry;
 
 use crate::config::{Refunds, TerminalConfig, DEFAULT_DUPLICATE_WINDOW};
-use crate::metrics::Metrics;
 
 /// How often announced changes that the journal refused are appended again.
 pub const JOURNAL_RETRY: Duration = Duration::from_secs(1);

@@ -11,9 +11,9 @@ use tracing::Instrument;
 
 use super::control::Control;
 use super::ledger::Ledger;
+use super::metrics::Metrics;
 use super::record::{now_rfc3339, Record, State, TxResult};
 use super::registry::{Lease, Terminal};
-use crate::metrics::Metrics;
 use crate::protocol::mask::mask_pan;
 use crate::protocol::{Answer, Card, PaymentRequest};
 use crate::terminal::{self, Hooks, Outcome, Progress, Timeouts, UnknownReason};

@@ -2,9 +2,10 @@
 //!
 //! [`server`] accepts and spawns, [`routes`] answers HTTP, [`upgrade`] checks the origin and
 //! switches `/ws` to a WebSocket, [`session`] runs one browser's socket, [`messages`] is the
-//! wire format. The web layer holds no transaction state: it asks the [`Engine`] and
-//! forwards what the engine's bus announces. The parts of the configuration a reload
-//! replaces (allowed origins, the tills list) sit in [`Reloadable`] holders.
+//! wire format; each imports only the ones after it in that list, and [`App`]. The web layer
+//! holds no transaction state: it asks the [`Engine`] and forwards what the engine's bus
+//! announces. The allowed origins, which a reload replaces, sit in a [`Reloadable`] holder;
+//! the configured tills live in [`Access`] alone.
 
 pub mod assets;
 pub mod messages;
@@ -23,7 +24,6 @@ use tokio_util::task::TaskTracker;
 
 use crate::access::Access;
 use crate::certs::Certificates;
-use crate::config::{Role, TillConfig};
 use crate::engine::Engine;
 use presence::Presence;
 
@@ -81,11 +81,6 @@ impl<T> Reloadable<T> {
     }
 }
 
-/// Configured tills as `status` lists them: (name, role).
-pub fn till_list(tills: &[TillConfig]) -> Vec<(String, Role)> {
-    tills.iter().map(|t| (t.name.clone(), t.role)).collect()
-}
-
 /// What every connection shares.
 pub struct App {
     /// The transaction engine.
@@ -94,8 +89,6 @@ pub struct App {
     pub access: Arc<Access>,
     /// The TLS identity (for `/ca.pem` and `status`).
     pub certs: Certificates,
-    /// Configured tills (name, role), for `status`.
-    pub tills: Reloadable<Vec<(String, Role)>>,
     /// Allowed `Origin` values besides the agent's own.
     pub allowed_origins: Reloadable<Vec<String>>,
     /// Open sessions per till.
@@ -114,7 +107,6 @@ impl App {
         engine: Engine,
         access: Arc<Access>,
         certs: Certificates,
-        tills: &[TillConfig],
         allowed_origins: Vec<String>,
         options: WebOptions,
     ) -> Arc<App> {
@@ -122,7 +114,6 @@ impl App {
             engine,
             access,
             certs,
-            tills: Reloadable::new(till_list(tills)),
             allowed_origins: Reloadable::new(allowed_origins),
             presence: Presence::default(),
             options,

@@ -16,12 +16,8 @@ use tokio_rustls::TlsAcceptor;
 use tower::Service;
 use tracing::Instrument;
 
-use super::upgrade::Peer;
+use super::upgrade::{ConnectionPermit, Peer};
 use super::{routes, App};
-
-/// The connection permit, shared by the HTTP connection and a WebSocket session born from it.
-#[derive(Debug, Clone)]
-pub struct ConnectionPermit(pub Arc<OwnedSemaphorePermit>);
 
 /// Longest pause after repeated accept errors (e.g. out of file descriptors).
 const MAX_BACKOFF: Duration = Duration::from_secs(1);

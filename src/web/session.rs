@@ -350,12 +350,15 @@ where
 
     fn status(&self) -> ServerMessage {
         let app = &self.app;
-        let tills = app.tills.get();
-        let tills = tills.iter().map(|(name, role)| TillPresence {
-            name: name.clone(),
-            role: *role,
-            sessions: app.presence.sessions(name),
-        });
+        let tills = app
+            .access
+            .configured()
+            .into_iter()
+            .map(|till| TillPresence {
+                sessions: app.presence.sessions(&till.name),
+                name: till.name,
+                role: till.role,
+            });
         let recent = app.engine.recent(&self.till, STATUS_RECORDS);
         ServerMessage::Status {
             terminals: app.engine.terminals(&self.till),
@@ -559,7 +562,6 @@ mod tests {
             engine,
             Arc::new(access),
             certs,
-            &tills,
             Vec::new(),
             WebOptions::default(),
         )

@@ -8,20 +8,25 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use hyper_util::rt::TokioIo;
+use tokio::sync::OwnedSemaphorePermit;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::WebSocketStream;
 use tracing::Instrument;
 
-use super::server::ConnectionPermit;
+use super::{session, App};
 
 /// Initial read buffer of a WebSocket (see [`websocket`]'s configuration).
 const READ_BUFFER: usize = 4 * 1024;
-use super::{session, App};
 
 /// The peer address of the connection a request came on (set by the server).
 #[derive(Debug, Clone, Copy)]
 pub struct Peer(pub SocketAddr);
+
+/// The connection's permit (set by the server), shared by the HTTP connection and a
+/// WebSocket session born from it.
+#[derive(Debug, Clone)]
+pub struct ConnectionPermit(pub Arc<OwnedSemaphorePermit>);
 
 /// Answers `/ws`: 403 for a foreign origin, 400 for a non-WebSocket request, else 101.
 pub async fn websocket(State(app): State<Arc<App>>, mut request: Request) -> Response {
