@@ -292,7 +292,7 @@ fn table_shows_rows_totals_and_unresolved() {
     let empty = total_jpy.iter().filter(|cell| **cell == "-").count();
     assert_eq!(
         (&total_jpy[..5], empty),
-        (&["TOTAL", "JPY", "1", "/", "500"][..], 6)
+        (&["TOTAL", "JPY", "1", "/", "500"][..], 8)
     );
     assert!(
         text.contains("à vérifier sur le ticket du terminal"),
