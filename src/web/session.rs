@@ -9,6 +9,8 @@
 //!   rights changed, or revocations were missed);
 //! - `watch` answers with the terminal's latest record, if any, marked `"replay": true`
 //!   (§7.1), then streams its changes;
+//! - `resolve` is answered by the bus, except for another till's record (the blocked
+//!   terminal's exception, §7.3), which is answered with the resolved record;
 //! - a `pay` that starts a transaction is answered by the `accepted` record from the bus; a
 //!   replayed `pay` (same id and parameters) by the current record;
 //! - after `welcome` come the till's records still `unknown` (unresolved) or finished in the
@@ -327,8 +329,9 @@ where
             },
             ClientMessage::Get { id } => Ok(record(engine.get(till, &id)?)),
             ClientMessage::Resolve { id, outcome, note } => {
-                engine.resolve(till, &id, outcome, note).await?;
-                Ok(None)
+                let resolved = engine.resolve(till, &id, outcome, note).await?;
+                // Another till's record (the §7.3 exception) does not come on this bus.
+                Ok((!self.cares(&resolved)).then(|| record(resolved)).flatten())
             }
             ClientMessage::Watch { terminal } => {
                 // Followed before the latest record is read, as for `welcome`.
