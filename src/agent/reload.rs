@@ -135,7 +135,8 @@ fn diff<T>(old: &[T], new: &[T], name: fn(&T) -> &String, same: fn(&T, &T) -> bo
 }
 
 fn same_terminal(a: &TerminalConfig, b: &TerminalConfig) -> bool {
-    (&a.address, &a.pos_number, a.timeout) == (&b.address, &b.pos_number, b.timeout)
+    let settings = |t: &TerminalConfig| (t.timeout, t.ticket, t.send_reference);
+    (&a.address, &a.pos_number, settings(a)) == (&b.address, &b.pos_number, settings(b))
 }
 
 fn same_till(a: &TillConfig, b: &TillConfig) -> bool {
@@ -186,6 +187,8 @@ mod tests {
             pos_number: "01".into(),
             timeout: Duration::from_secs(60),
             guard_unknown: true,
+            ticket: None,
+            send_reference: false,
         }
     }
 

@@ -61,6 +61,10 @@ pub struct RawTerminal {
     pub pos_number: Option<Text>,
     pub timeout: Option<Text>,
     pub guard_unknown: Option<bool>,
+    pub ticket: Option<Text>,
+    pub ticket_format: Option<Text>,
+    #[serde(default)]
+    pub send_reference: bool,
 }
 
 /// One `[[till]]`.

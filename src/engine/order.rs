@@ -71,7 +71,8 @@ impl PayOrder {
         let amount = amount(&self.amount).map_err(fail)?;
         let currency = currency(&self.currency).map_err(fail)?;
         let action = choice(&self.action, "action", &["debit", "refund"]).map_err(fail)?;
-        let method = choice(&self.method, "method", &["card", "check"]).map_err(fail)?;
+        let methods = Method::ALL.map(Method::code);
+        let method = choice(&self.method, "method", &methods).map_err(fail)?;
         let confirm_duplicate = flag(&self.confirm_duplicate, "confirm_duplicate").map_err(fail)?;
         let refund_of = match &self.refund_of {
             Value::Null => None,
@@ -92,11 +93,8 @@ impl PayOrder {
             } else {
                 Action::Debit
             },
-            method: if method == 1 {
-                Method::Check
-            } else {
-                Method::Card
-            },
+            // `choice` returns an index into `methods`, built from `Method::ALL`.
+            method: Method::ALL[method],
             confirm_duplicate,
             refund_of,
         })

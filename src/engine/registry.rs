@@ -259,6 +259,8 @@ mod tests {
             pos_number: "01".into(),
             timeout: Duration::from_secs(5),
             guard_unknown: true,
+            ticket: None,
+            send_reference: false,
         }
     }
 

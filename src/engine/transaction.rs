@@ -189,6 +189,7 @@ fn answer_result(answer: Answer) -> TxResult {
         authorization: answer.authorization,
         approved_amount: answer.approved_amount,
         partial: answer.partial,
+        ticket: answer.ticket,
         raw: Some(answer.raw),
         detail: None,
     }
@@ -293,6 +294,7 @@ mod tests {
             contract: None,
             approved_amount: None,
             partial: false,
+            ticket: Vec::new(),
             raw: "raw".into(),
         };
         apply_outcome(&mut rec, Outcome::Declined(answer));

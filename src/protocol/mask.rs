@@ -1,13 +1,12 @@
-//! Card data minimised for logs: card numbers keep only their last four digits.
+//! Card data minimised for logs: card numbers keep only their last four digits; and raw
+//! frames as records keep them, without tickets.
 //!
 //! Terminals already mask the PAN they send in AA (e.g. `497010######1234`); logs keep
 //! less still, in case a terminal sends more than it should. Records and screens keep the
-//! terminal's own masked value; only log lines go through here.
+//! terminal's own masked value. Tickets (ZT) leave both logs and a record's `raw`.
 
-use super::fields::{decode_field, latin1};
-
-/// The tag of the (masked) card number in an answer.
-const PAN_TAG: &str = "AA";
+use super::fields::{decode_field, latin1, to_latin1, Field};
+use super::tags;
 
 /// Digits kept at the end of a card number.
 const KEPT_DIGITS: usize = 4;
@@ -27,26 +26,50 @@ pub fn mask_pan(pan: &str) -> String {
         .collect()
 }
 
-/// A raw frame (Latin-1 text) for a debug log: AA masked with [`mask_pan`]; whatever does
-/// not decode as fields has all its digits hidden, since nothing says what they are.
+/// A raw frame (Latin-1 text) for a debug log: AA masked with [`mask_pan`], tickets (ZT)
+/// dropped; whatever does not decode as fields has all its digits hidden, since nothing
+/// says what they are.
 pub fn mask_frame(raw: &str) -> String {
-    let bytes: Vec<u8> = raw
-        .chars()
-        .map(|c| u8::try_from(u32::from(c)).unwrap_or(b'?'))
-        .collect();
+    let hide = |c: char| if c.is_ascii_digit() { '#' } else { c };
+    rewrite_fields(
+        raw,
+        |field| match field.tag() {
+            tags::PAN => Some(mask_pan(field.value())),
+            tags::TICKET => None,
+            _ => Some(field.value().to_string()),
+        },
+        |tail| tail.chars().map(hide).collect(),
+    )
+}
+
+/// A raw frame as a record keeps it (`result.raw`): tickets (ZT) dropped, since they have
+/// their own field that displays and receipts leave out (api.md §7.2).
+pub fn record_frame(raw: &str) -> String {
+    rewrite_fields(
+        raw,
+        |field| (field.tag() != tags::TICKET).then(|| field.value().to_string()),
+        str::to_string,
+    )
+}
+
+/// Rewrites each whole field of `raw` with `value` (`None` drops the field; a new value
+/// must keep the length) and what does not decode with `tail`.
+fn rewrite_fields(
+    raw: &str,
+    value: impl Fn(&Field) -> Option<String>,
+    tail: impl Fn(&str) -> String,
+) -> String {
+    let bytes = to_latin1(raw);
     let mut out = String::with_capacity(raw.len());
     let mut rest = &bytes[..];
     while let Ok(Some((field, used))) = decode_field(rest) {
-        out.push_str(&latin1(&rest[..5]));
-        if field.tag() == PAN_TAG {
-            out.push_str(&mask_pan(field.value()));
-        } else {
-            out.push_str(field.value());
+        if let Some(value) = value(&field) {
+            out.push_str(&latin1(&rest[..5]));
+            out.push_str(&value);
         }
         rest = &rest[used..];
     }
-    let hide = |c: char| if c.is_ascii_digit() { '#' } else { c };
-    out.extend(latin1(rest).chars().map(hide));
+    out.push_str(&tail(&latin1(rest)));
     out
 }
 
@@ -69,6 +92,14 @@ mod tests {
             mask_frame(raw),
             "CZ0040300AE00210AA016############1234AC006632145"
         );
+    }
+
+    #[test]
+    fn tickets_leave_logs_and_records() {
+        let raw = "CZ0040300AE00210ZT014CK003100AK001QAC006632145";
+        assert_eq!(mask_frame(raw), "CZ0040300AE00210AC006632145");
+        assert_eq!(record_frame(raw), "CZ0040300AE00210AC006632145");
+        assert_eq!(record_frame("CZ0040300AE0"), "CZ0040300AE0");
     }
 
     #[test]

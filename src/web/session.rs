@@ -539,6 +539,8 @@ mod tests {
                 pos_number: "01".into(),
                 timeout: Duration::from_secs(30),
                 guard_unknown: true,
+                ticket: None,
+                send_reference: false,
             })
             .into();
         let options = EngineOptions {

@@ -93,6 +93,8 @@ pub fn terminal(name: &str, addr: impl ToString, timeout: Duration) -> TerminalC
         pos_number: "01".to_owned(),
         timeout,
         guard_unknown: false,
+        ticket: None,
+        send_reference: false,
     }
 }
 
