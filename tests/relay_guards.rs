@@ -96,7 +96,10 @@ async fn an_unknown_blocks_its_terminal_until_a_cashier_there_resolves_it() {
     )
     .await;
     let answered = until_state(&mut other, "u-1", "unknown").await;
-    assert_eq!(answered["resolution"]["till"], "till-3", "the resolver sees its decision");
+    assert_eq!(
+        answered["resolution"]["till"], "till-3",
+        "the resolver sees its decision"
+    );
     let resolved = until_state(&mut ws, "u-1", "unknown").await;
     let resolution = &resolved["resolution"];
     assert_eq!(resolution["till"], "till-3");

@@ -33,10 +33,9 @@ fn stdout_is_empty(stdout: &[u8]) -> bool {
 async fn started_with_a_config_it_prints_the_ca_fingerprint_and_the_onboarding_url() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &[]);
-    let text = std::fs::read_to_string(&config).unwrap().replace(
-        "[server]\n",
-        "[server]\nonboarding = \"127.0.0.1:0\"\n",
-    );
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("[server]\n", "[server]\nonboarding = \"127.0.0.1:0\"\n");
     std::fs::write(&config, text).unwrap();
     let mut agent = Process::start(&config, &[]).await;
     let fingerprint = agent.printed_line("CA SHA-256").await;
@@ -46,12 +45,11 @@ async fn started_with_a_config_it_prints_the_ca_fingerprint_and_the_onboarding_u
         .unwrap();
     let digest = ring::digest::digest(&ring::digest::SHA256, &der);
     let hex: Vec<String> = digest.as_ref().iter().map(|b| format!("{b:02X}")).collect();
-    assert!(
-        fingerprint.contains(&hex.join(":")),
-        "{fingerprint}"
-    );
+    assert!(fingerprint.contains(&hex.join(":")), "{fingerprint}");
     let onboarding = agent.printed_line("onboarding").await;
     assert!(onboarding.contains("http://127.0.0.1:"), "{onboarding}");
-    agent.printed_line(&format!("https://localhost:{}/", agent.addr.port())).await;
+    agent
+        .printed_line(&format!("https://localhost:{}/", agent.addr.port()))
+        .await;
     agent.terminate().await;
 }
