@@ -15,9 +15,12 @@ use tokio::net::TcpListener;
 
 use crate::access::{Access, StoreError};
 use crate::certs::{CertError, Certificates, RENEWAL_INTERVAL};
-use crate::config::Config;
+use crate::config::{Config, ServerConfig};
+use crate::engine::ledger::Seal;
 use crate::engine::{Engine, EngineError, EngineOptions};
+use crate::receipt::Receipts;
 use crate::web::{onboarding, server, App, WebOptions};
+use crate::webhook::Webhooks;
 use reload::ReloadHandle;
 
 /// Tunables of a running agent; the defaults are the contract's.
@@ -41,6 +44,12 @@ pub enum AgentError {
     /// The paired tills' store could not be read: the message names the file.
     #[error(transparent)]
     Access(#[from] StoreError),
+    /// The receipt key cannot be read or made: the message names the file (exit 2).
+    #[error(transparent)]
+    Receipt(#[from] crate::receipt::KeyError),
+    /// A webhook cannot start (its `ca`, the delivered log): one line (exit 2).
+    #[error(transparent)]
+    Webhook(#[from] crate::webhook::WebhookError),
     /// The onboarding port could not be opened.
     #[error("onboarding port {addr}: {source}")]
     Onboarding {
@@ -73,18 +82,35 @@ impl Agent {
         let certs = tokio::task::spawn_blocking(move || Certificates::load_or_create(&tls))
             .await
             .expect("certificate task panicked")?;
+        let receipts = Arc::new(load_receipts(&config.server).await?);
+        let seal = Arc::clone(&receipts);
+        let seal: Seal = Arc::new(move |record| seal.seal(record));
         let engine_options = EngineOptions {
             duplicate_window: config.server.duplicate_window,
             refunds: config.server.refunds,
             ..options.engine
         };
-        let engine =
-            Engine::start(&config.terminals, &config.server.data_dir, engine_options).await?;
+        let engine = Engine::start(
+            &config.terminals,
+            &config.server.data_dir,
+            engine_options,
+            Some(seal),
+        )
+        .await?;
+        let webhooks = Webhooks::prepare(&config.webhooks, &engine, &config.server.data_dir)?;
         let origins = config.server.allowed_origins.clone();
         let access = Arc::new(Access::new(&config.tills, &config.server.data_dir)?);
         let https_port = listener.local_addr().map_or(0, |addr| addr.port());
         let onboarding = bind_onboarding(config, &certs, https_port).await?;
-        let app = App::new(engine, access, certs, origins, options.web);
+        let app = App::new(
+            engine,
+            access,
+            certs,
+            receipts,
+            Arc::new(webhooks),
+            origins,
+            options.web,
+        );
         Ok(Agent {
             reload: ReloadHandle::new(Arc::clone(&app), config),
             app,
@@ -121,6 +147,7 @@ impl Agent {
             .certs
             .spawn_renewal(RENEWAL_INTERVAL, app.shutdown.clone());
         let watcher = app.access.spawn_watcher(app.shutdown.clone());
+        app.webhooks.spawn(&app.tasks, &app.shutdown);
         if let Some((listener, router)) = self.onboarding {
             let shutdown = app.shutdown.clone();
             app.tasks.spawn(async move {
@@ -142,6 +169,20 @@ impl Agent {
         let _ = tokio::join!(renewal, watcher);
         tracing::info!("stopped");
     }
+}
+
+/// Reads or creates the receipt key in `data_dir` (off the runtime threads: it may fsync).
+pub(crate) async fn load_receipts(server: &ServerConfig) -> Result<Receipts, AgentError> {
+    let data_dir = server.data_dir.clone();
+    let issuer = server
+        .name
+        .clone()
+        .unwrap_or_else(crate::receipt::default_issuer);
+    let receipts =
+        tokio::task::spawn_blocking(move || Receipts::load_or_create(&data_dir, &issuer))
+            .await
+            .expect("receipt key task panicked")?;
+    Ok(receipts)
 }
 
 /// Binds the onboarding port when it is configured and the agent has a local CA to hand out.

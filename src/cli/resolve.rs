@@ -10,12 +10,16 @@
 //! 2 bad configuration or arguments.
 
 use std::io::ErrorKind;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use super::till::{fail, setup};
+use super::locate_config;
+use super::till::fail;
+use crate::agent::load_receipts;
+use crate::config::ServerConfig;
 use crate::engine::inbox::{self, Answer, Request};
+use crate::engine::ledger::Seal;
 use crate::engine::record::ResolvedAs;
 use crate::engine::{Engine, EngineError, EngineOptions};
 
@@ -49,8 +53,8 @@ fn parse_outcome(value: &str) -> Result<ResolvedAs, String> {
 
 /// Runs `resolve`.
 pub fn run(args: ResolveArgs) -> ExitCode {
-    let data_dir = match setup(args.config.as_deref()) {
-        Ok(setup) => setup.data_dir,
+    let server = match locate_config(args.config.as_deref()) {
+        Ok(config) => config.map(|c| c.server).unwrap_or_default(),
         Err(code) => return code,
     };
     let outcome = outcome_name(args.outcome);
@@ -66,7 +70,7 @@ pub fn run(args: ResolveArgs) -> ExitCode {
         Ok(runtime) => runtime,
         Err(err) => return fail(1, err),
     };
-    match runtime.block_on(answer(&data_dir, request)) {
+    match runtime.block_on(answer(&server, request)) {
         Ok(Answer::Done { record }) => {
             println!(
                 "Transaction {} ({} minor units {}, terminal {}, till {}) resolved as {}.",
@@ -86,9 +90,13 @@ fn outcome_name(outcome: ResolvedAs) -> &'static str {
     }
 }
 
-/// Resolves through the journal when it is free, else through the running agent.
-async fn answer(data_dir: &Path, request: Request) -> Result<Answer, String> {
-    match Engine::start(&[], data_dir, EngineOptions::default()).await {
+/// Resolves through the journal when it is free (the resolution's receipt signed with the
+/// agent's key), else through the running agent.
+async fn answer(server: &ServerConfig, request: Request) -> Result<Answer, String> {
+    let data_dir = server.data_dir.as_path();
+    let receipts = std::sync::Arc::new(load_receipts(server).await.map_err(|e| e.to_string())?);
+    let seal: Seal = std::sync::Arc::new(move |record| receipts.seal(record));
+    match Engine::start(&[], data_dir, EngineOptions::default(), Some(seal)).await {
         Ok(engine) => {
             let answer = engine.answer(request).await;
             engine.shutdown().await;

@@ -44,6 +44,23 @@ pub struct Config {
     pub terminals: Vec<TerminalConfig>,
     /// `[[till]]`, names unique.
     pub tills: Vec<TillConfig>,
+    /// `[[webhook]]`, names unique.
+    pub webhooks: Vec<WebhookConfig>,
+}
+
+/// `[[webhook]]` (contract §9).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookConfig {
+    /// `[a-z0-9_-]{1,32}`; what its owed deliveries are remembered by.
+    pub name: String,
+    /// `https://…`, or `http://` to a loopback host.
+    pub url: String,
+    /// The HMAC key (the base64 after `whsec_`, decoded).
+    pub secret: Secret<Vec<u8>>,
+    /// Every change (`all`), or only final and resolved records (`final`, the default).
+    pub all_events: bool,
+    /// An extra trust anchor (PEM) besides the system's.
+    pub ca: Option<PathBuf>,
 }
 
 /// `[server]`.
@@ -57,6 +74,8 @@ pub struct ServerConfig {
     pub allowed_origins: Vec<String>,
     /// Journal and paired-till secrets (default "data").
     pub data_dir: PathBuf,
+    /// The agent's name in receipts (`iss`); `None` = the hostname.
+    pub name: Option<String>,
     /// A `pay` like an approved one younger than this needs `confirm_duplicate`
     /// (default 60 s, zero = off).
     pub duplicate_window: Duration,
@@ -133,11 +152,11 @@ pub struct TillConfig {
     pub role: Role,
 }
 
-/// A secret string whose `Debug` never shows it.
+/// A secret (a string by default) whose `Debug` never shows it.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Secret(pub String);
+pub struct Secret<T = String>(pub T);
 
-impl std::fmt::Debug for Secret {
+impl<T> std::fmt::Debug for Secret<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Secret(***)")
     }
@@ -150,6 +169,7 @@ impl Default for ServerConfig {
             onboarding: None,
             allowed_origins: Vec::new(),
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            name: None,
             duplicate_window: DEFAULT_DUPLICATE_WINDOW,
             refunds: Refunds::Free,
         }
@@ -219,6 +239,7 @@ impl Config {
                 terminals: None,
                 role: Role::Cashier,
             }],
+            webhooks: Vec::new(),
         }
     }
 }

@@ -177,6 +177,7 @@ impl Engine {
         self.inner.tasks.spawn(async move {
             transaction.run(lease).await;
             engine.active().remove(&id);
+            engine.inner.released.send_modify(|count| *count += 1);
         });
     }
 
@@ -438,6 +439,7 @@ fn new_record(till: &Till, payment: &Payment, passed: Passed) -> Record {
         created_at: now.clone(),
         updated_at: now,
         seq: 0,
+        receipt: None,
     }
 }
 

@@ -25,6 +25,8 @@ use tokio_util::task::TaskTracker;
 use crate::access::Access;
 use crate::certs::Certificates;
 use crate::engine::Engine;
+use crate::receipt::Receipts;
+use crate::webhook::Webhooks;
 use presence::Presence;
 
 /// Limits and periods of the front; the defaults are the contract's.
@@ -89,6 +91,10 @@ pub struct App {
     pub access: Arc<Access>,
     /// The TLS identity (for `/ca.pem` and `status`).
     pub certs: Certificates,
+    /// The receipt key (for `/receipt-key`).
+    pub receipts: Arc<Receipts>,
+    /// The webhooks (for `status`).
+    pub webhooks: Arc<Webhooks>,
     /// Allowed `Origin` values besides the agent's own.
     pub allowed_origins: Reloadable<Vec<String>>,
     /// Open sessions per till.
@@ -103,10 +109,13 @@ pub struct App {
 
 impl App {
     /// The shared state of the front.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         engine: Engine,
         access: Arc<Access>,
         certs: Certificates,
+        receipts: Arc<Receipts>,
+        webhooks: Arc<Webhooks>,
         allowed_origins: Vec<String>,
         options: WebOptions,
     ) -> Arc<App> {
@@ -114,6 +123,8 @@ impl App {
             engine,
             access,
             certs,
+            receipts,
+            webhooks,
             allowed_origins: Reloadable::new(allowed_origins),
             presence: Presence::default(),
             options,

@@ -371,6 +371,7 @@ where
                 not_after: format_rfc3339(app.certs.leaf_not_after()),
                 fingerprint: app.certs.fingerprint(),
             },
+            webhooks: app.webhooks.statuses(),
         }
     }
 
@@ -548,7 +549,7 @@ mod tests {
             probe_at_start: false,
             ..EngineOptions::default()
         };
-        let engine = Engine::start(&terminals, &dir.join("data"), options)
+        let engine = Engine::start(&terminals, &dir.join("data"), options, None)
             .await
             .unwrap();
         let tls = TlsConfig {
@@ -563,10 +564,14 @@ mod tests {
             till("till-2", "token-two-0123456789"),
         ];
         let access = crate::access::Access::new(&tills, &dir.join("data")).unwrap();
+        let receipts = crate::receipt::Receipts::load_or_create(&dir.join("data"), "test").unwrap();
+        let webhooks = crate::webhook::Webhooks::prepare(&[], &engine, &dir.join("data")).unwrap();
         App::new(
             engine,
             Arc::new(access),
             certs,
+            Arc::new(receipts),
+            Arc::new(webhooks),
             Vec::new(),
             WebOptions::default(),
         )
