@@ -1,6 +1,6 @@
 /**
- * Types for caisse-ap-relay's browser client (`client.js`), API v1.
- * The wire format is documented in the project's contract (api.md §5).
+ * Types for caisse-ap-relay's browser client (`client.js`), API v2.
+ * The wire format is documented in docs/protocol.md; the client's guide is docs/client.md.
  */
 
 /** Transaction states, in order; the last four are final. */
@@ -127,6 +127,11 @@ export interface TransactionRecord {
   updated_at: string;
   /** Agent-wide sequence number of the last change. */
   seq: number;
+  /**
+   * Signed receipt (compact JWS, EdDSA) on final and resolved records (api v2 §8): forward it
+   * to your backend, which verifies it with the agent's pinned key (docs/backend.md).
+   */
+  receipt?: string;
 }
 
 /** A terminal as listed by `welcome`, `terminals` and `status`. */
@@ -217,6 +222,17 @@ export interface StatusMessage {
   transactions: TransactionRecord[];
   tills: TillInfo[];
   certificate: CertificateInfo;
+  /** Each webhook's backlog and last failed attempt (api v2 §9). */
+  webhooks: WebhookStatus[];
+}
+
+/** One webhook in `status`. */
+export interface WebhookStatus {
+  name: string;
+  /** Deliveries owed and not yet acknowledged by the endpoint. */
+  pending: number;
+  last_error: string | null;
+  last_error_at: string | null;
 }
 
 /** Messages sent by the agent. */
@@ -264,11 +280,11 @@ export declare class RelayError extends Error {
     message: string,
     id?: string,
     request?: string,
-    related?: { current?: string; pending?: string; previous?: string; refundable?: number },
+    related?: string | { current?: string; pending?: string; previous?: string; refundable?: number },
   );
   readonly name: "RelayError";
   code: ErrorCode;
-  /** The transaction id the agent named. */
+  /** The transaction id the request named (for `pay`: the refused payment's id). */
   id?: string;
   /** terminal_busy: the transaction holding the terminal. */
   current?: string;
