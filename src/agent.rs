@@ -15,7 +15,7 @@ use tokio::net::TcpListener;
 
 use crate::access::{Access, StoreError};
 use crate::certs::{CertError, Certificates, RENEWAL_INTERVAL};
-use crate::config::Config;
+use crate::config::{Config, ServerConfig};
 use crate::engine::ledger::Seal;
 use crate::engine::{Engine, EngineError, EngineOptions};
 use crate::receipt::Receipts;
@@ -82,13 +82,18 @@ impl Agent {
         let certs = tokio::task::spawn_blocking(move || Certificates::load_or_create(&tls))
             .await
             .expect("certificate task panicked")?;
-        let receipts = Arc::new(load_receipts(config).await?);
+        let receipts = Arc::new(load_receipts(&config.server).await?);
         let seal = Arc::clone(&receipts);
         let seal: Seal = Arc::new(move |record| seal.seal(record));
+        let engine_options = EngineOptions {
+            duplicate_window: config.server.duplicate_window,
+            refunds: config.server.refunds,
+            ..options.engine
+        };
         let engine = Engine::start(
             &config.terminals,
             &config.server.data_dir,
-            options.engine,
+            engine_options,
             Some(seal),
         )
         .await?;
@@ -129,6 +134,12 @@ impl Agent {
         self.listener.local_addr()
     }
 
+    /// The onboarding site's address, when it is served.
+    pub fn onboarding_addr(&self) -> Option<std::net::SocketAddr> {
+        let (listener, _) = self.onboarding.as_ref()?;
+        listener.local_addr().ok()
+    }
+
     /// Serves until `shutdown` resolves, then stops gracefully.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) {
         let app = self.app;
@@ -161,10 +172,9 @@ impl Agent {
 }
 
 /// Reads or creates the receipt key in `data_dir` (off the runtime threads: it may fsync).
-async fn load_receipts(config: &Config) -> Result<Receipts, AgentError> {
-    let data_dir = config.server.data_dir.clone();
-    let issuer = config
-        .server
+pub(crate) async fn load_receipts(server: &ServerConfig) -> Result<Receipts, AgentError> {
+    let data_dir = server.data_dir.clone();
+    let issuer = server
         .name
         .clone()
         .unwrap_or_else(crate::receipt::default_issuer);

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::Role;
+use super::{Refunds, Role};
 
 /// A spanned string value.
 pub type Text = Spanned<String>;
@@ -37,6 +37,8 @@ pub struct RawServer {
     #[serde(default)]
     pub allowed_origins: Vec<Text>,
     pub data_dir: Option<PathBuf>,
+    pub duplicate_window: Option<Text>,
+    pub refunds: Option<Refunds>,
     pub name: Option<Text>,
 }
 
@@ -61,6 +63,7 @@ pub struct RawTerminal {
     pub address: Text,
     pub pos_number: Option<Text>,
     pub timeout: Option<Text>,
+    pub guard_unknown: Option<bool>,
     pub ticket: Option<Text>,
     pub ticket_format: Option<Text>,
     #[serde(default)]

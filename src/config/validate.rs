@@ -10,7 +10,8 @@ use super::{
     rules, Config, Role, Secret, ServerConfig, TerminalConfig, TillConfig, TlsConfig, WebhookConfig,
 };
 use super::{
-    DEFAULT_DATA_DIR, DEFAULT_LISTEN, DEFAULT_POS_NUMBER, DEFAULT_TIMEOUT, DEFAULT_TLS_DIR,
+    DEFAULT_DATA_DIR, DEFAULT_DUPLICATE_WINDOW, DEFAULT_LISTEN, DEFAULT_POS_NUMBER,
+    DEFAULT_TIMEOUT, DEFAULT_TLS_DIR,
 };
 use crate::protocol::{TicketFormat, TicketRequest};
 
@@ -152,6 +153,12 @@ impl Ctx<'_> {
         let data_dir = raw
             .data_dir
             .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let duplicate_window = self.check_or(
+            raw.duplicate_window.as_ref(),
+            "server.duplicate_window",
+            rules::window,
+            DEFAULT_DUPLICATE_WINDOW,
+        )?;
         let name = raw
             .name
             .as_ref()
@@ -162,6 +169,8 @@ impl Ctx<'_> {
             onboarding,
             allowed_origins,
             data_dir,
+            duplicate_window,
+            refunds: raw.refunds.unwrap_or_default(),
             name,
         })
     }
@@ -215,6 +224,7 @@ impl Ctx<'_> {
                     rules::timeout,
                     DEFAULT_TIMEOUT,
                 )?,
+                guard_unknown: t.guard_unknown.unwrap_or(true),
                 ticket: self.ticket(t, &field)?,
                 send_reference: t.send_reference,
             });

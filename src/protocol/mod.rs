@@ -23,7 +23,7 @@ pub(crate) mod tags;
 pub(crate) mod ticket;
 
 pub use answer::{decides, interpret, AnswerReader, Step, Verdict};
-pub use currency::{parse_amount, AmountError};
+pub use currency::{parse_amount, AmountError, MAX_AMOUNT};
 pub use fields::{DecodeError, Decoder, Field, Message};
 pub use request::RequestError;
 pub use ticket::{Ticket, TicketCopy, TicketFormat, TicketKind, TicketRequest};
