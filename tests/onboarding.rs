@@ -206,6 +206,10 @@ async fn the_doctor_pages_are_served() {
     assert_eq!(response.status(), StatusCode::OK);
     let page = String::from_utf8(body).unwrap();
     assert!(page.contains("doctor.js") && !page.contains("{{STYLE}}"));
+    // Served as the file is, so the copy an integrator puts on a POS site works the same.
+    let file = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/static/doctor.html"));
+    assert_eq!(page, file.unwrap());
+    assert!(page.contains(r#"href="access.css""#) && !page.contains("{{"));
     let (response, body) = get(router, "/doctor.js").await;
     assert!(content_type(&response).starts_with("text/javascript"));
     assert!(String::from_utf8(body).unwrap().contains("/lna-probe"));

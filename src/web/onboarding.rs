@@ -102,9 +102,8 @@ pub fn doctor_router<S>() -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
 {
-    let page: Arc<str> = DOCTOR_HTML.replace("{{STYLE}}", ACCESS_CSS).into();
     Router::new()
-        .route("/doctor", get(move || async move { html(&page) }))
+        .route("/doctor", get(|| async { html(DOCTOR_HTML) }))
         .route(
             "/doctor.js",
             get(|| async { text("text/javascript; charset=utf-8", DOCTOR_JS) }),
