@@ -19,8 +19,8 @@ export type FinalState = "approved" | "declined" | "not_sent" | "unknown";
 
 /** Debit (sale) or refund. */
 export type Action = "debit" | "refund";
-/** Card (any) or cheque. */
-export type Method = "card" | "check";
+/** Card (any), cheque (CC=00C) or ANCV chèques-vacances (CC=00V). */
+export type Method = "card" | "check" | "ancv";
 
 /** Why an `unknown` transaction has no valid answer. */
 export type UnknownReason = "timeout" | "connection_lost" | "invalid_answer" | "mismatch" | "agent_restart";
@@ -58,6 +58,14 @@ export interface Card {
   aid?: string;
 }
 
+/** One terminal ticket ("Ticket CB"). */
+export interface Ticket {
+  /** Whose copy; `null` when neither the terminal nor the text tells. */
+  kind: "customer" | "merchant" | null;
+  /** UTF-8 text, `\n` line ends (sanitised HTML with `ticket_format = "html"`). */
+  text: string;
+}
+
 /** The decoded answer, or why there is none. */
 export interface TxResult {
   /** AE status: "10" done, "01" not done. */
@@ -75,7 +83,10 @@ export interface TxResult {
   approved_amount?: number;
   /** True when the terminal approved less than asked: collect the rest. */
   partial?: boolean;
-  /** The raw answer frame. */
+  /** The terminal's tickets, when its `ticket` setting asks for them (CK). Cashier
+   * records and webhooks only: a display's record and a receipt never carry them. */
+  ticket?: Ticket[];
+  /** The raw answer frame (tickets left out). */
   raw?: string;
   /** Human detail (not_sent, unknown). */
   detail?: string;
