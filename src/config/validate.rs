@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use super::raw::{self, RawConfig, RawServer, RawTerminal, RawTill, RawTls, Text};
 use super::{rules, Config, Role, Secret, ServerConfig, TerminalConfig, TillConfig, TlsConfig};
 use super::{
-    DEFAULT_DATA_DIR, DEFAULT_LISTEN, DEFAULT_POS_NUMBER, DEFAULT_TIMEOUT, DEFAULT_TLS_DIR,
+    DEFAULT_DATA_DIR, DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS_PER_ADDRESS, DEFAULT_POS_NUMBER,
+    DEFAULT_TIMEOUT, DEFAULT_TLS_DIR,
 };
 
 /// Why the configuration cannot be used; `Display` is one line naming the file (and, for a
@@ -148,11 +149,33 @@ impl Ctx<'_> {
         let data_dir = raw
             .data_dir
             .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let metrics_from = match &raw.metrics_from {
+            None => crate::net::local_ranges(),
+            Some(list) => list
+                .iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    self.check(v, &format!("server.metrics_from[{}]", i + 1), rules::cidr)
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        let max_connections_per_address = match &raw.max_connections_per_address {
+            None => DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
+            Some(value) => rules::connections(*value.get_ref()).map_err(|message| {
+                self.error(
+                    value.span(),
+                    "server.max_connections_per_address".to_owned(),
+                    message,
+                )
+            })?,
+        };
         Ok(ServerConfig {
             listen,
             onboarding,
             allowed_origins,
             data_dir,
+            metrics_from,
+            max_connections_per_address,
         })
     }
 
@@ -173,7 +196,7 @@ impl Ctx<'_> {
             dir: raw.dir.unwrap_or_else(|| PathBuf::from(DEFAULT_TLS_DIR)),
             own,
             extra_names,
-            name_constraints: raw.name_constraints,
+            name_constraints: raw.name_constraints.unwrap_or(true),
         })
     }
 

@@ -12,6 +12,7 @@ use thiserror::Error;
 
 use super::codes;
 use super::fields::{DecodeError, Decoder, Message};
+use super::mask::{mask_frame, mask_pan};
 use super::{Answer, Card, PaymentRequest};
 
 /// AE: operation done.
@@ -68,9 +69,9 @@ impl AnswerReader {
         self.answer.as_ref()
     }
 
-    /// Every byte received, Latin-1 decoded.
+    /// Every byte received, Latin-1 decoded, card data masked ([`mask_frame`]).
     pub fn raw(&self) -> String {
-        self.decoder.raw()
+        mask_frame(&self.decoder.raw())
     }
 
     /// True before any byte arrived.
@@ -109,8 +110,7 @@ pub fn decode_answer(message: &Message, raw: String) -> Answer {
         card: Card {
             application: named("CC", codes::application),
             entry_mode: named("CI", codes::entry_mode),
-            pan: text("AA"),
-            expiry: text("AB"),
+            pan: text("AA").as_deref().map(mask_pan),
             aid: text("AI"),
         },
         authorization: text("AC"),
@@ -256,11 +256,10 @@ mod tests {
         assert_eq!(a.card.application.as_deref(), Some("CB"));
         assert_eq!(a.card.entry_mode.as_deref(), Some("contact"));
         assert_eq!(a.card.pan.as_deref(), Some("497010######1234"));
-        assert_eq!(a.card.expiry.as_deref(), Some("2712"));
         assert_eq!(a.card.aid.as_deref(), Some("A0000000421010"));
         assert_eq!(a.authorization.as_deref(), Some("632145"));
         assert_eq!(a.contract.as_deref(), Some("424242"));
-        assert_eq!(a.raw, APPROVED);
+        assert_eq!(a.raw, APPROVED.replace("AB0042712", "AB004####"));
     }
 
     #[test]

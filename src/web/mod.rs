@@ -7,6 +7,8 @@
 //! replaces (allowed origins, the tills list) sit in [`Reloadable`] holders.
 
 pub mod assets;
+pub mod budget;
+pub mod headers;
 pub mod messages;
 pub mod onboarding;
 pub mod presence;
@@ -23,7 +25,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::access::Access;
 use crate::certs::Certificates;
-use crate::config::{Role, TillConfig};
+use crate::config::{Role, ServerConfig, TillConfig};
 use crate::engine::Engine;
 use presence::Presence;
 
@@ -98,6 +100,10 @@ pub struct App {
     pub tills: Reloadable<Vec<(String, Role)>>,
     /// Allowed `Origin` values besides the agent's own.
     pub allowed_origins: Reloadable<Vec<String>>,
+    /// The TLS port, for the agent's own origins (`https://` + a leaf name + this port).
+    pub https_port: u16,
+    /// Client ranges `/metrics` answers.
+    pub metrics_from: Vec<ipnet::IpNet>,
     /// Open sessions per till.
     pub presence: Presence,
     /// Limits and periods.
@@ -109,13 +115,34 @@ pub struct App {
 }
 
 impl App {
-    /// The shared state of the front.
+    /// Whether `origin` is the agent's own: `https://` + a name of the leaf certificate and
+    /// the TLS port (no port for 443). Never taken from the request's `Host`.
+    pub fn is_own_origin(&self, origin: &str) -> bool {
+        let Some(rest) = origin.strip_prefix("https://") else {
+            return false;
+        };
+        let (host, port) = match rest.rsplit_once(':') {
+            Some((host, port)) if !port.contains(']') => (host, port.parse::<u16>().ok()),
+            _ => (rest, Some(443)),
+        };
+        if port != Some(self.https_port) {
+            return false;
+        }
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        self.certs
+            .leaf_names()
+            .iter()
+            .any(|name| name.to_string().eq_ignore_ascii_case(host))
+    }
+
+    /// The shared state of the front serving `server` (its TLS port bound to `https_port`).
     pub fn new(
         engine: Engine,
         access: Arc<Access>,
         certs: Certificates,
         tills: &[TillConfig],
-        allowed_origins: Vec<String>,
+        server: &ServerConfig,
+        https_port: u16,
         options: WebOptions,
     ) -> Arc<App> {
         Arc::new(App {
@@ -123,7 +150,9 @@ impl App {
             access,
             certs,
             tills: Reloadable::new(till_list(tills)),
-            allowed_origins: Reloadable::new(allowed_origins),
+            allowed_origins: Reloadable::new(server.allowed_origins.clone()),
+            https_port,
+            metrics_from: server.metrics_from.clone(),
             presence: Presence::default(),
             options,
             shutdown: CancellationToken::new(),
