@@ -1,5 +1,6 @@
-//! Embeds every file under `static/` in the binary: writes a table of
-//! `(path, include_bytes!(...))` that `web::assets` serves.
+//! Embeds the files under `static/` in the binary: writes a table of
+//! `(path, include_bytes!(...))` that `web::assets` serves. Templates (files with a
+//! `{{NAME}}` placeholder) are left out: the modules that fill them in include them.
 
 use std::path::{Path, PathBuf};
 
@@ -8,6 +9,7 @@ fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("static");
     let mut files = Vec::new();
     collect(&root, &mut files);
+    files.retain(|file| !std::fs::read(file).is_ok_and(|bytes| is_template(&bytes)));
     files.sort();
     let mut table = String::from("&[\n");
     for file in &files {
@@ -35,4 +37,18 @@ fn collect(dir: &Path, files: &mut Vec<PathBuf>) {
             files.push(path);
         }
     }
+}
+
+/// Whether `bytes` hold a `{{NAME}}` placeholder (`NAME` in capitals and underscores).
+fn is_template(bytes: &[u8]) -> bool {
+    bytes.windows(2).enumerate().any(|(at, pair)| {
+        pair == b"{{" && {
+            let rest = &bytes[at + 2..];
+            let name = rest
+                .iter()
+                .take_while(|b| b.is_ascii_uppercase() || **b == b'_');
+            let len = name.count();
+            len > 0 && rest[len..].starts_with(b"}}")
+        }
+    })
 }

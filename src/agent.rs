@@ -104,7 +104,6 @@ impl Agent {
             engine,
             access,
             certs,
-            &config.tills,
             &config.server,
             https_port,
             options.web,

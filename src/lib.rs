@@ -10,14 +10,14 @@
 //! - [`sim`]: a terminal simulator with every outcome and fault mode, for `simulate`, the demo
 //!   and the tests.
 //! - [`engine`]: transactions: registry of terminals (one at a time each), state machine,
-//!   idempotency, the durable journal and the event bus that fans progress out to screens.
+//!   idempotency, the durable journal, the event bus that fans progress out to screens, and the
+//!   Prometheus metrics counted as transactions end (served at `/metrics`).
 //! - [`web`]: the TLS front: HTTP routes, static pages, WebSocket sessions and wire messages.
 //! - [`certs`]: the local CA and the leaf certificate, and the rustls server configuration.
 //! - [`access`]: who may connect: static and paired till tokens, rate limits.
 //! - [`agent`]: the wiring: config → certificates → journal and engine → TLS front.
 //! - [`datadir`]: the data directory's modes and owner.
 //! - [`config`]: the TOML configuration validated once into typed values, and the demo default.
-//! - [`metrics`]: the Prometheus metrics served at `/metrics`.
 //! - [`net`]: client addresses as limits count them (IPv6 per /64), the local ranges.
 //! - [`report`]: day totals from the journal, per terminal, method and currency (`report`).
 //! - [`bench`]: the benchmark suite (`bench`): the agent as a child process, measured from outside.
@@ -32,7 +32,6 @@ pub mod cli;
 pub mod config;
 pub mod datadir;
 pub mod engine;
-pub mod metrics;
 pub mod net;
 pub mod protocol;
 pub mod report;

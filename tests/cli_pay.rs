@@ -212,3 +212,41 @@ fn bad_arguments_exit_2_with_a_message() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn ancv_sends_cc_00v_and_names_the_tender() {
+    let (code, json, frame) = pay_json(&[], &["--ancv"]);
+    assert_eq!(code, 0);
+    assert_eq!(json["method"], "ancv");
+    assert_eq!(
+        json["result"]["card"]["application"],
+        "ANCV chèques-vacances"
+    );
+    assert_eq!(frame, format!("{DEBIT_1245}CC00300V"));
+    let out = pay("127.0.0.1:9", &["--amount", "1", "--ancv", "--check"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn ticket_customer_sends_ck_and_prints_the_ticket() {
+    let sim = Sim::start(&[]);
+    let out = sim.pay(&["--amount", "12.45", "--ticket", "customer"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(sim.request(), format!("{DEBIT_1245}CK003100"));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("--- Ticket CB (client) ---"), "{text}");
+    assert!(text.contains("DEBIT 12,45 EUR"), "{text}");
+    let (_, json, _) = pay_json(&[], &["--ticket", "both"]);
+    assert_eq!(json["result"]["ticket"][1]["kind"], "merchant");
+    assert!(!json["result"]["raw"].as_str().unwrap().contains("ZT"));
+}
+
+#[test]
+fn a_terminal_refusing_ck_gets_one_log_line_saying_to_turn_ticket_off() {
+    let sim = Sim::start(&["--fault", "strict-tags"]);
+    let out = sim.pay(&["--amount", "12.45", "--ticket", "merchant"]);
+    assert_eq!(out.status.code(), Some(1));
+    let log = String::from_utf8(out.stderr).unwrap();
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains("set ticket =")).collect();
+    assert_eq!(lines.len(), 1, "{log}");
+}

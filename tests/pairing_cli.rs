@@ -7,8 +7,11 @@ use std::process::{Command, Output};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use caisse_ap_relay::access::{Access, AuthError, ManualClock, Till};
+use caisse_ap_relay::access::{Access, AuthError, Till};
 use caisse_ap_relay::config::{Config, Role};
+use manual_clock::ManualClock;
+
+mod manual_clock;
 
 const PEER: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 const STATIC_TOKEN: &str = "static-token-of-the-first-till";

@@ -79,6 +79,19 @@ async fn pages_are_embedded_uncached_and_unknown_paths_are_404() {
     assert!(body == page, "/ serves static/index.html as embedded");
     let (status, _, _) = https_get(&agent, "/no-such-file.js").await;
     assert_eq!(status, 404);
+    // Templates are served filled in (the doctor at `/doctor`), never raw with `{{…}}`.
+    for template in ["/setup.html", "/profile.mobileconfig"] {
+        let (status, _, body) = https_get(&agent, template).await;
+        assert_eq!(
+            status,
+            404,
+            "{template}: {}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+    let (status, _, body) = https_get(&agent, "/doctor.html").await;
+    let body = String::from_utf8_lossy(&body);
+    assert!(status == 404 || !body.contains("{{"), "{status} {body}");
 }
 
 #[tokio::test]

@@ -116,28 +116,6 @@ impl Clock for SystemClock {
     }
 }
 
-/// A clock that moves only when told to (tests, simulations).
-#[derive(Debug)]
-pub struct ManualClock(Mutex<SystemTime>);
-
-impl ManualClock {
-    /// A clock showing `start`.
-    pub fn new(start: SystemTime) -> ManualClock {
-        ManualClock(Mutex::new(start))
-    }
-
-    /// Moves the clock forward by `by`.
-    pub fn advance(&self, by: Duration) {
-        *lock(&self.0) += by;
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> SystemTime {
-        *lock(&self.0)
-    }
-}
-
 /// The agent's view of the store: the paired tills as of the file version `stamp`.
 #[derive(Debug, Default)]
 struct PairedCache {
@@ -237,9 +215,16 @@ impl Access {
         self.revocations.subscribe()
     }
 
+    /// The configured tills, in file order (the one list of them: `status` and reloads read it).
+    pub fn configured(&self) -> Vec<Till> {
+        let tills = self.tills.read().unwrap_or_else(|e| e.into_inner());
+        tills.iter().map(Till::from).collect()
+    }
+
     /// Makes `tills` the configured tills (a reload); new `hello`s see them at once. Announces
     /// the tills whose static token stopped working and those whose role or terminals changed.
-    pub fn replace_tills(&self, tills: &[TillConfig]) {
+    /// Returns the tills replaced.
+    pub fn replace_tills(&self, tills: &[TillConfig]) -> Vec<TillConfig> {
         let mut current = self.tills.write().unwrap_or_else(|e| e.into_inner());
         let old = std::mem::replace(&mut *current, tills.to_vec());
         drop(current);
@@ -248,6 +233,7 @@ impl Access {
                 "till changed by a reload; closing its sessions");
             let _ = self.revocations.send(closing);
         }
+        old
     }
 
     /// Polls the store every second until `shutdown`, announcing revocations.

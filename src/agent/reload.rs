@@ -8,8 +8,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::config::{Config, ConfigError, TerminalConfig, TillConfig};
-use crate::web::{till_list, App};
+use crate::config::{Config, ConfigError, ServerConfig, TerminalConfig, TillConfig, TlsConfig};
+use crate::web::App;
 
 /// Names added, changed and removed by a reload, in file order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -41,14 +41,22 @@ pub struct ReloadReport {
 pub struct ReloadHandle {
     app: Arc<App>,
     // What runs now; a tokio mutex also serialises reloads.
-    running: Arc<tokio::sync::Mutex<Config>>,
+    running: Arc<tokio::sync::Mutex<Running>>,
+}
+
+/// The running settings a reload is compared with. The tills are not here: their one home
+/// is the agent's `Access`, which hands back the list a reload replaces.
+struct Running {
+    server: ServerConfig,
+    tls: TlsConfig,
+    terminals: Vec<TerminalConfig>,
 }
 
 impl ReloadHandle {
     pub(super) fn new(app: Arc<App>, config: &Config) -> ReloadHandle {
         ReloadHandle {
             app,
-            running: Arc::new(tokio::sync::Mutex::new(config.clone())),
+            running: Arc::new(tokio::sync::Mutex::new(Running::of(config))),
         }
     }
 
@@ -56,26 +64,25 @@ impl ReloadHandle {
     /// allowed origins. Running transactions finish with the settings they started with.
     pub async fn reload(&self, config: Config) -> ReloadReport {
         let mut running = self.running.lock().await;
-        let report = ReloadReport {
-            terminals: diff(
-                &running.terminals,
-                &config.terminals,
-                |t| &t.name,
-                same_terminal,
-            ),
-            tills: diff(&running.tills, &config.tills, |t| &t.name, same_till),
-            origins_changed: running.server.allowed_origins != config.server.allowed_origins,
-            needs_restart: needs_restart(&running, &config),
-        };
+        let terminals = diff(
+            &running.terminals,
+            &config.terminals,
+            |t| &t.name,
+            same_terminal,
+        );
         // Terminals first: a till of the new file may name a new terminal.
         self.app.engine.set_terminals(&config.terminals).await;
-        self.app.access.replace_tills(&config.tills);
-        self.app.tills.set(till_list(&config.tills));
+        let old_tills = self.app.access.replace_tills(&config.tills);
+        let report = ReloadReport {
+            terminals,
+            tills: diff(&old_tills, &config.tills, |t| &t.name, same_till),
+            origins_changed: running.server.allowed_origins != config.server.allowed_origins,
+            needs_restart: running.needs_restart(&config),
+        };
         let origins = config.server.allowed_origins;
         self.app.allowed_origins.set(origins.clone());
         running.server.allowed_origins = origins;
         running.terminals = config.terminals;
-        running.tills = config.tills;
         report.log();
         report
     }
@@ -128,32 +135,37 @@ fn diff<T>(old: &[T], new: &[T], name: fn(&T) -> &String, same: fn(&T, &T) -> bo
 }
 
 fn same_terminal(a: &TerminalConfig, b: &TerminalConfig) -> bool {
-    (&a.address, &a.pos_number, a.timeout) == (&b.address, &b.pos_number, b.timeout)
+    let settings = |t: &TerminalConfig| (t.timeout, t.ticket, t.send_reference);
+    (&a.address, &a.pos_number, settings(a)) == (&b.address, &b.pos_number, settings(b))
 }
 
 fn same_till(a: &TillConfig, b: &TillConfig) -> bool {
     (&a.token, a.role, &a.terminals) == (&b.token, b.role, &b.terminals)
 }
 
-/// The settings bound at start that differ in `new`.
-fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
-    let (a, b) = (&old.tls, &new.tls);
-    let tls_differs = (&a.dir, &a.own, &a.extra_names, a.name_constraints)
-        != (&b.dir, &b.own, &b.extra_names, b.name_constraints);
-    let checks = [
-        ("server.listen", old.server.listen != new.server.listen),
-        (
-            "server.onboarding",
-            old.server.onboarding != new.server.onboarding,
-        ),
-        (
-            "server.data_dir",
-            old.server.data_dir != new.server.data_dir,
-        ),
-        ("tls", tls_differs),
-    ];
-    let differing = checks.into_iter().filter(|(_, differs)| *differs);
-    differing.map(|(setting, _)| setting).collect()
+impl Running {
+    fn of(config: &Config) -> Running {
+        Running {
+            server: config.server.clone(),
+            tls: config.tls.clone(),
+            terminals: config.terminals.clone(),
+        }
+    }
+
+    /// The settings bound at start that differ in `new`.
+    fn needs_restart(&self, new: &Config) -> Vec<&'static str> {
+        let (old, a, b) = (&self.server, &self.tls, &new.tls);
+        let tls_differs = (&a.dir, &a.own, &a.extra_names, a.name_constraints)
+            != (&b.dir, &b.own, &b.extra_names, b.name_constraints);
+        let checks = [
+            ("server.listen", old.listen != new.server.listen),
+            ("server.onboarding", old.onboarding != new.server.onboarding),
+            ("server.data_dir", old.data_dir != new.server.data_dir),
+            ("tls", tls_differs),
+        ];
+        let differing = checks.into_iter().filter(|(_, differs)| *differs);
+        differing.map(|(setting, _)| setting).collect()
+    }
 }
 
 #[cfg(test)]
@@ -169,6 +181,8 @@ mod tests {
             address: address.into(),
             pos_number: "01".into(),
             timeout: Duration::from_secs(60),
+            ticket: None,
+            send_reference: false,
         }
     }
 
@@ -208,9 +222,10 @@ mod tests {
         let mut new = old.clone();
         new.server.allowed_origins = vec!["https://pos.example.com".into()];
         new.terminals.clear();
-        assert!(needs_restart(&old, &new).is_empty());
+        let old = Running::of(&old);
+        assert!(old.needs_restart(&new).is_empty());
         new.server.data_dir = "elsewhere".into();
         new.tls.extra_names = vec!["till.lan".into()];
-        assert_eq!(needs_restart(&old, &new), ["server.data_dir", "tls"]);
+        assert_eq!(old.needs_restart(&new), ["server.data_dir", "tls"]);
     }
 }

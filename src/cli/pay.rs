@@ -10,7 +10,10 @@ use std::time::Duration;
 use clap::error::ErrorKind;
 use serde_json::json;
 
-use crate::protocol::{parse_amount, Action, Currency, Method, PaymentRequest};
+use crate::protocol::{
+    parse_amount, Action, Currency, Method, PaymentRequest, Ticket, TicketCopy, TicketFormat,
+    TicketKind, TicketRequest,
+};
 use crate::terminal::{transact, Hooks, Outcome, Progress, Timeouts};
 
 /// Arguments of `pay`.
@@ -29,8 +32,15 @@ pub struct PayArgs {
     #[arg(long)]
     pub refund: bool,
     /// Pay by cheque instead of card.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "ancv")]
     pub check: bool,
+    /// Pay with ANCV chèques-vacances (CC=00V) instead of card.
+    #[arg(long)]
+    pub ancv: bool,
+    /// Ask the terminal for its ticket (CK) and print it: customer, merchant or both.
+    /// Not every terminal accepts CK (see docs/protocol.md).
+    #[arg(long, value_parser = parse_ticket)]
+    pub ticket: Option<TicketCopy>,
     /// POS number sent in CA (two digits).
     #[arg(long, default_value = "01")]
     pub pos: String,
@@ -40,6 +50,10 @@ pub struct PayArgs {
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+fn parse_ticket(value: &str) -> Result<TicketCopy, String> {
+    crate::config::rules::ticket(value)?.ok_or_else(|| "use customer, merchant or both".into())
 }
 
 fn parse_currency(code: &str) -> Result<Currency, String> {
@@ -54,13 +68,20 @@ impl PayArgs {
         } else {
             Action::Debit
         };
-        let method = if self.check {
-            Method::Check
-        } else {
-            Method::Card
+        let method = match (self.check, self.ancv) {
+            (true, _) => Method::Check,
+            (_, true) => Method::Ancv,
+            _ => Method::Card,
         };
-        PaymentRequest::new(amount, self.currency, action, method, &self.pos)
-            .map_err(|e| e.to_string())
+        let request = PaymentRequest::new(amount, self.currency, action, method, &self.pos)
+            .map_err(|e| e.to_string())?;
+        Ok(match self.ticket {
+            Some(copy) => request.with_ticket(TicketRequest {
+                copy,
+                format: TicketFormat::Text,
+            }),
+            None => request,
+        })
     }
 }
 
@@ -113,6 +134,9 @@ pub fn run(args: PayArgs) -> ExitCode {
         println!("{}", to_json(&args, &request, &outcome));
     } else {
         println!("{}", human(&request, &outcome));
+        if let Outcome::Approved(answer) | Outcome::Declined(answer) = &outcome {
+            print!("{}", tickets(&answer.ticket));
+        }
     }
     ExitCode::from(exit_code(&outcome))
 }
@@ -136,6 +160,20 @@ fn to_json(args: &PayArgs, request: &PaymentRequest, outcome: &Outcome) -> serde
         "state": outcome.state(),
         "result": outcome.to_result(),
     })
+}
+
+/// Each ticket under a "Ticket CB" heading naming its copy.
+fn tickets(tickets: &[Ticket]) -> String {
+    let mut out = String::new();
+    for ticket in tickets {
+        let kind = match ticket.kind {
+            Some(TicketKind::Customer) => " (client)",
+            Some(TicketKind::Merchant) => " (commerçant)",
+            None => "",
+        };
+        out.push_str(&format!("\n--- Ticket CB{kind} ---\n{}\n", ticket.text));
+    }
+    out
 }
 
 fn human(request: &PaymentRequest, outcome: &Outcome) -> String {

@@ -15,7 +15,6 @@ use tokio::net::TcpListener;
 use crate::agent::reload::ReloadHandle;
 use crate::agent::{Agent, Options};
 use crate::config::{Config, Secret};
-use crate::engine::probe::NO_START_PROBE_VAR;
 use crate::sim::{Behaviour, Simulator};
 
 /// Arguments of `serve`.
@@ -66,9 +65,7 @@ async fn serve(located: Option<(PathBuf, Config)>) -> anyhow::Result<()> {
     let listener = TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
-    let mut options = Options::default();
-    options.engine.probe_at_start = std::env::var_os(NO_START_PROBE_VAR).is_none();
-    let agent = Agent::start(&config, listener, options).await?;
+    let agent = Agent::start(&config, listener, options()).await?;
     let addr = agent.local_addr()?;
     println!("listening on https://{addr}/");
     if let Some(onboarding) = agent.onboarding_addr() {
@@ -85,6 +82,25 @@ async fn serve(located: Option<(PathBuf, Config)>) -> anyhow::Result<()> {
     }
     drop(demo);
     Ok(())
+}
+
+/// The agent's options: the defaults, but no probe at start under the tests' hook.
+fn options() -> Options {
+    let mut options = Options::default();
+    options.engine.probe_at_start = !no_start_probe();
+    options
+}
+
+/// Whether the tests' hook [`NO_START_PROBE_VAR`](crate::engine::probe::NO_START_PROBE_VAR)
+/// is set; a release build has no such hook.
+#[cfg(debug_assertions)]
+fn no_start_probe() -> bool {
+    std::env::var_os(crate::engine::probe::NO_START_PROBE_VAR).is_some()
+}
+
+#[cfg(not(debug_assertions))]
+fn no_start_probe() -> bool {
+    false
 }
 
 /// Reloads `file` on every SIGHUP, forever; without a file (the demo) says so.

@@ -9,6 +9,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::protocol::TicketRequest;
+
 mod raw;
 pub(crate) mod rules;
 mod validate;
@@ -85,6 +87,11 @@ pub struct TerminalConfig {
     pub pos_number: String,
     /// Deadline for the terminal's answer (default 180 s).
     pub timeout: Duration,
+    /// `ticket` (and `ticket_format`): the ticket asked with CK; `None` ("none", the
+    /// default) sends no CK, since not every terminal accepts it.
+    pub ticket: Option<TicketRequest>,
+    /// `send_reference`: send the transaction id in CF and check its echo (default off).
+    pub send_reference: bool,
 }
 
 /// What a till may do.
@@ -185,6 +192,8 @@ impl Config {
                 name: "demo".to_owned(),
                 address: terminal_address,
                 pos_number: DEFAULT_POS_NUMBER.to_owned(),
+                ticket: None,
+                send_reference: false,
                 timeout: DEFAULT_TIMEOUT,
             }],
             tills: vec![TillConfig {

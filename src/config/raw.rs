@@ -59,6 +59,10 @@ pub struct RawTerminal {
     pub address: Text,
     pub pos_number: Option<Text>,
     pub timeout: Option<Text>,
+    pub ticket: Option<Text>,
+    pub ticket_format: Option<Text>,
+    #[serde(default)]
+    pub send_reference: bool,
 }
 
 /// One `[[till]]`.

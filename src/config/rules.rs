@@ -5,6 +5,8 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use crate::protocol::{TicketCopy, TicketFormat};
+
 /// Shortest allowed terminal answer deadline.
 pub const MIN_TIMEOUT: Duration = Duration::from_secs(1);
 /// Longest allowed terminal answer deadline.
@@ -55,6 +57,28 @@ pub fn pos_number(value: &str) -> Result<String, String> {
         Ok(value.to_owned())
     } else {
         Err(format!("{value:?} must be two digits, e.g. \"01\""))
+    }
+}
+
+/// A terminal's `ticket`: "none", "customer", "merchant" or "both".
+pub fn ticket(value: &str) -> Result<Option<TicketCopy>, String> {
+    match value {
+        "none" => Ok(None),
+        "customer" => Ok(Some(TicketCopy::Customer)),
+        "merchant" => Ok(Some(TicketCopy::Merchant)),
+        "both" => Ok(Some(TicketCopy::Both)),
+        _ => Err(format!(
+            "{value:?} must be \"none\", \"customer\", \"merchant\" or \"both\""
+        )),
+    }
+}
+
+/// A terminal's `ticket_format`: "text" or "html".
+pub fn ticket_format(value: &str) -> Result<TicketFormat, String> {
+    match value {
+        "text" => Ok(TicketFormat::Text),
+        "html" => Ok(TicketFormat::Html),
+        _ => Err(format!("{value:?} must be \"text\" or \"html\"")),
     }
 }
 

@@ -11,6 +11,7 @@ use super::{
     DEFAULT_DATA_DIR, DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS_PER_ADDRESS, DEFAULT_POS_NUMBER,
     DEFAULT_TIMEOUT, DEFAULT_TLS_DIR,
 };
+use crate::protocol::{TicketFormat, TicketRequest};
 
 /// Why the configuration cannot be used; `Display` is one line naming the file (and, for a
 /// bad value, the line and the field). The CLI prints it and exits 2.
@@ -228,9 +229,27 @@ impl Ctx<'_> {
                     rules::timeout,
                     DEFAULT_TIMEOUT,
                 )?,
+                ticket: self.ticket(t, &field)?,
+                send_reference: t.send_reference,
             });
         }
         Ok(out)
+    }
+
+    /// `ticket` and `ticket_format` of one terminal.
+    fn ticket(
+        &self,
+        t: &RawTerminal,
+        field: &dyn Fn(&str) -> String,
+    ) -> Result<Option<TicketRequest>, ConfigError> {
+        let copy = self.check_or(t.ticket.as_ref(), &field("ticket"), rules::ticket, None)?;
+        let format = self.check_or(
+            t.ticket_format.as_ref(),
+            &field("ticket_format"),
+            rules::ticket_format,
+            TicketFormat::Text,
+        )?;
+        Ok(copy.map(|copy| TicketRequest { copy, format }))
     }
 
     fn tills(

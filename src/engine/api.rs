@@ -102,6 +102,10 @@ impl Engine {
                 action: payment.action,
                 method: payment.method,
                 pos_number: config.pos_number.clone(),
+                ticket: config.ticket,
+                reference: config
+                    .send_reference
+                    .then(|| crate::protocol::request::reference(&payment.id)),
             },
             timeouts: Timeouts {
                 connect: options.connect_timeout,

@@ -13,6 +13,7 @@ pub mod error;
 pub mod events;
 pub mod journal;
 pub mod ledger;
+pub mod metrics;
 pub mod order;
 pub mod probe;
 pub mod record;
@@ -39,11 +40,11 @@ use control::Control;
 use events::{EventBus, Subscription, BUS_CAPACITY};
 use journal::Journal;
 use ledger::Ledger;
+use metrics::Metrics;
 use record::{now_rfc3339, State, TxResult};
 use registry::Registry;
 
 use crate::config::TerminalConfig;
-use crate::metrics::Metrics;
 
 /// How often announced changes that the journal refused are appended again.
 pub const JOURNAL_RETRY: Duration = Duration::from_secs(1);

@@ -62,7 +62,8 @@ impl PayOrder {
         let amount = amount(&self.amount).map_err(fail)?;
         let currency = currency(&self.currency).map_err(fail)?;
         let action = choice(&self.action, "action", &["debit", "refund"]).map_err(fail)?;
-        let method = choice(&self.method, "method", &["card", "check"]).map_err(fail)?;
+        let methods = Method::ALL.map(Method::code);
+        let method = choice(&self.method, "method", &methods).map_err(fail)?;
         Ok(Payment {
             id: id.clone(),
             terminal,
@@ -73,11 +74,8 @@ impl PayOrder {
             } else {
                 Action::Debit
             },
-            method: if method == 1 {
-                Method::Check
-            } else {
-                Method::Card
-            },
+            // `choice` returns an index into `methods`, built from `Method::ALL`.
+            method: Method::ALL[method],
         })
     }
 }

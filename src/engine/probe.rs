@@ -16,7 +16,8 @@ use crate::terminal::{self, ProbeError, Timeouts};
 const PROBE_DEADLINE: Duration = Duration::from_secs(10);
 
 /// Set (to anything), the built binary makes no probe at start: a TEST HOOK for the tests
-/// that count a terminal's requests exactly. Never set it in production.
+/// that count a terminal's requests exactly. Debug builds only (see `cli::serve`).
+#[cfg(debug_assertions)]
 pub const NO_START_PROBE_VAR: &str = "CAISSE_AP_RELAY_NO_START_PROBE";
 
 /// Probes `terminal` every `interval` while it is idle, until `stop`; the first time at once

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::protocol::{Action, Card, Method};
+use crate::protocol::{Action, Card, Method, Ticket};
 
 /// A transaction's state; see the contract's §5 table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -78,7 +78,11 @@ pub struct TxResult {
     /// The terminal approved less than asked.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub partial: bool,
-    /// The answer frame.
+    /// The terminal's tickets (ZT, asked with CK): the cashier's record and webhooks
+    /// only; a display's record and a receipt leave this field out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ticket: Vec<Ticket>,
+    /// The answer frame, tickets (ZT) dropped.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub raw: Option<String>,
     /// Human detail (not_sent, unknown).

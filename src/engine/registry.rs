@@ -258,6 +258,8 @@ mod tests {
             address: address.into(),
             pos_number: "01".into(),
             timeout: Duration::from_secs(5),
+            ticket: None,
+            send_reference: false,
         }
     }
 

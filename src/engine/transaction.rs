@@ -11,9 +11,9 @@ use tracing::Instrument;
 
 use super::control::Control;
 use super::ledger::Ledger;
+use super::metrics::Metrics;
 use super::record::{now_rfc3339, Record, State, TxResult};
 use super::registry::{Lease, Terminal};
-use crate::metrics::Metrics;
 use crate::protocol::{Answer, Card, PaymentRequest};
 use crate::terminal::{self, Hooks, Outcome, Progress, Timeouts, UnknownReason};
 
@@ -188,6 +188,7 @@ fn answer_result(answer: Answer) -> TxResult {
         authorization: answer.authorization,
         approved_amount: answer.approved_amount,
         partial: answer.partial,
+        ticket: answer.ticket,
         raw: Some(answer.raw),
         detail: None,
     }
@@ -292,6 +293,7 @@ mod tests {
             contract: None,
             approved_amount: None,
             partial: false,
+            ticket: Vec::new(),
             raw: "raw".into(),
         };
         apply_outcome(&mut rec, Outcome::Declined(answer));

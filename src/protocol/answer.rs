@@ -6,14 +6,18 @@
 //! "11"; AE=11 ("request taken into account") is intermediate. [`interpret`] then turns the
 //! final message into a [`Verdict`], with the echo check of the contract (api.md §5):
 //! on approved answers only, CA, CD, CE equal and CB equal after stripping leading zeros,
-//! a lower CB being a partial approval. CZ and CJ are never checked: terminals send their own.
+//! a lower CB being a partial approval, and CF when the request sent a reference. CZ and CJ
+//! are never checked: terminals send their own. A tag repeated before the decision makes
+//! the answer invalid; after it, the repeat is logged and ignored ([`first_values`]). `ZT`
+//! (tickets) may repeat; tickets are decoded by [`super::ticket`] into [`Answer::ticket`].
 
 use thiserror::Error;
 
 use super::codes;
-use super::fields::{DecodeError, Decoder, Message};
+use super::fields::{DecodeError, Decoder, Field, Message};
 use super::mask::{mask_frame, mask_pan};
-use super::{Answer, Card, PaymentRequest};
+use super::ticket::{decode_tickets, TicketRequest};
+use super::{tags, Answer, Card, PaymentRequest};
 
 /// AE: operation done.
 pub const AE_DONE: &str = "10";
@@ -21,6 +25,8 @@ pub const AE_DONE: &str = "10";
 pub const AE_NOT_DONE: &str = "01";
 /// AE: request taken into account; never final.
 pub const AE_TAKEN: &str = "11";
+/// AF: message format error, what a terminal answers to a tag it does not know.
+pub const AF_FORMAT_ERROR: &str = "09";
 
 /// What the bytes received so far amount to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,7 +57,7 @@ impl AnswerReader {
         let Some(last) = self.decoder.messages().pop() else {
             return Ok(Step::NeedMore);
         };
-        match last.get("AE") {
+        match last.get(tags::STATUS) {
             Some(AE_TAKEN) if !self.intermediate_seen => {
                 self.intermediate_seen = true;
                 Ok(Step::Intermediate)
@@ -69,9 +75,9 @@ impl AnswerReader {
         self.answer.as_ref()
     }
 
-    /// Every byte received, Latin-1 decoded, card data masked ([`mask_frame`]).
+    /// Every byte received, Latin-1 decoded.
     pub fn raw(&self) -> String {
-        mask_frame(&self.decoder.raw())
+        self.decoder.raw()
     }
 
     /// True before any byte arrived.
@@ -93,40 +99,101 @@ pub enum Verdict {
     Mismatch(String),
 }
 
-/// Decodes the answer fields, without judging them.
-pub fn decode_answer(message: &Message, raw: String) -> Answer {
+/// Decodes the answer fields, without judging them. `asked` is the ticket the request
+/// asked for: a ticket that cannot be read is logged and left out, the rest stands.
+pub fn decode_answer(message: &Message, raw: &str, asked: Option<TicketRequest>) -> Answer {
     let text = |tag| message.get(tag).map(str::to_string);
     let named = |tag, name: fn(&str) -> Option<&'static str>| {
         message
             .get(tag)
             .map(|code| name(code).map_or_else(|| code.to_string(), str::to_string))
     };
-    let af = message.get("AF").map(codes::af_code);
+    let af = message.get(tags::REASON).map(codes::af_code);
     Answer {
-        ae: message.get("AE").unwrap_or_default().to_string(),
+        ae: message.get(tags::STATUS).unwrap_or_default().to_string(),
         af: af.map(str::to_string),
         reason: af.and_then(codes::af_reason).map(str::to_string),
         label: af.and_then(codes::af_label).map(str::to_string),
         card: Card {
-            application: named("CC", codes::application),
-            entry_mode: named("CI", codes::entry_mode),
-            pan: text("AA").as_deref().map(mask_pan),
-            aid: text("AI"),
+            application: named(tags::APPLICATION, codes::application),
+            entry_mode: named(tags::ENTRY_MODE, codes::entry_mode),
+            pan: text(tags::PAN).as_deref().map(mask_pan),
+            aid: text(tags::AID),
         },
-        authorization: text("AC"),
-        contract: text("CG"),
+        authorization: text(tags::AUTHORIZATION),
+        contract: text(tags::CONTRACT),
         approved_amount: None,
         partial: false,
-        raw,
+        ticket: tickets(message, asked),
+        raw: mask_frame(raw),
+    }
+}
+
+/// The answer's tickets; an unreadable one is logged and left out.
+fn tickets(message: &Message, asked: Option<TicketRequest>) -> Vec<super::Ticket> {
+    let values: Vec<&str> = message
+        .fields()
+        .iter()
+        .filter(|f| f.tag() == tags::TICKET)
+        .map(Field::value)
+        .collect();
+    decode_tickets(&values, asked).unwrap_or_else(|err| {
+        tracing::warn!(%err, "terminal ticket (ZT) left out of the record");
+        Vec::new()
+    })
+}
+
+/// The answer with each tag once (ZT excepted): a repeat before the decision (AE with the
+/// echo fields, or AE=01 with AF; api.md §7.1) is an error, a later one is logged and dropped.
+pub fn first_values(message: &Message) -> Result<Message, String> {
+    let mut kept: Vec<Field> = Vec::with_capacity(message.fields().len());
+    let mut decided = false;
+    for field in message.fields() {
+        let repeated = field.tag() != tags::TICKET && kept.iter().any(|k| k.tag() == field.tag());
+        if repeated && !decided {
+            return Err(format!("tag {} repeated before the decision", field.tag()));
+        }
+        if repeated {
+            tracing::warn!(tag = field.tag(), "repeated tag after the decision ignored");
+            continue;
+        }
+        kept.push(field.clone());
+        decided = decided || decides(&kept);
+    }
+    Message::new(kept).map_err(|err| err.to_string())
+}
+
+/// True when these fields decide the outcome (api.md §7.1).
+fn decides(fields: &[Field]) -> bool {
+    let get = |tag| fields.iter().find(|f| f.tag() == tag).map(Field::value);
+    let has = |tag| get(tag).is_some();
+    match get(tags::STATUS) {
+        Some(AE_DONE) => [tags::POS_NUMBER, tags::AMOUNT, tags::ACTION, tags::CURRENCY]
+            .into_iter()
+            .all(has),
+        Some(AE_NOT_DONE) => has(tags::REASON),
+        _ => false,
     }
 }
 
 /// Judges the final answer to `request`.
 pub fn interpret(request: &PaymentRequest, message: &Message, raw: String) -> Verdict {
-    let mut answer = decode_answer(message, raw);
+    let message = match first_values(message) {
+        Ok(message) => message,
+        Err(detail) => return Verdict::Invalid(detail),
+    };
+    let mut answer = decode_answer(&message, &raw, request.ticket);
     match answer.ae.as_str() {
-        AE_NOT_DONE => Verdict::Declined(answer),
-        AE_DONE => match echo_check(request, message) {
+        AE_NOT_DONE => {
+            if request.ticket.is_some() && answer.af.as_deref() == Some(AF_FORMAT_ERROR) {
+                tracing::warn!(
+                    "terminal answered AE=01 AF=09 (message format error) to a request with CK: \
+                     it may not support tickets; set ticket = \"none\" for this terminal"
+                );
+            }
+            Verdict::Declined(answer)
+        }
+        AE_DONE => match echo_check(request, &message) {
             Ok(approved) => {
                 answer.approved_amount = Some(approved);
                 answer.partial = approved < request.amount;
@@ -148,11 +215,14 @@ enum EchoError {
 
 /// Checks the echoes of an approved answer and returns the approved amount.
 fn echo_check(request: &PaymentRequest, message: &Message) -> Result<u64, EchoError> {
-    let expected = [
-        ("CA", request.pos_number.clone()),
-        ("CD", request.action.cd().to_string()),
-        ("CE", request.currency.ce()),
+    let mut expected = vec![
+        (tags::POS_NUMBER, request.pos_number.clone()),
+        (tags::ACTION, request.action.cd().to_string()),
+        (tags::CURRENCY, request.currency.ce()),
     ];
+    if let Some(reference) = &request.reference {
+        expected.push((tags::PRIVATE_DATA, reference.clone()));
+    }
     for (tag, want) in expected {
         let got = echo(message, tag)?;
         if got != want {
@@ -161,7 +231,7 @@ fn echo_check(request: &PaymentRequest, message: &Message) -> Result<u64, EchoEr
             )));
         }
     }
-    let cb = echo(message, "CB")?;
+    let cb = echo(message, tags::AMOUNT)?;
     if cb.is_empty() || !cb.bytes().all(|b| b.is_ascii_digit()) {
         return Err(EchoError::Invalid(format!("CB {cb:?} is not a number")));
     }
@@ -177,9 +247,14 @@ fn echo_check(request: &PaymentRequest, message: &Message) -> Result<u64, EchoEr
 }
 
 fn echo<'m>(message: &'m Message, tag: &str) -> Result<&'m str, EchoError> {
-    message
-        .get(tag)
-        .ok_or_else(|| EchoError::Invalid(format!("approved answer lacks {tag}")))
+    match message.get(tag) {
+        Some(value) => Ok(value),
+        // A reference sent and not echoed: nothing ties the answer to this request.
+        None if tag == tags::PRIVATE_DATA => Err(EchoError::Mismatch(
+            "answer lacks the CF reference echo".into(),
+        )),
+        None => Err(EchoError::Invalid(format!("approved answer lacks {tag}"))),
+    }
 }
 
 /// What an identification answer says about the terminal.
@@ -206,17 +281,19 @@ pub enum IdentifyError {
 
 /// Judges an identification (CD=I) answer.
 pub fn identify(message: &Message) -> Result<Identity, IdentifyError> {
-    let ae = message.get("AE").unwrap_or_default();
+    let ae = message.get(tags::STATUS).unwrap_or_default();
     if ae != AE_DONE {
-        let af = message.get("AF").map(|af| codes::af_code(af).to_string());
+        let af = message
+            .get(tags::REASON)
+            .map(|af| codes::af_code(af).to_string());
         return Err(IdentifyError::Status {
             ae: ae.to_string(),
             af,
         });
     }
     Ok(Identity {
-        version: message.get("CZ").unwrap_or_default().to_string(),
-        pos_id: message.get("CJ").map(str::to_string),
+        version: message.get(tags::VERSION).unwrap_or_default().to_string(),
+        pos_id: message.get(tags::POS_ID).map(str::to_string),
     })
 }
 
@@ -362,6 +439,71 @@ mod tests {
     fn unexpected_status_is_invalid() {
         let frame = "CZ0040300CA00201CB0042500CD0010CE003978AE00299";
         assert!(matches!(judge(frame, 2500), Verdict::Invalid(_)));
+    }
+
+    #[test]
+    fn a_tag_repeated_before_the_decision_is_invalid() {
+        let frame = "CZ0040300CA00201CB0042500CB0042500CD0010CE003978AE00210";
+        assert!(matches!(judge(frame, 2500), Verdict::Invalid(d) if d.contains("CB")));
+        let frame = "CZ0040300AE00201AE00210AF00204";
+        assert!(matches!(judge(frame, 2500), Verdict::Invalid(_)));
+    }
+
+    #[test]
+    fn a_tag_repeated_after_the_decision_is_ignored() {
+        let frame = format!("{REFUSED}AF00211");
+        let Verdict::Declined(a) = judge(&frame, 2500) else {
+            panic!("not declined");
+        };
+        assert_eq!(a.af.as_deref(), Some("04"));
+        let frame = format!("{APPROVED}AC006999999CC00300B");
+        let Verdict::Approved(a) = judge(&frame, 2500) else {
+            panic!("not approved");
+        };
+        assert_eq!(a.authorization.as_deref(), Some("632145"));
+        assert_eq!(a.card.application.as_deref(), Some("CB"));
+    }
+
+    #[test]
+    fn tickets_are_decoded_and_dropped_from_raw() {
+        use crate::protocol::ticket::encode_zt;
+        let customer = encode_zt("100", &["TICKET CLIENT"]).unwrap();
+        let merchant = encode_zt("110", &["TICKET COMMERCANT"]).unwrap();
+        let zt = |v: &str| format!("ZT{:03}{v}", v.len());
+        // One ticket before AE, one after: both forms of "both" are seen.
+        let (cz, rest) = APPROVED.split_at(9);
+        let frame = format!("{cz}{}{rest}{}", zt(&customer), zt(&merchant));
+        let Verdict::Approved(a) = judge(&frame, 2500) else {
+            panic!("not approved");
+        };
+        assert_eq!(a.ticket.len(), 2);
+        assert_eq!(a.ticket[0].text, "TICKET CLIENT");
+        assert_eq!(a.raw, APPROVED.replace("AB0042712", "AB004####"));
+    }
+
+    #[test]
+    fn an_unreadable_ticket_leaves_the_payment_standing() {
+        let frame = format!("{REFUSED}ZT008CK003100");
+        let Verdict::Declined(a) = judge(&frame, 2500) else {
+            panic!("not declined");
+        };
+        assert!(a.ticket.is_empty());
+        assert_eq!(a.raw, REFUSED);
+    }
+
+    #[test]
+    fn the_reference_echo_must_match() {
+        let sent = debit(2500).with_reference("order-42");
+        let judge_ref = |frame: &str| {
+            let (_, reader) = read_all(&[frame.as_bytes()]);
+            interpret(&sent, reader.answer().unwrap(), reader.raw())
+        };
+        let ok = format!("{APPROVED}CF008order-42");
+        assert!(matches!(judge_ref(&ok), Verdict::Approved(_)));
+        let other = format!("{APPROVED}CF008order-41");
+        assert!(matches!(judge_ref(&other), Verdict::Mismatch(_)));
+        assert!(matches!(judge_ref(APPROVED), Verdict::Mismatch(_)));
+        assert!(matches!(judge_ref(REFUSED), Verdict::Declined(_)));
     }
 
     #[test]

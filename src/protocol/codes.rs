@@ -1,5 +1,6 @@
 //! Caisse-AP code tables: AF reasons (French label as terminals print it, English reason),
-//! CC applications and CI entry modes. Unknown codes get `None`, never a panic.
+//! CC applications and CI entry modes. Unknown codes get `None`, never a panic: callers
+//! show the code itself.
 
 /// AF code → (French label, English reason).
 const REASONS: &[(&str, &str, &str)] = &[
@@ -39,12 +40,15 @@ const REASONS: &[(&str, &str, &str)] = &[
     ("13", "Devise non supportée", "currency not supported"),
 ];
 
-/// CC code → application name.
+/// CC code → application name: caisse-ap.md's table and its 2026 additions. `00E` is
+/// CMCIC-Pay for the OCA module but CONECS for HiPay: both are named. A code missing here is
+/// shown as itself.
 const APPLICATIONS: &[(&str, &str)] = &[
     ("000", "Autre"),
     ("001", "CB"),
     ("002", "American Express"),
     ("003", "CB enseigne"),
+    ("004", "Cetelem"),
     ("005", "Cofinoga"),
     ("006", "Diners Club"),
     ("007", "CB-Pass"),
@@ -54,9 +58,14 @@ const APPLICATIONS: &[(&str, &str)] = &[
     ("00B", "CB sans contact"),
     ("00C", "Chèque"),
     ("00D", "American Express sans contact"),
-    ("00E", "CMCIC-Pay"),
+    ("00E", "CMCIC-Pay / CONECS"),
+    ("00F", "DCC"),
+    ("00G", "UPI sans contact (QuickPass)"),
     ("00I", "CPEI"),
-    ("00U", "China UnionPay"),
+    ("00S", "Carte magasin"),
+    ("00U", "UPI / NX3"),
+    ("00V", "ANCV chèques-vacances"),
+    ("10E", "CONECS sans contact"),
 ];
 
 /// CI code → entry mode.
@@ -112,6 +121,8 @@ mod tests {
         assert_eq!(af_reason("99"), None);
         assert_eq!(application("00B"), Some("CB sans contact"));
         assert_eq!(application("ZZZ"), None);
+        assert_eq!(application("00V"), Some("ANCV chèques-vacances"));
+        assert_eq!(application("10E"), Some("CONECS sans contact"));
         assert_eq!(entry_mode("2"), Some("contactless"));
         assert_eq!(entry_mode("9"), None);
     }

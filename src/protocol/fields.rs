@@ -151,6 +151,13 @@ pub fn latin1(bytes: &[u8]) -> String {
     bytes.iter().map(|&b| char::from(b)).collect()
 }
 
+/// Encodes text as Latin-1; a character beyond U+00FF becomes `?`.
+pub fn to_latin1(text: &str) -> Vec<u8> {
+    text.chars()
+        .map(|c| u8::try_from(u32::from(c)).unwrap_or(b'?'))
+        .collect()
+}
+
 fn valid_tag(tag: &[u8]) -> bool {
     tag.len() == 2
         && tag

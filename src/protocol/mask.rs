@@ -2,16 +2,14 @@
 //!
 //! Masking is per field, whatever the terminal sends: a card number (AA) keeps at most its
 //! first six and last four characters, the other digits become `#`; an expiry (AB) becomes
-//! all `#`. Lengths are kept, so a masked frame still parses. The answer reader hands out
-//! only masked frames and the decoded answer only a masked PAN and no expiry, so nothing
-//! downstream ever holds the full values.
+//! all `#`; tickets (ZT) leave the frame, since they have their own field that displays and
+//! receipts leave out. Other lengths are kept, so a masked frame still parses. Whatever does
+//! not decode as fields has its digits hidden, since nothing says what they are. The
+//! decoded answer keeps only a masked PAN and no expiry, and a record's `raw` and every log
+//! line only [`mask_frame`]'s output, so nothing downstream holds the full values.
 
-use super::fields::{decode_field, latin1};
-
-/// The tag of the card number in an answer.
-const PAN_TAG: &str = "AA";
-/// The tag of the card's expiry date in an answer.
-const EXPIRY_TAG: &str = "AB";
+use super::fields::{decode_field, latin1, to_latin1, Field};
+use super::tags;
 
 /// Leading characters of a card number that may stay in clear.
 const KEPT_FIRST: usize = 6;
@@ -43,26 +41,40 @@ pub fn mask_pan(pan: &str) -> String {
         .collect()
 }
 
-/// A raw frame (Latin-1 text) with AA masked by [`mask_pan`] and AB all `#`; whatever does
-/// not decode as fields has all its digits hidden, since nothing says what they are.
+/// A raw frame (Latin-1 text) as records and logs keep it: AA masked with [`mask_pan`], AB
+/// all `#`, tickets (ZT) dropped, digits hidden in whatever does not decode.
 pub fn mask_frame(raw: &str) -> String {
-    let bytes: Vec<u8> = raw
-        .chars()
-        .map(|c| u8::try_from(u32::from(c)).unwrap_or(b'?'))
-        .collect();
+    let hide = |c: char| if c.is_ascii_digit() { '#' } else { c };
+    rewrite_fields(
+        raw,
+        |field| match field.tag() {
+            tags::PAN => Some(mask_pan(field.value())),
+            tags::EXPIRY => Some(field.value().chars().map(|_| '#').collect()),
+            tags::TICKET => None,
+            _ => Some(field.value().to_string()),
+        },
+        |tail| tail.chars().map(hide).collect(),
+    )
+}
+
+/// Rewrites each whole field of `raw` with `value` (`None` drops the field; a new value
+/// must keep the length) and what does not decode with `tail`.
+fn rewrite_fields(
+    raw: &str,
+    value: impl Fn(&Field) -> Option<String>,
+    tail: impl Fn(&str) -> String,
+) -> String {
+    let bytes = to_latin1(raw);
     let mut out = String::with_capacity(raw.len());
     let mut rest = &bytes[..];
     while let Ok(Some((field, used))) = decode_field(rest) {
-        out.push_str(&latin1(&rest[..5]));
-        match field.tag() {
-            PAN_TAG => out.push_str(&mask_pan(field.value())),
-            EXPIRY_TAG => out.extend(field.value().chars().map(|_| '#')),
-            _ => out.push_str(field.value()),
+        if let Some(value) = value(&field) {
+            out.push_str(&latin1(&rest[..5]));
+            out.push_str(&value);
         }
         rest = &rest[used..];
     }
-    let hide = |c: char| if c.is_ascii_digit() { '#' } else { c };
-    out.extend(latin1(rest).chars().map(hide));
+    out.push_str(&tail(&latin1(rest)));
     out
 }
 
@@ -89,6 +101,13 @@ mod tests {
             "CZ0040300AE00210AA016497010######1234AB004####AC006632145"
         );
         assert_eq!(masked.len(), raw.len());
+        assert_eq!(mask_frame(&masked), masked, "masking twice changes nothing");
+    }
+
+    #[test]
+    fn tickets_leave_the_frame() {
+        let raw = "CZ0040300AE00210ZT014CK003100AK001QAC006632145";
+        assert_eq!(mask_frame(raw), "CZ0040300AE00210AC006632145");
     }
 
     #[test]

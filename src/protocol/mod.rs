@@ -4,6 +4,8 @@
 //! - [`request`]: payment and identification requests.
 //! - [`answer`]: the completion rule ([`AnswerReader`]), answer decoding and the echo check.
 //! - [`codes`]: AF, CC and CI code tables.
+//! - [`tags`]: the tag table: every tag read or written, documented once.
+//! - [`ticket`]: the `CK` request value and the decoding of `ZT` tickets.
 //! - [`currency`]: the ISO 4217 table and the human amount parser.
 //! - [`mask`]: card data minimised (PAN, expiry) before it goes anywhere.
 //!
@@ -17,11 +19,14 @@ pub mod currency;
 pub mod fields;
 pub mod mask;
 pub mod request;
+pub mod tags;
+pub mod ticket;
 
 pub use answer::{interpret, AnswerReader, Step, Verdict};
 pub use currency::{parse_amount, AmountError};
 pub use fields::{DecodeError, Decoder, Field, Message};
 pub use request::RequestError;
+pub use ticket::{Ticket, TicketCopy, TicketFormat, TicketKind, TicketRequest};
 
 /// What the cashier asks for: a debit (sale) or a refund (credit).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -35,7 +40,9 @@ pub enum Action {
 }
 
 /// How the customer pays.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Method {
     /// Any card: no CC in the request.
@@ -43,6 +50,31 @@ pub enum Method {
     Card,
     /// Cheque: CC "00C".
     Check,
+    /// ANCV chèques-vacances: CC "00V".
+    Ancv,
+}
+
+impl Method {
+    /// Every method, the default (card) first.
+    pub const ALL: [Method; 3] = [Method::Card, Method::Check, Method::Ancv];
+
+    /// The CC value the request carries: none for card.
+    pub fn cc(self) -> Option<&'static str> {
+        match self {
+            Method::Card => None,
+            Method::Check => Some("00C"),
+            Method::Ancv => Some("00V"),
+        }
+    }
+
+    /// The machine name, as in the contract and the journal.
+    pub fn code(self) -> &'static str {
+        match self {
+            Method::Card => "card",
+            Method::Check => "check",
+            Method::Ancv => "ancv",
+        }
+    }
 }
 
 /// An ISO 4217 currency from the embedded table (see [`currency`]).
@@ -69,6 +101,10 @@ pub struct PaymentRequest {
     pub method: Method,
     /// Caisse-AP tag CA: two digits.
     pub pos_number: String,
+    /// Ask the terminal for its ticket (CK); `None` (the default) sends no CK.
+    pub ticket: Option<TicketRequest>,
+    /// Reference sent in CF and checked in the answer (≤ 32 characters); `None` sends no CF.
+    pub reference: Option<String>,
 }
 
 /// Card details decoded from an answer.
@@ -109,6 +145,8 @@ pub struct Answer {
     pub approved_amount: Option<u64>,
     /// The terminal approved less than requested.
     pub partial: bool,
-    /// The answer frame as received (Latin-1 decoded).
+    /// The terminal's tickets (ZT), decoded; empty when none came or none could be read.
+    pub ticket: Vec<Ticket>,
+    /// The answer frame as received (Latin-1 decoded), tickets (ZT) dropped.
     pub raw: String,
 }

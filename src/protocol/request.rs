@@ -1,14 +1,19 @@
-//! Requests to the terminal: payment (debit/refund, card/cheque) and identification (CD=I).
+//! Requests to the terminal: payment (debit/refund; card, cheque or ANCV) and
+//! identification (CD=I).
 //!
 //! Fields sent: CZ "0300", CJ, CA (POS number), CB (amount, ≥ 2 digits), CD (action), CE
-//! (numeric currency), BA "0" (answer at the end), CC "00C" for cheques. Never BF: newer
-//! terminals reject requests carrying it.
+//! (numeric currency), BA "0" (answer at the end), CC "00C" for cheques and "00V" for ANCV
+//! chèques-vacances; CK (ticket) and CF (reference) only when the terminal's settings turn
+//! them on. Never BF: newer terminals reject requests carrying it.
 
 use thiserror::Error;
 
 use super::currency::MAX_AMOUNT;
 use super::fields::{Field, Message};
-use super::{Action, Currency, Method, PaymentRequest};
+use super::{tags, Action, Currency, Method, PaymentRequest, TicketRequest};
+
+/// Most characters of a reference sent in CF (HiPay accepts 1–32).
+pub const MAX_REFERENCE: usize = 32;
 
 /// Protocol version sent in CZ: the most common one.
 pub const VERSION: &str = "0300";
@@ -42,9 +47,9 @@ fn field(tag: &str, value: impl Into<String>) -> Field {
 
 fn header(pos_number: &str) -> Vec<Field> {
     vec![
-        field("CZ", VERSION),
-        field("CJ", POS_ID),
-        field("CA", pos_number),
+        field(tags::VERSION, VERSION),
+        field(tags::POS_ID, POS_ID),
+        field(tags::POS_NUMBER, pos_number),
     ]
 }
 
@@ -63,9 +68,23 @@ impl PaymentRequest {
             action,
             method,
             pos_number: pos_number.to_string(),
+            ticket: None,
+            reference: None,
         };
         request.check()?;
         Ok(request)
+    }
+
+    /// Asks the terminal for its ticket (sends CK).
+    pub fn with_ticket(mut self, ticket: TicketRequest) -> PaymentRequest {
+        self.ticket = Some(ticket);
+        self
+    }
+
+    /// Sends `id` (its first 32 characters) in CF, to be echoed back.
+    pub fn with_reference(mut self, id: &str) -> PaymentRequest {
+        self.reference = Some(reference(id));
+        self
     }
 
     /// Checks the fields a caller may have set by hand.
@@ -80,12 +99,18 @@ impl PaymentRequest {
     pub fn to_message(&self) -> Result<Message, RequestError> {
         self.check()?;
         let mut fields = header(&self.pos_number);
-        fields.push(field("CB", format!("{:02}", self.amount)));
-        fields.push(field("CD", self.action.cd()));
-        fields.push(field("CE", self.currency.ce()));
-        fields.push(field("BA", "0"));
-        if self.method == Method::Check {
-            fields.push(field("CC", "00C"));
+        fields.push(field(tags::AMOUNT, format!("{:02}", self.amount)));
+        fields.push(field(tags::ACTION, self.action.cd()));
+        fields.push(field(tags::CURRENCY, self.currency.ce()));
+        fields.push(field(tags::ANSWER_MODE, "0"));
+        if let Some(cc) = self.method.cc() {
+            fields.push(field(tags::APPLICATION, cc));
+        }
+        if let Some(ticket) = &self.ticket {
+            fields.push(field(tags::TICKET_MODE, ticket.ck()));
+        }
+        if let Some(reference) = self.reference.as_deref().filter(|r| !r.is_empty()) {
+            fields.push(field(tags::PRIVATE_DATA, reference));
         }
         Ok(Message::new(fields).expect("CZ comes first"))
     }
@@ -101,11 +126,16 @@ impl Action {
     }
 }
 
+/// The reference a transaction id gives: its first [`MAX_REFERENCE`] characters.
+pub fn reference(id: &str) -> String {
+    id.chars().take(MAX_REFERENCE).collect()
+}
+
 /// The identification (ping) request for the POS number: CZ, CJ, CA, CD "I".
 pub fn identification(pos_number: &str) -> Result<Message, RequestError> {
     check_pos(pos_number)?;
     let mut fields = header(pos_number);
-    fields.push(field("CD", "I"));
+    fields.push(field(tags::ACTION, "I"));
     Ok(Message::new(fields).expect("CZ comes first"))
 }
 
@@ -142,6 +172,29 @@ mod tests {
         let doc = "CZ0040300CJ012012345678901CA00201CB0043000CD0010CE003978";
         assert_eq!(frame(&r), format!("{doc}BA0010CC00300C"));
         assert!(!frame(&r).contains("BF"));
+    }
+
+    #[test]
+    fn ancv_adds_cc_00v() {
+        let r = request(3000, Action::Debit, Method::Ancv);
+        assert!(frame(&r).ends_with("BA0010CC00300V"), "{}", frame(&r));
+    }
+
+    #[test]
+    fn ticket_and_reference_are_sent_only_when_asked() {
+        use crate::protocol::{TicketCopy, TicketFormat};
+        let plain = frame(&request(2500, Action::Debit, Method::Card));
+        assert!(!plain.contains("CK") && !plain.contains("CF"));
+        let ticket = TicketRequest {
+            copy: TicketCopy::Both,
+            format: TicketFormat::Text,
+        };
+        let id = "pos1-2026-11-30-000123-abcdefghijklmnop";
+        let r = request(2500, Action::Debit, Method::Card)
+            .with_ticket(ticket)
+            .with_reference(id);
+        assert!(frame(&r).ends_with("BA0010CK003120CF032pos1-2026-11-30-000123-abcdefghi"));
+        assert_eq!(reference("short"), "short");
     }
 
     #[test]

@@ -22,7 +22,7 @@
 //!
 //! Text fields holding a comma, a quote or a line break are quoted as RFC 4180 says.
 
-use super::{exponent, method_code, offset_text, Report, Row, Tally};
+use super::{exponent, offset_text, Report, Row, Tally};
 
 /// The header line's columns.
 pub const COLUMNS: [&str; 21] = [
@@ -72,7 +72,7 @@ fn line(report: &Report, row: &Row) -> Vec<String> {
         report.day.to_string(),
         offset_text(report.offset),
         field(&row.terminal),
-        method_code(row.method).to_owned(),
+        row.method.code().to_owned(),
         field(&row.currency),
         exponent(&row.currency).to_string(),
     ];

@@ -259,18 +259,10 @@ fn pending(record: &Record, created_at: OffsetDateTime) -> Pending {
 }
 
 fn row_order(a: &Row, b: &Row) -> Ordering {
-    let key = |row: &Row| (row.method == Method::Check, row.currency.clone());
+    let key = |row: &Row| (row.method, row.currency.clone());
     a.terminal
         .cmp(&b.terminal)
         .then_with(|| key(a).cmp(&key(b)))
-}
-
-/// The machine name of a method, as in the journal ("card", "check").
-pub fn method_code(method: Method) -> &'static str {
-    match method {
-        Method::Card => "card",
-        Method::Check => "check",
-    }
 }
 
 /// The minor-unit exponent of a currency; 0 for a code missing from the table, so its

@@ -195,6 +195,7 @@ fn method_label(method: Method) -> &'static str {
     match method {
         Method::Card => "carte",
         Method::Check => "chèque",
+        Method::Ancv => "ANCV",
     }
 }
 

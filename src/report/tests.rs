@@ -186,7 +186,9 @@ fn rows_split_by_terminal_method_and_currency() {
     tpe2.terminal = "tpe-2".to_owned();
     let mut yen = at_noon("j1", State::Approved, 500);
     yen.currency = "JPY".to_owned();
-    let records = [check, tpe2, yen, at_noon("d1", State::Approved, 100)];
+    let mut ancv = at_noon("v1", State::Approved, 700);
+    ancv.method = Method::Ancv;
+    let records = [ancv, check, tpe2, yen, at_noon("d1", State::Approved, 100)];
     let report = aggregate(&records, DAY, UtcOffset::UTC);
     let keys: Vec<(&str, Method, &str)> = report
         .rows
@@ -197,6 +199,7 @@ fn rows_split_by_terminal_method_and_currency() {
         ("tpe-1", Method::Card, "EUR"),
         ("tpe-1", Method::Card, "JPY"),
         ("tpe-1", Method::Check, "EUR"),
+        ("tpe-1", Method::Ancv, "EUR"),
         ("tpe-2", Method::Card, "EUR"),
     ];
     assert_eq!(keys, expected);
@@ -204,7 +207,7 @@ fn rows_split_by_terminal_method_and_currency() {
     assert_eq!(totals.len(), 2);
     assert_eq!(
         (totals[0].0.as_str(), totals[0].1.debits),
-        ("EUR", tally(3, 2400))
+        ("EUR", tally(4, 3100))
     );
     assert_eq!(
         (totals[1].0.as_str(), totals[1].1.debits),

@@ -1,7 +1,10 @@
-//! The simulated terminal's answers, built from the request it received.
+//! The simulated terminal's answers, built from the request it received: cheque (CC=00C)
+//! and ANCV (CC=00V) payments are answered with their CC and no card fields; a request with
+//! CK gets its tickets ([`super::ticket`]) after AE, as real terminals send them.
 
 use super::behaviour::Outcome;
-use crate::protocol::{Field, Message};
+use super::ticket::zt_fields;
+use crate::protocol::{tags, Field, Message};
 
 /// The simulator's own CJ: real terminals answer with theirs, never the POS's.
 const SIM_POS_ID: &str = "987654321098";
@@ -12,13 +15,14 @@ pub const MALFORMED: &str = "CZ0040300AE00201AF00209";
 /// The request fields every request must carry (CB and CE not for identification).
 pub fn is_complete(request: &Message) -> bool {
     let has = |tag| request.get(tag).is_some();
-    let payment = has("CB") && has("CE");
-    ["CZ", "CJ", "CA", "CD"].into_iter().all(has) && (payment || request.get("CD") == Some("I"))
+    let payment = has(tags::AMOUNT) && has(tags::CURRENCY);
+    let header = [tags::VERSION, tags::POS_ID, tags::POS_NUMBER, tags::ACTION];
+    header.into_iter().all(has) && (payment || request.get(tags::ACTION) == Some("I"))
 }
 
 /// The amount of a request, if it has a numeric CB.
 pub fn amount(request: &Message) -> Option<u64> {
-    request.get("CB")?.parse().ok()
+    request.get(tags::AMOUNT)?.parse().ok()
 }
 
 fn push(fields: &mut Vec<Field>, tag: &str, value: &str) {
@@ -29,11 +33,15 @@ fn push(fields: &mut Vec<Field>, tag: &str, value: &str) {
 /// The identification answer.
 pub fn identification(request: &Message) -> Message {
     let mut fields = Vec::new();
-    push(&mut fields, "CZ", "0300");
-    push(&mut fields, "CJ", SIM_POS_ID);
-    push(&mut fields, "CA", request.get("CA").unwrap_or("01"));
-    push(&mut fields, "CD", "I");
-    push(&mut fields, "AE", "10");
+    push(&mut fields, tags::VERSION, "0300");
+    push(&mut fields, tags::POS_ID, SIM_POS_ID);
+    push(
+        &mut fields,
+        tags::POS_NUMBER,
+        request.get(tags::POS_NUMBER).unwrap_or("01"),
+    );
+    push(&mut fields, tags::ACTION, "I");
+    push(&mut fields, tags::STATUS, "10");
     Message::new(fields).expect("CZ first")
 }
 
@@ -44,33 +52,39 @@ pub fn payment(request: &Message, outcome: &Outcome, wrong_echo: bool) -> Messag
         Outcome::Partial(limit) => requested.min(*limit),
         _ => requested,
     };
-    let ce = match (request.get("CE").unwrap_or_default(), wrong_echo) {
+    let ce = match (request.get(tags::CURRENCY).unwrap_or_default(), wrong_echo) {
         ("978", true) => "840",
         (_, true) => "978",
         (ce, false) => ce,
     };
     let mut fields = Vec::new();
-    push(&mut fields, "CZ", "0300");
-    push(&mut fields, "CJ", SIM_POS_ID);
-    push(&mut fields, "CA", request.get("CA").unwrap_or_default());
+    push(&mut fields, tags::VERSION, "0300");
+    push(&mut fields, tags::POS_ID, SIM_POS_ID);
+    let echo = |tag| request.get(tag).unwrap_or_default();
+    push(&mut fields, tags::POS_NUMBER, echo(tags::POS_NUMBER));
     // Terminals zero-pad numeric echoes.
-    push(&mut fields, "CB", &format!("{cb:07}"));
-    push(&mut fields, "CD", request.get("CD").unwrap_or_default());
-    push(&mut fields, "CE", ce);
-    match outcome {
-        Outcome::Declined(af) => {
-            push(&mut fields, "AE", "01");
-            push(&mut fields, "AF", af);
+    push(&mut fields, tags::AMOUNT, &format!("{cb:07}"));
+    push(&mut fields, tags::ACTION, echo(tags::ACTION));
+    push(&mut fields, tags::CURRENCY, ce);
+    if let Some(reference) = request.get(tags::PRIVATE_DATA) {
+        push(&mut fields, tags::PRIVATE_DATA, reference);
+    }
+    match (outcome, request.get(tags::APPLICATION)) {
+        (Outcome::Declined(af), _) => {
+            push(&mut fields, tags::STATUS, "01");
+            push(&mut fields, tags::REASON, af);
         }
-        _ if request.get("CC") == Some("00C") => {
-            push(&mut fields, "AE", "10");
-            push(&mut fields, "CC", "00C");
+        (_, Some(tender @ ("00C" | "00V"))) => {
+            push(&mut fields, tags::STATUS, "10");
+            push(&mut fields, tags::APPLICATION, tender);
         }
-        approved => {
-            push(&mut fields, "AE", "10");
+        (approved, _) => {
+            push(&mut fields, tags::STATUS, "10");
             card_fields(&mut fields, approved);
         }
     }
+    let decided = Message::new(fields.clone()).expect("CZ first");
+    fields.extend(zt_fields(request, &decided));
     Message::new(fields).expect("CZ first")
 }
 
@@ -82,13 +96,13 @@ fn card_fields(fields: &mut Vec<Field>, outcome: &Outcome) {
         _ => ("001", "1", "497010######1234", "A0000000421010", "2812"),
     };
     for (tag, value) in [
-        ("CC", cc),
-        ("CI", ci),
-        ("AC", "632145"),
-        ("AA", pan),
-        ("AI", aid),
-        ("AB", expiry),
-        ("CG", "4242424"),
+        (tags::APPLICATION, cc),
+        (tags::ENTRY_MODE, ci),
+        (tags::AUTHORIZATION, "632145"),
+        (tags::PAN, pan),
+        (tags::AID, aid),
+        (tags::EXPIRY, expiry),
+        (tags::CONTRACT, "4242424"),
     ] {
         push(fields, tag, value);
     }
@@ -122,6 +136,25 @@ mod tests {
         let cheque = payment(&parse(&format!("{DEBIT}CC00300C")), &Outcome::Amex, false);
         assert_eq!(cheque.get("CC"), Some("00C"));
         assert_eq!(cheque.get("AA"), None);
+        let ancv = payment(
+            &parse(&format!("{DEBIT}CC00300V")),
+            &Outcome::Approved,
+            false,
+        );
+        assert_eq!(ancv.get("CC"), Some("00V"));
+        assert_eq!(ancv.get("AA"), None);
+    }
+
+    #[test]
+    fn references_are_echoed_and_tickets_follow_ae() {
+        let asked = parse(&format!("{DEBIT}CK003120CF005ref-1"));
+        let answer = payment(&asked, &Outcome::Approved, false);
+        assert_eq!(answer.get("CF"), Some("ref-1"));
+        let tags: Vec<&str> = answer.fields().iter().map(Field::tag).collect();
+        let ae = tags.iter().position(|t| *t == "AE").unwrap();
+        let zt: Vec<usize> = (0..tags.len()).filter(|&i| tags[i] == "ZT").collect();
+        assert_eq!(zt.len(), 2);
+        assert!(zt[0] > ae);
     }
 
     #[test]

@@ -43,6 +43,9 @@ pub enum Fault {
     SlowAccept,
     /// Send half the answer, then reset the connection (RST) (`reset`).
     Reset,
+    /// Refuse a request carrying CK or CF with AE=01 AF=09, as terminals that reject unknown
+    /// tags do (`strict-tags`).
+    StrictTags,
 }
 
 /// Everything the simulator does, changeable at runtime.
@@ -65,7 +68,7 @@ pub enum ParseError {
     #[error("unknown outcome {0:?}: approved, declined:AF, cb-contactless, amex, partial:AMOUNT, full-pan")]
     Outcome(String),
     /// Unknown fault.
-    #[error("unknown fault {0:?}: split, keep-open, garbage, wrong-echo, close, hang, slow-accept, reset")]
+    #[error("unknown fault {0:?}: split, keep-open, garbage, wrong-echo, close, hang, slow-accept, reset, strict-tags")]
     Fault(String),
 }
 
@@ -104,6 +107,7 @@ impl FromStr for Fault {
             "hang" => Fault::Hang,
             "slow-accept" => Fault::SlowAccept,
             "reset" => Fault::Reset,
+            "strict-tags" => Fault::StrictTags,
             _ => return Err(ParseError::Fault(text.to_string())),
         })
     }

@@ -11,7 +11,7 @@ use tokio::time::timeout;
 use super::answer;
 use super::behaviour::{Behaviour, Fault};
 use super::Shared;
-use crate::protocol::{Decoder, Message};
+use crate::protocol::{tags, Decoder, Message};
 
 /// How long a request may take to arrive whole before it is treated as malformed.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -37,11 +37,15 @@ pub(super) async fn serve(mut stream: TcpStream, shared: &Shared) -> io::Result<
     let Some(request) = received.message else {
         return answer_and_linger(stream, answer::MALFORMED.as_bytes(), None).await;
     };
-    if request.get("CD") == Some("I") {
+    if request.get(tags::ACTION) == Some("I") {
         let frame = answer::identification(&request).encode();
         return answer_and_linger(stream, &frame, None).await;
     }
     let (outcome, fault) = behaviour.plan(answer::amount(&request));
+    let optional = [tags::TICKET_MODE, tags::PRIVATE_DATA];
+    if fault == Some(Fault::StrictTags) && optional.iter().any(|t| request.get(t).is_some()) {
+        return answer_and_linger(stream, answer::MALFORMED.as_bytes(), None).await;
+    }
     if fault == Some(Fault::Hang) {
         return wait_close(&mut stream).await;
     }

@@ -3,8 +3,10 @@
 //! Like a real terminal it reads one request per connection, answers it (after
 //! [`Behaviour::delay`]), and keeps the socket open until the client closes it. It answers
 //! identification (CD=I), echoes the amount zero-padded to 7 digits, answers requests missing a
-//! mandatory field (CZ, CJ, CA, CB, CD, CE) with AE=01 AF=09, approves cheque requests
-//! (CC=00C) with CC=00C, and serves many connections at once. Every outcome and fault of the
+//! mandatory field (CZ, CJ, CA, CB, CD, CE) with AE=01 AF=09, approves cheque (CC=00C) and
+//! ANCV (CC=00V) requests with that CC, echoes CF, returns tickets (ZT, customer and/or
+//! merchant, approved or failed) when the request's CK asks, and serves many connections at
+//! once. Every outcome and fault of the
 //! contract is a [`Behaviour`], changeable at runtime with [`Simulator::set_behaviour`].
 //!
 //! The demo terminal ([`Behaviour::demo`]) approves after 1.5 s, except for these amounts,
@@ -31,6 +33,7 @@ use tokio_util::sync::CancellationToken;
 mod answer;
 mod behaviour;
 mod conn;
+mod ticket;
 
 pub use behaviour::{Behaviour, Fault, Outcome, ParseError};
 

@@ -7,6 +7,7 @@ use tokio::time::{timeout_at, Instant};
 
 use super::{Hooks, Progress, Timeouts, UnknownReason};
 use crate::protocol::fields::latin1;
+use crate::protocol::mask::mask_frame;
 use crate::protocol::{AnswerReader, DecodeError, Message, Step};
 
 /// How an exchange ended, before the answer is judged.
@@ -42,12 +43,12 @@ where
     if let Err(failed) = send(stream, frame, deadline).await {
         return failed;
     }
-    // Requests carry no card data; answers come masked from the reader (debug level only).
+    // Requests carry no card data; answers are masked (raw frames only at debug level).
     tracing::debug!(frame = %latin1(frame), "caisse-ap request sent");
     hooks.progress(Progress::Sent).await;
     let received = Receiver::new(timeouts, deadline).run(stream, hooks).await;
     if let Exchange::Answer { raw, .. } | Exchange::Lost { raw: Some(raw), .. } = &received {
-        tracing::debug!(frame = %raw, "caisse-ap answer received");
+        tracing::debug!(frame = %mask_frame(raw), "caisse-ap answer received");
     }
     received
 }

@@ -143,14 +143,14 @@ async fn fields_after_ae_are_drained_and_the_open_socket_is_left() {
         read_request(&mut s).await;
         s.write_all(APPROVED.as_bytes()).await.unwrap();
         tokio::time::sleep(Duration::from_millis(100)).await;
-        s.write_all(b"ZT005hello").await.unwrap();
+        s.write_all(b"ZZ005hello").await.unwrap();
         std::future::pending::<()>().await;
     })
     .await;
     let Outcome::Approved(answer) = outcome else {
         panic!("not approved: {outcome:?}");
     };
-    assert_eq!(answer.raw, format!("{APPROVED}ZT005hello"));
+    assert_eq!(answer.raw, format!("{APPROVED}ZZ005hello"));
 }
 
 #[tokio::test(start_paused = true)]

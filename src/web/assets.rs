@@ -1,4 +1,6 @@
-//! The static pages, embedded at build time from `static/` (see `build.rs`).
+//! The static pages, embedded at build time from `static/` (see `build.rs`). Templates
+//! (`setup.html`, `doctor.html`, the iOS profile) are not here: served raw, their `{{…}}`
+//! placeholders would show; `web::onboarding` fills them in and serves them.
 
 /// Every file under `static/`, by path relative to it.
 const FILES: &[(&str, &[u8])] = include!(concat!(env!("OUT_DIR"), "/assets.rs"));
@@ -38,6 +40,20 @@ mod tests {
         assert!(!bytes.is_empty());
         assert_eq!(kind, "text/html; charset=utf-8");
         assert!(find("nope.html").is_none());
+    }
+
+    #[test]
+    fn templates_are_not_served_raw() {
+        for template in ["setup.html", "profile.mobileconfig"] {
+            assert!(find(template).is_none(), "{template}");
+        }
+        for (name, bytes) in FILES.iter().filter(|(name, _)| name.ends_with(".html")) {
+            assert!(!String::from_utf8_lossy(bytes).contains("{{"), "{name}");
+        }
+        assert!(
+            find("client.js").is_some(),
+            "JSDoc `{{…}}` types are no placeholders"
+        );
     }
 
     #[test]

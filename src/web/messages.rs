@@ -24,6 +24,7 @@ pub const AGENT: &str = concat!("caisse-ap-relay/", env!("CARGO_PKG_VERSION"));
 /// The `api` field of `welcome`.
 pub const API_VERSION: u32 = 1;
 
+/// Every `type` of [`ClientMessage`], in its order (checked against the enum by a test).
 const CLIENT_TYPES: [&str; 9] = [
     "hello",
     "pair",
@@ -220,6 +221,16 @@ mod tests {
         assert!(bad(r#"{"type":"dance"}"#).starts_with("unknown message type `dance`"));
         assert!(bad(r#"{"type":"get"}"#).contains("missing field `id`"));
         assert!(bad(r#"{"type":"resolve","id":"a","outcome":"maybe"}"#).contains("maybe"));
+    }
+
+    #[test]
+    fn client_types_are_the_enums_variants() {
+        // serde lists the variants it knows in its unknown-variant error.
+        let value = serde_json::json!({"type": "?"});
+        let err = serde_json::from_value::<ClientMessage>(value).unwrap_err();
+        let quoted: Vec<String> = CLIENT_TYPES.iter().map(|t| format!("`{t}`")).collect();
+        let expected = format!("unknown variant `?`, expected one of {}", quoted.join(", "));
+        assert_eq!(err.to_string(), expected);
     }
 
     #[test]

@@ -2,9 +2,10 @@
 //!
 //! [`server`] accepts and spawns, [`routes`] answers HTTP, [`upgrade`] checks the origin and
 //! switches `/ws` to a WebSocket, [`session`] runs one browser's socket, [`messages`] is the
-//! wire format. The web layer holds no transaction state: it asks the [`Engine`] and
-//! forwards what the engine's bus announces. The parts of the configuration a reload
-//! replaces (allowed origins, the tills list) sit in [`Reloadable`] holders.
+//! wire format; each imports only the ones after it in that list, and [`App`]. The web layer
+//! holds no transaction state: it asks the [`Engine`] and forwards what the engine's bus
+//! announces. The allowed origins, which a reload replaces, sit in a [`Reloadable`] holder;
+//! the configured tills live in [`Access`] alone.
 
 pub mod assets;
 pub mod budget;
@@ -25,7 +26,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::access::Access;
 use crate::certs::Certificates;
-use crate::config::{Role, ServerConfig, TillConfig};
+use crate::config::ServerConfig;
 use crate::engine::Engine;
 use presence::Presence;
 
@@ -83,11 +84,6 @@ impl<T> Reloadable<T> {
     }
 }
 
-/// Configured tills as `status` lists them: (name, role).
-pub fn till_list(tills: &[TillConfig]) -> Vec<(String, Role)> {
-    tills.iter().map(|t| (t.name.clone(), t.role)).collect()
-}
-
 /// What every connection shares.
 pub struct App {
     /// The transaction engine.
@@ -96,8 +92,6 @@ pub struct App {
     pub access: Arc<Access>,
     /// The TLS identity (for `/ca.pem` and `status`).
     pub certs: Certificates,
-    /// Configured tills (name, role), for `status`.
-    pub tills: Reloadable<Vec<(String, Role)>>,
     /// Allowed `Origin` values besides the agent's own.
     pub allowed_origins: Reloadable<Vec<String>>,
     /// The TLS port, for the agent's own origins (`https://` + a leaf name + this port).
@@ -140,7 +134,6 @@ impl App {
         engine: Engine,
         access: Arc<Access>,
         certs: Certificates,
-        tills: &[TillConfig],
         server: &ServerConfig,
         https_port: u16,
         options: WebOptions,
@@ -149,7 +142,6 @@ impl App {
             engine,
             access,
             certs,
-            tills: Reloadable::new(till_list(tills)),
             allowed_origins: Reloadable::new(server.allowed_origins.clone()),
             https_port,
             metrics_from: server.metrics_from.clone(),

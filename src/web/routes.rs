@@ -79,7 +79,7 @@ async fn metrics(State(app): State<Arc<App>>, peer: Option<Extension<Peer>>) -> 
         .metrics()
         .render(&terminals, &app.presence.by_role());
     let headers = [
-        (header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE),
+        (header::CONTENT_TYPE, crate::engine::metrics::CONTENT_TYPE),
         (header::CACHE_CONTROL, "no-cache"),
     ];
     (headers, text).into_response()

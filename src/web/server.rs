@@ -19,14 +19,9 @@ use tower::Service;
 use tracing::Instrument;
 
 use super::budget::{Budget, Slot};
-use super::upgrade::Peer;
+use super::upgrade::{ConnectionPermit, Peer};
 use super::App;
 use crate::access::throttle::LogThrottle;
-
-/// The connection's place in the budget, shared by the HTTP connection and a WebSocket
-/// session born from it (the session marks it authenticated after `hello`).
-#[derive(Debug, Clone)]
-pub struct ConnectionPermit(pub Arc<Slot>);
 
 /// Longest pause after repeated accept errors (e.g. out of file descriptors).
 const MAX_BACKOFF: Duration = Duration::from_millis(100);

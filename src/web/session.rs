@@ -350,12 +350,15 @@ where
 
     fn status(&self) -> ServerMessage {
         let app = &self.app;
-        let tills = app.tills.get();
-        let tills = tills.iter().map(|(name, role)| TillPresence {
-            name: name.clone(),
-            role: *role,
-            sessions: app.presence.sessions(name),
-        });
+        let tills = app
+            .access
+            .configured()
+            .into_iter()
+            .map(|till| TillPresence {
+                sessions: app.presence.sessions(&till.name),
+                name: till.name,
+                role: till.role,
+            });
         let recent = app.engine.recent(&self.till, STATUS_RECORDS);
         ServerMessage::Status {
             terminals: app.engine.terminals(&self.till),
@@ -532,6 +535,8 @@ mod tests {
                 address: sim.addr().to_string(),
                 pos_number: "01".into(),
                 timeout: Duration::from_secs(30),
+                ticket: None,
+                send_reference: false,
             })
             .into();
         let options = EngineOptions {
@@ -558,7 +563,6 @@ mod tests {
             engine,
             Arc::new(access),
             certs,
-            &tills,
             &crate::config::ServerConfig::default(),
             8443,
             WebOptions::default(),

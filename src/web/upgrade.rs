@@ -14,15 +14,19 @@ use tokio_tungstenite::WebSocketStream;
 use tracing::Instrument;
 
 use super::budget::Slot;
-use super::server::ConnectionPermit;
+use super::{session, App};
 
 /// Initial read buffer of a WebSocket (see [`websocket`]'s configuration).
 const READ_BUFFER: usize = 4 * 1024;
-use super::{session, App};
 
 /// The peer address of the connection a request came on (set by the server).
 #[derive(Debug, Clone, Copy)]
 pub struct Peer(pub SocketAddr);
+
+/// The connection's place in the budget (set by the server), shared by the HTTP connection
+/// and a WebSocket session born from it (the session marks it authenticated after `hello`).
+#[derive(Debug, Clone)]
+pub struct ConnectionPermit(pub Arc<Slot>);
 
 /// Answers `/ws`: 403 for a foreign origin, 400 for a non-WebSocket request, else 101.
 pub async fn websocket(State(app): State<Arc<App>>, mut request: Request) -> Response {

@@ -90,6 +90,8 @@ pub fn terminal(name: &str, addr: impl ToString, timeout: Duration) -> TerminalC
         address: addr.to_string(),
         pos_number: "01".to_owned(),
         timeout,
+        ticket: None,
+        send_reference: false,
     }
 }
 

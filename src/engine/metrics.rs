@@ -4,7 +4,8 @@
 //! final state and the journal each sync. Gauges (terminal reachability, open sessions) are
 //! read from the engine and the presence at scrape time, so they never drift from the
 //! state they describe. This module keeps no transaction state and opens no socket; the
-//! route that serves it is in `web/routes.rs`.
+//! route that serves it is in `web/routes.rs`. It sits in the engine, which feeds it, and
+//! imports only the engine's record and terminal types.
 //!
 //! | metric | type | labels |
 //! |---|---|---|
@@ -24,9 +25,9 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::{Registry, Unit};
 
+use super::record::{Record, State};
+use super::registry::{TerminalState, TerminalStatus};
 use crate::config::Role;
-use crate::engine::record::{Record, State};
-use crate::engine::{TerminalState, TerminalStatus};
 
 /// The content type of [`Metrics::render`]'s text.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
