@@ -18,9 +18,12 @@ use crate::access::{Access, StoreError};
 use crate::certs::{CertError, Certificates, RENEWAL_INTERVAL};
 use crate::config::rules::WEAK_TOKEN_LEN;
 use crate::config::Config;
+use crate::engine::ledger::Seal;
 use crate::engine::{Engine, EngineError, EngineOptions};
+use crate::receipt::Receipts;
 use crate::web::budget::{self, Budget};
 use crate::web::{onboarding, routes, server, App, WebOptions};
+use crate::webhook::Webhooks;
 use reload::ReloadHandle;
 
 /// Connections the plain-HTTP onboarding port holds at most (contract §7.4).
@@ -55,6 +58,12 @@ pub enum AgentError {
         /// Why.
         source: std::io::Error,
     },
+    /// The receipt key cannot be read or made: the message names the file (exit 2).
+    #[error(transparent)]
+    Receipt(#[from] crate::receipt::KeyError),
+    /// A webhook cannot start (its `ca`, the delivered log): one line (exit 2).
+    #[error(transparent)]
+    Webhook(#[from] crate::webhook::WebhookError),
     /// The onboarding port could not be opened.
     #[error("onboarding port {addr}: {source}")]
     Onboarding {
@@ -94,8 +103,17 @@ impl Agent {
         let certs = tokio::task::spawn_blocking(move || Certificates::load_or_create(&tls))
             .await
             .expect("certificate task panicked")?;
-        let engine =
-            Engine::start(&config.terminals, &config.server.data_dir, options.engine).await?;
+        let receipts = Arc::new(load_receipts(config).await?);
+        let seal = Arc::clone(&receipts);
+        let seal: Seal = Arc::new(move |record| seal.seal(record));
+        let engine = Engine::start(
+            &config.terminals,
+            &config.server.data_dir,
+            options.engine,
+            Some(seal),
+        )
+        .await?;
+        let webhooks = Webhooks::prepare(&config.webhooks, &engine, &config.server.data_dir)?;
         warn_weak_tokens(config);
         let access = Arc::new(Access::new(&config.tills, &config.server.data_dir)?);
         let https_port = listener.local_addr().map_or(0, |addr| addr.port());
@@ -104,6 +122,8 @@ impl Agent {
             engine,
             access,
             certs,
+            receipts,
+            Arc::new(webhooks),
             &config.server,
             https_port,
             options.web,
@@ -146,6 +166,7 @@ impl Agent {
             .certs
             .spawn_renewal(RENEWAL_INTERVAL, app.shutdown.clone());
         let watcher = app.access.spawn_watcher(app.shutdown.clone());
+        app.webhooks.spawn(&app.tasks, &app.shutdown);
         let (https, onboarding) = fronts(&app, self.onboarding.is_some(), self.per_address);
         if let (Some((listener, router)), Some(budget)) = (self.onboarding, onboarding) {
             let front = server::Front {
@@ -217,6 +238,21 @@ fn warn_weak_tokens(config: &Config) {
             );
         }
     }
+}
+
+/// Reads or creates the receipt key in `data_dir` (off the runtime threads: it may fsync).
+async fn load_receipts(config: &Config) -> Result<Receipts, AgentError> {
+    let data_dir = config.server.data_dir.clone();
+    let issuer = config
+        .server
+        .name
+        .clone()
+        .unwrap_or_else(crate::receipt::default_issuer);
+    let receipts =
+        tokio::task::spawn_blocking(move || Receipts::load_or_create(&data_dir, &issuer))
+            .await
+            .expect("receipt key task panicked")?;
+    Ok(receipts)
 }
 
 /// Binds the onboarding port when it is configured and the agent has a local CA to hand out.

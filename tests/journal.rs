@@ -28,6 +28,7 @@ fn record(id: &str, seq: u64) -> Record {
         created_at: RECENT.to_owned(),
         updated_at: RECENT.to_owned(),
         seq,
+        receipt: None,
     }
 }
 

@@ -75,7 +75,10 @@ async fn json_logs_carry_one_complete_line_per_outcome_and_no_secrets() {
     assert!(!frames.is_empty(), "raw answers are logged at debug level");
     assert!(frames.iter().all(|line| line["level"] == "DEBUG"));
     let masked = frames[0]["fields"]["frame"].as_str().unwrap();
-    assert!(masked.contains("AA016497010######1234AI014A0000000421010AB004####"), "{masked}");
+    assert!(
+        masked.contains("AA016497010######1234AI014A0000000421010AB004####"),
+        "{masked}"
+    );
 }
 
 /// The fields of the one "transaction finished" line of `id`.

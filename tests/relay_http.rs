@@ -153,3 +153,36 @@ async fn a_probe_at_start_tells_dead_from_live_terminals_without_a_payment() {
     assert_eq!(sim.request_count(), 1, "one probe, the period is 60 s");
     assert!(sim.requests()[0].contains("CD001I"), "identification");
 }
+
+/// Contract §7.4: a page on an allowed origin may `import` the client from the agent; other
+/// origins get no CORS header.
+#[tokio::test]
+async fn the_client_files_carry_cors_headers_for_allowed_origins_only() {
+    let agent = spawn_agent(Vec::new()).await;
+    for path in ["/client.js", "/client.d.ts"] {
+        let (status, headers, body) =
+            https_get_with(&agent, path, &[("Origin", ALLOWED_ORIGIN)]).await;
+        assert_eq!(status, 200, "{path}");
+        assert!(!body.is_empty());
+        assert_eq!(
+            header(&headers, "access-control-allow-origin"),
+            Some(ALLOWED_ORIGIN)
+        );
+        assert_eq!(header(&headers, "vary"), Some("Origin"));
+
+        let (status, headers, _) =
+            https_get_with(&agent, path, &[("Origin", "https://evil.example")]).await;
+        assert_eq!(status, 200, "the file itself is public");
+        assert_eq!(header(&headers, "access-control-allow-origin"), None);
+        let (_, headers, _) = https_get(&agent, path).await;
+        assert_eq!(header(&headers, "access-control-allow-origin"), None);
+    }
+    let (status, headers, _) =
+        https_get_with(&agent, "/lna-probe", &[("Origin", ALLOWED_ORIGIN)]).await;
+    assert_eq!(status, 204);
+    assert_eq!(
+        header(&headers, "access-control-allow-origin"),
+        Some(ALLOWED_ORIGIN)
+    );
+    assert_eq!(header(&headers, "vary"), Some("Origin"));
+}

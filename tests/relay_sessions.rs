@@ -39,7 +39,7 @@ async fn welcome_names_agent_api_till_role_and_terminals() {
         .as_str()
         .unwrap()
         .starts_with("caisse-ap-relay/"));
-    assert_eq!(welcome["api"], 1);
+    assert_eq!(welcome["api"], 2);
     assert_eq!(welcome["till"], "till-1");
     assert_eq!(welcome["role"], "cashier");
     let terminals = welcome["terminals"].as_array().unwrap();

@@ -62,6 +62,7 @@ fn record(day: Date, tx: &Tx) -> Record {
         created_at: stamp(day, tx.hour),
         updated_at: stamp(day, tx.hour),
         seq: 0,
+        receipt: None,
     }
 }
 

@@ -1,14 +1,17 @@
 //! Reloading a running agent's configuration (SIGHUP, or [`ReloadHandle::reload`] in tests):
 //! terminals, tills and allowed origins change live, without dropping a transaction.
 //!
-//! Settings bound at start (listen and onboarding addresses, data directory, TLS) keep their
-//! running values; a reload that changes them says they need a restart. A file that does not
-//! validate is refused whole and the running configuration stays.
+//! Settings bound at start (listen and onboarding addresses, data directory, TLS, the
+//! receipts' name, webhooks) keep their running values; a reload that changes them says they
+//! need a restart. A file that does not validate is refused whole and the running
+//! configuration stays.
 
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::config::{Config, ConfigError, ServerConfig, TerminalConfig, TillConfig, TlsConfig};
+use crate::config::{
+    Config, ConfigError, ServerConfig, TerminalConfig, TillConfig, TlsConfig, WebhookConfig,
+};
 use crate::web::App;
 
 /// Names added, changed and removed by a reload, in file order.
@@ -50,6 +53,7 @@ struct Running {
     server: ServerConfig,
     tls: TlsConfig,
     terminals: Vec<TerminalConfig>,
+    webhooks: Vec<WebhookConfig>,
 }
 
 impl ReloadHandle {
@@ -149,6 +153,7 @@ impl Running {
             server: config.server.clone(),
             tls: config.tls.clone(),
             terminals: config.terminals.clone(),
+            webhooks: config.webhooks.clone(),
         }
     }
 
@@ -162,6 +167,8 @@ impl Running {
             ("server.onboarding", old.onboarding != new.server.onboarding),
             ("server.data_dir", old.data_dir != new.server.data_dir),
             ("tls", tls_differs),
+            ("server.name", old.name != new.server.name),
+            ("webhook", self.webhooks != new.webhooks),
         ];
         let differing = checks.into_iter().filter(|(_, differs)| *differs);
         differing.map(|(setting, _)| setting).collect()

@@ -44,6 +44,7 @@ fn record(seq: u64) -> Record {
         created_at: now.clone(),
         updated_at: now,
         seq,
+        receipt: None,
     }
 }
 

@@ -8,7 +8,7 @@
 
 mod ca;
 mod error;
-mod files;
+pub(crate) mod files;
 mod host;
 mod leaf;
 mod resolver;

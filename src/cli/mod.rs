@@ -13,6 +13,7 @@ mod bench;
 mod ca;
 mod pair;
 mod pay;
+mod receipt_key;
 mod report;
 mod serve;
 mod simulate;
@@ -59,6 +60,8 @@ pub enum Command {
     Till(till::TillArgs),
     /// Run the benchmark suite against this binary's agent.
     Bench(bench::BenchArgs),
+    /// Print the receipt public key (a JWK, one line) for backends to pin.
+    ReceiptKey(receipt_key::ReceiptKeyArgs),
 }
 
 impl Cli {
@@ -77,6 +80,7 @@ impl Cli {
             Command::Pair(args) => pair::run(args),
             Command::Till(args) => till::run(args),
             Command::Bench(args) => bench::run(args),
+            Command::ReceiptKey(args) => receipt_key::run(args),
         }
     }
 }

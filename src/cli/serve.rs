@@ -13,7 +13,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 
 use crate::agent::reload::ReloadHandle;
-use crate::agent::{Agent, Options};
+use crate::agent::{Agent, AgentError, Options};
 use crate::config::{Config, Secret};
 use crate::sim::{Behaviour, Simulator};
 
@@ -25,7 +25,7 @@ pub struct ServeArgs {
     pub config: Option<PathBuf>,
 }
 
-/// Runs `serve`: exit 2 on a bad configuration, 1 when the agent cannot start.
+/// Runs `serve`: exit 2 on a bad configuration or receipt key, 1 when the agent cannot start.
 pub fn run(args: ServeArgs) -> ExitCode {
     let located = match Config::locate(args.config.as_deref()) {
         Ok(located) => located,
@@ -43,6 +43,16 @@ pub fn run(args: ServeArgs) -> ExitCode {
     };
     match runtime.block_on(serve(located)) {
         Ok(()) => ExitCode::SUCCESS,
+        // Configuration-like: the operator must fix a named file.
+        Err(err)
+            if matches!(
+                err.downcast_ref(),
+                Some(AgentError::Receipt(_) | AgentError::Webhook(_))
+            ) =>
+        {
+            eprintln!("{err}");
+            ExitCode::from(2)
+        }
         Err(err) => {
             eprintln!("error: {err:#}");
             ExitCode::FAILURE

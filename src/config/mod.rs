@@ -44,6 +44,23 @@ pub struct Config {
     pub terminals: Vec<TerminalConfig>,
     /// `[[till]]`, names unique.
     pub tills: Vec<TillConfig>,
+    /// `[[webhook]]`, names unique.
+    pub webhooks: Vec<WebhookConfig>,
+}
+
+/// `[[webhook]]` (contract §9).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookConfig {
+    /// `[a-z0-9_-]{1,32}`; what its owed deliveries are remembered by.
+    pub name: String,
+    /// `https://…`, or `http://` to a loopback host.
+    pub url: String,
+    /// The HMAC key (the base64 after `whsec_`, decoded).
+    pub secret: Secret<Vec<u8>>,
+    /// Every change (`all`), or only final and resolved records (`final`, the default).
+    pub all_events: bool,
+    /// An extra trust anchor (PEM) besides the system's.
+    pub ca: Option<PathBuf>,
 }
 
 /// `[server]`.
@@ -61,6 +78,8 @@ pub struct ServerConfig {
     pub metrics_from: Vec<ipnet::IpNet>,
     /// Connections each client address (IPv6: each /64) may hold per port (default 64).
     pub max_connections_per_address: usize,
+    /// The agent's name in receipts (`iss`); `None` = the hostname.
+    pub name: Option<String>,
 }
 
 /// `[tls]`.
@@ -117,11 +136,11 @@ pub struct TillConfig {
     pub role: Role,
 }
 
-/// A secret string whose `Debug` never shows it.
+/// A secret (a string by default) whose `Debug` never shows it.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Secret(pub String);
+pub struct Secret<T = String>(pub T);
 
-impl std::fmt::Debug for Secret {
+impl<T> std::fmt::Debug for Secret<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Secret(***)")
     }
@@ -136,6 +155,7 @@ impl Default for ServerConfig {
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             metrics_from: crate::net::local_ranges(),
             max_connections_per_address: DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
+            name: None,
         }
     }
 }
@@ -202,6 +222,7 @@ impl Config {
                 terminals: None,
                 role: Role::Cashier,
             }],
+            webhooks: Vec::new(),
         }
     }
 }

@@ -24,6 +24,8 @@ pub struct RawConfig {
     pub terminal: Vec<RawTerminal>,
     #[serde(default)]
     pub till: Vec<RawTill>,
+    #[serde(default)]
+    pub webhook: Vec<RawWebhook>,
 }
 
 /// `[server]`.
@@ -37,6 +39,7 @@ pub struct RawServer {
     pub data_dir: Option<PathBuf>,
     pub metrics_from: Option<Vec<Text>>,
     pub max_connections_per_address: Option<Spanned<i64>>,
+    pub name: Option<Text>,
 }
 
 /// `[tls]`.
@@ -73,6 +76,17 @@ pub struct RawTill {
     pub token: Option<Text>,
     pub terminals: Option<Vec<Text>>,
     pub role: Option<Role>,
+}
+
+/// One `[[webhook]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWebhook {
+    pub name: Text,
+    pub url: Text,
+    pub secret: Text,
+    pub events: Option<Text>,
+    pub ca: Option<PathBuf>,
 }
 
 /// 1-based line number of byte `offset` in `text`.

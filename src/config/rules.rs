@@ -33,6 +33,64 @@ pub fn name(value: &str) -> Result<String, String> {
     }
 }
 
+/// The agent's name in receipts (`[server] name`, their `iss`): 1–64 printable characters.
+pub fn agent_name(value: &str) -> Result<String, String> {
+    let printable = value.chars().all(|c| !c.is_control());
+    if (1..=64).contains(&value.chars().count()) && printable && value.trim() == value {
+        Ok(value.to_owned())
+    } else {
+        Err(format!(
+            "{value:?} must be 1 to 64 printable characters, no leading or trailing space"
+        ))
+    }
+}
+
+/// A webhook URL: `https://…`, or `http://` to a loopback host only (a secret-signed body
+/// in clear text must not cross a network). Returns it unchanged.
+pub fn webhook_url(value: &str) -> Result<String, String> {
+    let bad = |why: &str| format!("{value:?} {why}");
+    let uri: axum::http::Uri = value.parse().map_err(|_| bad("is not a URL"))?;
+    let authority = uri.authority().ok_or_else(|| bad("has no host"))?;
+    if authority.as_str().contains('@') {
+        return Err(bad(
+            "must not carry credentials (the secret signs each delivery)",
+        ));
+    }
+    match uri.scheme_str() {
+        Some("https") => Ok(value.to_owned()),
+        Some("http") if loopback_host(authority.host()) => Ok(value.to_owned()),
+        Some("http") => Err(bad(
+            "uses http:// to a host that is not loopback; use https:// (http:// only to 127.0.0.1, ::1 or localhost)",
+        )),
+        _ => Err(bad("must start with https:// (or http:// to a loopback address)")),
+    }
+}
+
+fn loopback_host(host: &str) -> bool {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    host == "localhost" || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// A Standard Webhooks secret: `whsec_` then base64 of 16 to 64 bytes. Returns the key bytes.
+pub fn webhook_secret(value: &str) -> Result<Vec<u8>, String> {
+    use base64::Engine as _;
+    let hint = "must be \"whsec_\" followed by base64 of 16 to 64 random bytes (e.g. whsec_$(openssl rand -base64 32))";
+    let key = value
+        .strip_prefix("whsec_")
+        .and_then(|b64| base64::engine::general_purpose::STANDARD.decode(b64).ok())
+        .filter(|key| (16..=64).contains(&key.len()));
+    key.ok_or_else(|| hint.to_owned())
+}
+
+/// Which changes a webhook receives: `final` (default) or `all`.
+pub fn webhook_events(value: &str) -> Result<bool, String> {
+    match value {
+        "final" => Ok(false),
+        "all" => Ok(true),
+        _ => Err(format!("{value:?} must be \"final\" or \"all\"")),
+    }
+}
+
 /// A listen address: an IP and a port, no name (nothing is resolved at load).
 pub fn listen(value: &str) -> Result<SocketAddr, String> {
     value

@@ -5,8 +5,10 @@
 use std::ops::Range;
 use std::path::PathBuf;
 
-use super::raw::{self, RawConfig, RawServer, RawTerminal, RawTill, RawTls, Text};
-use super::{rules, Config, Role, Secret, ServerConfig, TerminalConfig, TillConfig, TlsConfig};
+use super::raw::{self, RawConfig, RawServer, RawTerminal, RawTill, RawTls, RawWebhook, Text};
+use super::{
+    rules, Config, Role, Secret, ServerConfig, TerminalConfig, TillConfig, TlsConfig, WebhookConfig,
+};
 use super::{
     DEFAULT_DATA_DIR, DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS_PER_ADDRESS, DEFAULT_POS_NUMBER,
     DEFAULT_TIMEOUT, DEFAULT_TLS_DIR,
@@ -56,6 +58,7 @@ pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
         tls: ctx.tls(raw.tls)?,
         terminals,
         tills,
+        webhooks: ctx.webhooks(&raw.webhook)?,
     })
 }
 
@@ -170,6 +173,11 @@ impl Ctx<'_> {
                 )
             })?,
         };
+        let name = raw
+            .name
+            .as_ref()
+            .map(|v| self.check(v, "server.name", rules::agent_name))
+            .transpose()?;
         Ok(ServerConfig {
             listen,
             onboarding,
@@ -177,6 +185,7 @@ impl Ctx<'_> {
             data_dir,
             metrics_from,
             max_connections_per_address,
+            name,
         })
     }
 
@@ -231,6 +240,29 @@ impl Ctx<'_> {
                 )?,
                 ticket: self.ticket(t, &field)?,
                 send_reference: t.send_reference,
+            });
+        }
+        Ok(out)
+    }
+
+    fn webhooks(&self, raw: &[RawWebhook]) -> Result<Vec<WebhookConfig>, ConfigError> {
+        let mut out: Vec<WebhookConfig> = Vec::with_capacity(raw.len());
+        for (i, w) in raw.iter().enumerate() {
+            let field = |key: &str| format!("webhook[{}].{key}", i + 1);
+            let name = self.check(&w.name, &field("name"), rules::name)?;
+            let seen: Vec<&str> = out.iter().map(|c| c.name.as_str()).collect();
+            self.unique(&seen, &w.name, &field("name"), "webhook")?;
+            out.push(WebhookConfig {
+                name,
+                url: self.check(&w.url, &field("url"), rules::webhook_url)?,
+                secret: Secret(self.check(&w.secret, &field("secret"), rules::webhook_secret)?),
+                all_events: self.check_or(
+                    w.events.as_ref(),
+                    &field("events"),
+                    rules::webhook_events,
+                    false,
+                )?,
+                ca: w.ca.clone(),
             });
         }
         Ok(out)

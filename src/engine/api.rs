@@ -123,6 +123,7 @@ impl Engine {
         self.inner.tasks.spawn(async move {
             transaction.run(lease).await;
             engine.active().remove(&id);
+            engine.inner.released.send_modify(|count| *count += 1);
         });
     }
 
@@ -335,6 +336,7 @@ fn new_record(till: &Till, payment: &Payment) -> super::record::Record {
         created_at: now.clone(),
         updated_at: now,
         seq: 0,
+        receipt: None,
     }
 }
 

@@ -14,6 +14,8 @@
 //! | `relay_terminal_up` | gauge | `terminal` (1 reachable, 0 unreachable) |
 //! | `relay_ws_clients` | gauge | `role` (open authenticated sessions) |
 //! | `relay_journal_fsync_seconds` | histogram | — (each journal write + fdatasync) |
+//! | `relay_webhook_pending` | gauge | `webhook` (deliveries owed, not yet acknowledged) |
+//! | `relay_webhook_deliveries_total` | counter | `webhook`, `result` (`delivered`, `refused`, `timeout`, `failed`: each attempt) |
 
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
@@ -62,6 +64,17 @@ struct RoleLabels {
     role: &'static str,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WebhookLabels {
+    webhook: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DeliveryLabels {
+    webhook: String,
+    result: &'static str,
+}
+
 type HistogramFamily = Family<TerminalLabels, Histogram, fn() -> Histogram>;
 
 /// Every metric of the agent; share it behind an `Arc`.
@@ -72,6 +85,8 @@ pub struct Metrics {
     terminal_up: Family<TerminalLabels, Gauge>,
     ws_clients: Family<RoleLabels, Gauge>,
     journal_fsync: Histogram,
+    webhook_pending: Family<WebhookLabels, Gauge>,
+    webhook_deliveries: Family<DeliveryLabels, Counter>,
     // Scrape-time gauges are cleared and refilled: two scrapes must not interleave.
     scrape: Mutex<()>,
 }
@@ -99,6 +114,8 @@ impl Metrics {
             ws_clients: Family::default(),
             // 0.5 ms … 1 s: an SSD syncs in about a millisecond, a failing disk in seconds.
             journal_fsync: Histogram::new(exponential_buckets(0.0005, 2.0, 12)),
+            webhook_pending: Family::default(),
+            webhook_deliveries: Family::default(),
             scrape: Mutex::new(()),
         };
         metrics.register()
@@ -133,7 +150,35 @@ impl Metrics {
             Unit::Seconds,
             self.journal_fsync.clone(),
         );
+        registry.register(
+            "relay_webhook_pending",
+            "Webhook deliveries owed and not yet acknowledged, by webhook",
+            self.webhook_pending.clone(),
+        );
+        registry.register(
+            "relay_webhook_deliveries",
+            "Webhook delivery attempts, by webhook and result",
+            self.webhook_deliveries.clone(),
+        );
         self
+    }
+
+    /// Sets webhook `name`'s backlog.
+    pub fn webhook_pending(&self, name: &str, pending: usize) {
+        let labels = WebhookLabels {
+            webhook: name.to_owned(),
+        };
+        let pending = i64::try_from(pending).unwrap_or(i64::MAX);
+        self.webhook_pending.get_or_create(&labels).set(pending);
+    }
+
+    /// Counts one delivery attempt of webhook `name` that ended with `result`.
+    pub fn webhook_delivery(&self, name: &str, result: &'static str) {
+        let labels = DeliveryLabels {
+            webhook: name.to_owned(),
+            result,
+        };
+        self.webhook_deliveries.get_or_create(&labels).inc();
     }
 
     /// Counts a final record; `duration` (accepted → final) when this process timed it.

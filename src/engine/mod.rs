@@ -112,15 +112,18 @@ struct Inner {
     tasks: TaskTracker,
     stop: CancellationToken,
     metrics: Arc<Metrics>,
+    // Bumped each time a transaction's task ends (its terminal released, drain over).
+    released: tokio::sync::watch::Sender<u64>,
 }
 
 impl Engine {
     /// Opens the journal in `data_dir`, settles records interrupted by a restart, and starts
-    /// the probes of `terminals`.
+    /// the probes of `terminals`. `seal` signs final and resolved changes (receipts).
     pub async fn start(
         terminals: &[TerminalConfig],
         data_dir: &Path,
         options: EngineOptions,
+        seal: Option<ledger::Seal>,
     ) -> Result<Engine, EngineError> {
         let journal_error = |source| EngineError::Journal {
             dir: data_dir.display().to_string(),
@@ -140,7 +143,7 @@ impl Engine {
         let engine = Engine {
             inner: Arc::new(Inner {
                 registry: Registry::default(),
-                ledger: Arc::new(Ledger::new(journal, records, bus.clone())),
+                ledger: Arc::new(Ledger::new(journal, records, bus.clone()).with_seal(seal)),
                 bus,
                 active: Mutex::new(HashMap::new()),
                 pay_lock: tokio::sync::Mutex::new(()),
@@ -148,6 +151,7 @@ impl Engine {
                 tasks: TaskTracker::new(),
                 stop: CancellationToken::new(),
                 metrics,
+                released: tokio::sync::watch::Sender::new(0),
             }),
         };
         engine.settle_interrupted().await.map_err(journal_error)?;
@@ -210,6 +214,27 @@ impl Engine {
         let probes = self.inner.registry.apply(terminals, &self.inner.stop);
         drop(serial);
         self.start_probes(probes);
+    }
+
+    /// Whether the transaction `id` still runs in this process (its terminal is held: the
+    /// request is out, or the answer is decided and the agent still drains).
+    pub fn is_running(&self, id: &str) -> bool {
+        self.inner
+            .active
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(id)
+    }
+
+    /// Changes each time a transaction ends and releases its terminal (see
+    /// [`Engine::is_running`]).
+    pub fn releases(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.released.subscribe()
+    }
+
+    /// The current record of `id`, whoever's it is (for the agent's own services).
+    pub fn record(&self, id: &str) -> Option<Arc<Record>> {
+        self.inner.ledger.get(id)
     }
 
     /// A receiver of every record change announced from now on.

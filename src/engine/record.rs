@@ -145,6 +145,10 @@ pub struct Record {
     pub updated_at: String,
     /// Per-agent sequence number of the last change.
     pub seq: u64,
+    /// The signed receipt of this change (contract §8): on final records and resolutions,
+    /// made once when the change is journaled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<String>,
 }
 
 /// Now, as the records carry it: RFC 3339, UTC, milliseconds.
@@ -185,6 +189,7 @@ pub(crate) fn sample(id: &str, state: State) -> Record {
         created_at: String::new(),
         updated_at: String::new(),
         seq: 0,
+        receipt: None,
     }
 }
 

@@ -23,6 +23,7 @@ fn record(id: &str, state: State, amount: u64, created_at: &str) -> Record {
         created_at: created_at.to_owned(),
         updated_at: created_at.to_owned(),
         seq: 1,
+        receipt: None,
     }
 }
 

@@ -22,7 +22,7 @@ use crate::engine::{ApiError, ErrorCode, PayOrder, Record, TerminalStatus};
 /// The `agent` field of `welcome`.
 pub const AGENT: &str = concat!("caisse-ap-relay/", env!("CARGO_PKG_VERSION"));
 /// The `api` field of `welcome`.
-pub const API_VERSION: u32 = 1;
+pub const API_VERSION: u32 = 2;
 
 /// Every `type` of [`ClientMessage`], in its order (checked against the enum by a test).
 const CLIENT_TYPES: [&str; 9] = [
@@ -180,6 +180,8 @@ pub enum ServerMessage {
         tills: Vec<TillPresence>,
         /// The served certificate.
         certificate: CertificateInfo,
+        /// Each webhook's backlog and last error.
+        webhooks: Vec<crate::webhook::WebhookStatus>,
     },
 }
 

@@ -28,6 +28,8 @@ use crate::access::Access;
 use crate::certs::Certificates;
 use crate::config::ServerConfig;
 use crate::engine::Engine;
+use crate::receipt::Receipts;
+use crate::webhook::Webhooks;
 use presence::Presence;
 
 /// Limits and periods of the front; the defaults are the contract's.
@@ -92,6 +94,10 @@ pub struct App {
     pub access: Arc<Access>,
     /// The TLS identity (for `/ca.pem` and `status`).
     pub certs: Certificates,
+    /// The receipt key (for `/receipt-key`).
+    pub receipts: Arc<Receipts>,
+    /// The webhooks (for `status`).
+    pub webhooks: Arc<Webhooks>,
     /// Allowed `Origin` values besides the agent's own.
     pub allowed_origins: Reloadable<Vec<String>>,
     /// The TLS port, for the agent's own origins (`https://` + a leaf name + this port).
@@ -130,10 +136,13 @@ impl App {
     }
 
     /// The shared state of the front serving `server` (its TLS port bound to `https_port`).
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         engine: Engine,
         access: Arc<Access>,
         certs: Certificates,
+        receipts: Arc<Receipts>,
+        webhooks: Arc<Webhooks>,
         server: &ServerConfig,
         https_port: u16,
         options: WebOptions,
@@ -142,6 +151,8 @@ impl App {
             engine,
             access,
             certs,
+            receipts,
+            webhooks,
             allowed_origins: Reloadable::new(server.allowed_origins.clone()),
             https_port,
             metrics_from: server.metrics_from.clone(),

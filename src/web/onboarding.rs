@@ -51,8 +51,7 @@ pub fn lna_probe(
     }
     let mut response = StatusCode::NO_CONTENT.into_response();
     let headers = response.headers_mut();
-    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
-    headers.insert(header::VARY, HeaderValue::from_static("Origin"));
+    allow_origin(headers, value);
     if preflight {
         let yes = HeaderValue::from_static("true");
         headers.insert(
@@ -83,7 +82,15 @@ where
         )
 }
 
-fn origin_of(headers: &HeaderMap) -> Option<&str> {
+/// Lets the page of `origin` read the response: `Access-Control-Allow-Origin: <origin>` and
+/// `Vary: Origin` (the answer differs per origin, so caches must key on it).
+pub fn allow_origin(headers: &mut HeaderMap, origin: HeaderValue) {
+    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+    headers.insert(header::VARY, HeaderValue::from_static("Origin"));
+}
+
+/// The request's `Origin` header, when it is text.
+pub fn origin_of(headers: &HeaderMap) -> Option<&str> {
     headers.get(header::ORIGIN).and_then(|v| v.to_str().ok())
 }
 

@@ -1,10 +1,11 @@
-//! The HTTP routes: static pages, `/healthz`, `/metrics`, `/ca.pem`, `/lna-probe`, the connection doctor
-//! and the `/ws` upgrade.
+//! The HTTP routes: static pages, `/healthz`, `/metrics`, `/ca.pem`, `/lna-probe`, the connection doctor,
+//! `/receipt-key` and the `/ws` upgrade. The client module and its declarations carry CORS
+//! headers for allowed origins, so a POS page elsewhere can `import` them (contract §7.4).
 
 use std::sync::Arc;
 
 use axum::extract::{Extension, Path, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -25,7 +26,10 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/metrics", get(metrics))
         .route("/ca.pem", get(ca_pem))
         .route("/ws", get(upgrade::websocket))
-        .route("/lna-probe", onboarding::lna_probe_route(listed))
+        .route("/lna-probe", onboarding::lna_probe_route(listed.clone()))
+        .route("/client.js", get(client_file("client.js", listed.clone())))
+        .route("/client.d.ts", get(client_file("client.d.ts", listed)))
+        .route("/receipt-key", get(receipt_key))
         .merge(onboarding::doctor_router())
         .route(
             "/{*file}",
@@ -45,6 +49,33 @@ fn page(path: &str) -> Response {
         (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
     ];
     (headers, bytes).into_response()
+}
+
+/// A handler serving the client file `name`, readable by the pages of `listed` origins.
+fn client_file(
+    name: &'static str,
+    listed: impl Fn(&str) -> bool + Clone + Send + Sync + 'static,
+) -> impl Fn(HeaderMap) -> std::future::Ready<Response> + Clone + Send + Sync + 'static {
+    move |headers: HeaderMap| {
+        let mut response = page(name);
+        let origin = onboarding::origin_of(&headers).filter(|origin| listed(origin));
+        if let Some(value) = origin.and_then(|origin| HeaderValue::from_str(origin).ok()) {
+            onboarding::allow_origin(response.headers_mut(), value);
+        }
+        std::future::ready(response)
+    }
+}
+
+/// The receipt public key as a JWK (contract §8), so a backend can pin it.
+async fn receipt_key(State(app): State<Arc<App>>) -> Response {
+    let headers = [
+        (
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/jwk+json"),
+        ),
+        (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+    ];
+    (headers, app.receipts.jwk_json().to_owned()).into_response()
 }
 
 /// Terminal names and states from the engine's knowledge, nothing more (contract §7.4: no

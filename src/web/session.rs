@@ -368,6 +368,7 @@ where
                 not_after: format_rfc3339(app.certs.leaf_not_after()),
                 fingerprint: app.certs.fingerprint(),
             },
+            webhooks: app.webhooks.statuses(),
         }
     }
 
@@ -544,7 +545,7 @@ mod tests {
             probe_at_start: false,
             ..EngineOptions::default()
         };
-        let engine = Engine::start(&terminals, &dir.join("data"), options)
+        let engine = Engine::start(&terminals, &dir.join("data"), options, None)
             .await
             .unwrap();
         let tls = TlsConfig {
@@ -559,10 +560,14 @@ mod tests {
             till("till-2", "token-two-0123456789"),
         ];
         let access = crate::access::Access::new(&tills, &dir.join("data")).unwrap();
+        let receipts = crate::receipt::Receipts::load_or_create(&dir.join("data"), "test").unwrap();
+        let webhooks = crate::webhook::Webhooks::prepare(&[], &engine, &dir.join("data")).unwrap();
         App::new(
             engine,
             Arc::new(access),
             certs,
+            Arc::new(receipts),
+            Arc::new(webhooks),
             &crate::config::ServerConfig::default(),
             8443,
             WebOptions::default(),

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod binary;
+pub mod independent;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -35,6 +36,8 @@ pub const CASHIER: &str = "cashier-token-0123456789";
 pub const DISPLAY: &str = "display-token-0123456789";
 /// Token of the cashier till `till-2`, restricted to terminal `tpe-2`.
 pub const RESTRICTED: &str = "restricted-token-0123456789";
+/// The agent's name in the test configuration (its receipts' `iss`).
+pub const AGENT_NAME: &str = "shop-test";
 /// An origin listed in the test configuration.
 pub const ALLOWED_ORIGIN: &str = "https://pos.example.com";
 
@@ -112,6 +115,7 @@ pub fn config(dir: &std::path::Path, terminals: Vec<TerminalConfig>) -> Config {
     config.server.listen = "127.0.0.1:0".parse().unwrap();
     config.server.data_dir = dir.join("data");
     config.server.allowed_origins = vec![ALLOWED_ORIGIN.to_owned()];
+    config.server.name = Some(AGENT_NAME.to_owned());
     config.tls.dir = dir.join("certs");
     config.tls.extra_names = Vec::new();
     config.terminals = terminals;
@@ -335,9 +339,19 @@ pub async fn close_code(ws: &mut Ws) -> u16 {
 
 /// One HTTPS GET over a fresh connection: status, headers (lowercase names) and body.
 pub async fn https_get(agent: &TestAgent, path: &str) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    https_get_with(agent, path, &[]).await
+}
+
+/// [`https_get`] with extra request headers.
+pub async fn https_get_with(
+    agent: &TestAgent,
+    path: &str,
+    extra: &[(&str, &str)],
+) -> (u16, Vec<(String, String)>, Vec<u8>) {
     let mut tls = tls_connect(agent).await;
+    let extra: String = extra.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
     let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: localhost:{}\r\nConnection: close\r\n\r\n",
+        "GET {path} HTTP/1.1\r\nHost: localhost:{}\r\n{extra}Connection: close\r\n\r\n",
         agent.addr.port()
     );
     tls.write_all(request.as_bytes()).await.unwrap();

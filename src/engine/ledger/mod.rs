@@ -8,6 +8,9 @@
 //! order too (sessions rely on it: they skip `seq <= last_seq`). A change is never announced
 //! before its fsync returned.
 //!
+//! A final or resolved change is sealed (its signed receipt made, see `crate::receipt`) once
+//! its seq is stamped and before it is queued, so the journal stores the receipt it carries.
+//!
 //! A change that must be announced even when the disk refuses it ([`Ledger::commit_anyway`])
 //! is remembered as unjournaled and appended again before the next append and by
 //! [`Ledger::retry_unjournaled`], until the journal takes it: a full disk delays a result's
@@ -28,9 +31,13 @@ mod turnstile;
 
 use turnstile::{Ticket, Turnstile};
 
+/// What seals a change once its seq is stamped (sets its `receipt`).
+pub type Seal = Arc<dyn Fn(&mut Record) + Send + Sync>;
+
 /// Current records by id, the journal behind them and the bus in front of them.
 pub struct Ledger {
     journal: Journal,
+    seal: Option<Seal>,
     // The next seq. Held to stamp and queue a record, never across its fsync.
     order: tokio::sync::Mutex<u64>,
     // A std mutex: sections are short lookups and inserts, never held across an await.
@@ -84,12 +91,19 @@ impl Ledger {
             .collect();
         Ledger {
             journal,
+            seal: None,
             order: tokio::sync::Mutex::new(next_seq),
             records: Mutex::new(records),
             durability: Mutex::new(Durability::default()),
             turnstile: Turnstile::new(next_seq),
             bus,
         }
+    }
+
+    /// Seals every change with `seal` from now on.
+    pub fn with_seal(mut self, seal: Option<Seal>) -> Ledger {
+        self.seal = seal;
+        self
     }
 
     /// Journals `record` with the next seq, then stores and announces it. On a journal
@@ -178,6 +192,9 @@ impl Ledger {
             }
             record.seq = *next_seq;
             *next_seq += 1;
+            if let Some(seal) = &self.seal {
+                seal(record);
+            }
             let slot = self.slot(record);
             (slot, self.submit(record))
         };

@@ -1,0 +1,298 @@
+//! One webhook's delivery loop: what it owes, when each delivery is next tried, and at most
+//! [`MAX_IN_FLIGHT`] attempts at once.
+//!
+//! The loop reads the engine's bus through its own bounded subscription (a slow endpoint
+//! only makes this subscription lag, never a payment); on a lag it derives what is owed from
+//! the ledger again, as at start. A final record waits until its transaction releases the
+//! terminal (the drain is over), then goes out as the record stands. Attempts run as tasks
+//! of a `JoinSet`, each under [`ATTEMPT_DEADLINE`]; stopping drops the set, which aborts them
+//! at once, and what they did not deliver stays owed in the log.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::client::{Endpoint, Outcome};
+use super::delivered::{Delivered, Memory};
+use super::event::{final_key, kind_of, Delivery, Kind};
+use super::{sign, Health};
+use crate::config::WebhookConfig;
+use crate::engine::events::RecvError;
+use crate::engine::record::Record;
+use crate::engine::Engine;
+
+/// One attempt's deadline (contract §9).
+pub const ATTEMPT_DEADLINE: Duration = Duration::from_secs(10);
+/// The first retry's delay; each further one doubles it…
+pub const FIRST_RETRY: Duration = Duration::from_secs(1);
+/// …up to this.
+pub const LAST_RETRY: Duration = Duration::from_secs(600);
+/// Attempts of one webhook running at once.
+pub const MAX_IN_FLIGHT: usize = 4;
+
+/// A delivery and its retry schedule.
+struct Owed {
+    delivery: Delivery,
+    failures: u32,
+    due: Instant,
+    in_flight: bool,
+}
+
+/// One webhook's loop and everything it owns.
+pub struct Worker {
+    config: WebhookConfig,
+    endpoint: Endpoint,
+    engine: Engine,
+    log: Arc<Delivered>,
+    health: Arc<Health>,
+    done: HashSet<String>,
+    owed: HashMap<String, Owed>,
+    /// Final records whose transaction still holds its terminal, by id.
+    held: HashSet<String>,
+    /// Changes with a seq up to this are not owed (made before the webhook existed).
+    since: u64,
+}
+
+impl Worker {
+    /// The worker of `config`, remembering `memory` from the log; a webhook never seen
+    /// before is owed the changes from now on.
+    pub fn new(
+        config: WebhookConfig,
+        endpoint: Endpoint,
+        engine: Engine,
+        log: Arc<Delivered>,
+        memory: Memory,
+        health: Arc<Health>,
+    ) -> Worker {
+        let since = memory.since.unwrap_or_else(|| {
+            let last = engine
+                .changed_since(0, |_| true)
+                .last()
+                .map_or(0, |r| r.seq);
+            log.since(&config.name, last);
+            last
+        });
+        Worker {
+            config,
+            endpoint,
+            engine,
+            log,
+            health,
+            done: memory.done,
+            owed: HashMap::new(),
+            held: HashSet::new(),
+            since,
+        }
+    }
+
+    /// Delivers until `stop`.
+    pub async fn run(mut self, stop: CancellationToken) {
+        let mut bus = self.engine.subscribe();
+        let mut releases = self.engine.releases();
+        self.derive_owed();
+        let mut attempts: JoinSet<(String, Outcome)> = JoinSet::new();
+        loop {
+            self.launch_due(&mut attempts);
+            self.publish_pending();
+            let next_due = self.next_due();
+            tokio::select! {
+                () = stop.cancelled() => return,
+                change = bus.recv() => match change {
+                    Ok(record) => self.take(&record),
+                    Err(RecvError::Lagged(_)) => self.derive_owed(),
+                    Err(RecvError::Closed) => return,
+                },
+                changed = releases.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    self.release_held();
+                }
+                Some(done) = attempts.join_next() => {
+                    if let Ok((key, outcome)) = done {
+                        self.settle(&key, outcome);
+                    }
+                }
+                () = sleep_until(next_due) => {}
+            }
+        }
+    }
+
+    /// Everything owed according to the ledger and the log (start, and after a lag).
+    fn derive_owed(&mut self) {
+        let all = self.config.all_events;
+        for record in self.engine.changed_since(self.since, |_| true) {
+            if record.resolution.is_some() {
+                self.take_final(&record);
+            }
+            if kind_of(&record, all).is_some() {
+                self.take(&record);
+            }
+        }
+    }
+
+    /// What a change owes.
+    fn take(&mut self, record: &Arc<Record>) {
+        if record.seq <= self.since {
+            return;
+        }
+        match kind_of(record, self.config.all_events) {
+            None => {}
+            Some(Kind::Final) => self.take_final(record),
+            Some(kind) => self.owe(Delivery {
+                kind,
+                record: Arc::clone(record),
+            }),
+        }
+    }
+
+    fn take_final(&mut self, record: &Arc<Record>) {
+        let key = final_key(&record.id);
+        if self.done.contains(&key) || self.owed.contains_key(&key) {
+            return;
+        }
+        if self.engine.is_running(&record.id) {
+            self.held.insert(record.id.clone());
+            return;
+        }
+        self.held.remove(&record.id);
+        // As the record stands now that the terminal is released.
+        let record = self
+            .engine
+            .record(&record.id)
+            .unwrap_or_else(|| Arc::clone(record));
+        self.owe(Delivery {
+            kind: Kind::Final,
+            record,
+        });
+    }
+
+    fn release_held(&mut self) {
+        let released: Vec<String> = self
+            .held
+            .iter()
+            .filter(|id| !self.engine.is_running(id))
+            .cloned()
+            .collect();
+        for id in released {
+            self.held.remove(&id);
+            if let Some(record) = self.engine.record(&id) {
+                self.take_final(&record);
+            }
+        }
+    }
+
+    fn owe(&mut self, delivery: Delivery) {
+        let key = delivery.key();
+        if self.done.contains(&key) || self.owed.contains_key(&key) {
+            return;
+        }
+        let owed = Owed {
+            delivery,
+            failures: 0,
+            due: Instant::now(),
+            in_flight: false,
+        };
+        self.owed.insert(key, owed);
+    }
+
+    fn launch_due(&mut self, attempts: &mut JoinSet<(String, Outcome)>) {
+        let now = Instant::now();
+        for (key, owed) in &mut self.owed {
+            if attempts.len() >= MAX_IN_FLIGHT {
+                return;
+            }
+            if owed.in_flight || owed.due > now {
+                continue;
+            }
+            owed.in_flight = true;
+            let attempt = attempt(
+                self.endpoint.clone(),
+                self.config.secret.0.clone(),
+                owed.delivery.clone(),
+            );
+            let key = key.clone();
+            attempts.spawn(async move { (key, attempt.await) });
+        }
+    }
+
+    fn settle(&mut self, key: &str, outcome: Outcome) {
+        let name = &self.config.name;
+        self.health.attempted(name, &outcome);
+        if outcome == Outcome::Delivered {
+            self.owed.remove(key);
+            self.log.done(name, key);
+            self.done.insert(key.to_owned());
+            return;
+        }
+        let Some(owed) = self.owed.get_mut(key) else {
+            return;
+        };
+        owed.in_flight = false;
+        owed.failures += 1;
+        let delay = retry_delay(owed.failures);
+        owed.due = Instant::now() + delay;
+        tracing::warn!(webhook = %name, delivery = %owed.delivery.webhook_id(), %outcome, retry_in = ?delay, "webhook delivery failed");
+    }
+
+    fn next_due(&self) -> Option<Instant> {
+        self.owed
+            .values()
+            .filter(|owed| !owed.in_flight)
+            .map(|owed| owed.due)
+            .min()
+    }
+
+    fn publish_pending(&self) {
+        let pending = self.owed.len() + self.held.len();
+        self.health.pending(&self.config.name, pending);
+    }
+}
+
+/// One attempt: signs with this attempt's timestamp and posts.
+async fn attempt(endpoint: Endpoint, key: Vec<u8>, delivery: Delivery) -> Outcome {
+    let body = delivery.body();
+    let id = delivery.webhook_id();
+    let timestamp = time::OffsetDateTime::now_utc().unix_timestamp();
+    let headers = [
+        ("content-type", "application/json".to_owned()),
+        ("user-agent", crate::web::messages::AGENT.to_owned()),
+        (
+            "webhook-signature",
+            sign::signature(&key, &id, timestamp, &body),
+        ),
+        ("webhook-id", id),
+        ("webhook-timestamp", timestamp.to_string()),
+    ];
+    endpoint.post(&headers, body, ATTEMPT_DEADLINE).await
+}
+
+/// The delay before the retry that follows `failures` failed attempts: 1 s doubling, at
+/// most 10 min.
+pub fn retry_delay(failures: u32) -> Duration {
+    let doublings = failures.saturating_sub(1).min(20);
+    (FIRST_RETRY * 2u32.pow(doublings)).min(LAST_RETRY)
+}
+
+async fn sleep_until(due: Option<Instant>) {
+    match due {
+        Some(due) => tokio::time::sleep_until(due).await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_from_one_second_to_ten_minutes() {
+        let delays: Vec<u64> = (1..=12).map(|n| retry_delay(n).as_secs()).collect();
+        assert_eq!(delays, [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 600, 600]);
+        assert_eq!(retry_delay(u32::MAX), LAST_RETRY);
+    }
+}
