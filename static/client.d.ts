@@ -1,6 +1,6 @@
 /**
- * Types for caisse-ap-relay's browser client (`client.js`), API v1.
- * The wire format is documented in the project's contract (api.md §5).
+ * Types for caisse-ap-relay's browser client (`client.js`), API v2.
+ * The wire format is documented in docs/protocol.md; the client's guide is docs/client.md.
  */
 
 /** Transaction states, in order; the last four are final. */
@@ -19,8 +19,8 @@ export type FinalState = "approved" | "declined" | "not_sent" | "unknown";
 
 /** Debit (sale) or refund. */
 export type Action = "debit" | "refund";
-/** Card (any) or cheque. */
-export type Method = "card" | "check";
+/** Card (any), cheque (CC=00C) or ANCV chèques-vacances (CC=00V). */
+export type Method = "card" | "check" | "ancv";
 
 /** Why an `unknown` transaction has no valid answer. */
 export type UnknownReason = "timeout" | "connection_lost" | "invalid_answer" | "mismatch" | "agent_restart";
@@ -58,6 +58,14 @@ export interface Card {
   aid?: string;
 }
 
+/** One terminal ticket ("Ticket CB"). */
+export interface Ticket {
+  /** Whose copy; `null` when neither the terminal nor the text tells. */
+  kind: "customer" | "merchant" | null;
+  /** UTF-8 text, `\n` line ends (sanitised HTML with `ticket_format = "html"`). */
+  text: string;
+}
+
 /** The decoded answer, or why there is none. */
 export interface TxResult {
   /** AE status: "10" done, "01" not done. */
@@ -75,7 +83,10 @@ export interface TxResult {
   approved_amount?: number;
   /** True when the terminal approved less than asked: collect the rest. */
   partial?: boolean;
-  /** The raw answer frame. */
+  /** The terminal's tickets, when its `ticket` setting asks for them (CK). Cashier
+   * records and webhooks only: a display's record and a receipt never carry them. */
+  ticket?: Ticket[];
+  /** The raw answer frame (tickets left out). */
   raw?: string;
   /** Human detail (not_sent, unknown). */
   detail?: string;
@@ -110,6 +121,11 @@ export interface TransactionRecord {
   updated_at: string;
   /** Agent-wide sequence number of the last change. */
   seq: number;
+  /**
+   * Signed receipt (compact JWS, EdDSA) on final and resolved records (api v2 §8): forward it
+   * to your backend, which verifies it with the agent's pinned key (docs/backend.md).
+   */
+  receipt?: string;
 }
 
 /** A terminal as listed by `welcome`, `terminals` and `status`. */
@@ -175,13 +191,24 @@ export interface WelcomeMessage {
 export interface PairedMessage { type: "paired"; till: string; token: string }
 export type TransactionMessage = { type: "transaction" } & TransactionRecord;
 export interface TerminalsMessage { type: "terminals"; terminals: TerminalInfo[] }
-export interface ErrorMessage { type: "error"; code: AgentErrorCode; message: string; id?: string }
+export interface ErrorMessage { type: "error"; code: AgentErrorCode; message: string; id?: string; current?: string }
 export interface StatusMessage {
   type: "status";
   terminals: TerminalInfo[];
   transactions: TransactionRecord[];
   tills: TillInfo[];
   certificate: CertificateInfo;
+  /** Each webhook's backlog and last failed attempt (api v2 §9). */
+  webhooks: WebhookStatus[];
+}
+
+/** One webhook in `status`. */
+export interface WebhookStatus {
+  name: string;
+  /** Deliveries owed and not yet acknowledged by the endpoint. */
+  pending: number;
+  last_error: string | null;
+  last_error_at: string | null;
 }
 
 /** Messages sent by the agent. */
@@ -222,13 +249,15 @@ export declare function pair(
 ): Promise<{ till: string; token: string }>;
 
 export declare class RelayError extends Error {
-  constructor(code: ErrorCode, message: string, id?: string, request?: string);
+  constructor(code: ErrorCode, message: string, id?: string, request?: string, current?: string);
   readonly name: "RelayError";
   code: ErrorCode;
-  /** The transaction id the agent named (for `terminal_busy`: the one holding the terminal). */
+  /** The transaction id the request named (for `pay`: the refused payment's id). */
   id?: string;
   /** Request type this error answers (`pay`, `get`, ...). */
   request?: string;
+  /** For `terminal_busy`: the id of the transaction holding the terminal. */
+  current?: string;
 }
 
 export interface PaymentHandleEventMap {

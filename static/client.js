@@ -51,10 +51,11 @@ export class RelayError extends Error {
   /**
    * @param {string} code machine-readable code
    * @param {string} message human text saying what to do
-   * @param {string} [id] the transaction id the agent named (for `terminal_busy`: the one holding the terminal)
+   * @param {string} [id] the transaction id the request named (for `pay`: the refused payment)
    * @param {string} [request] the request type this error answers
+   * @param {string} [current] for `terminal_busy`: the id of the transaction holding the terminal
    */
-  constructor(code, message, id, request) {
+  constructor(code, message, id, request, current) {
     super(message);
     this.name = "RelayError";
     /** @type {string} */
@@ -63,6 +64,8 @@ export class RelayError extends Error {
     this.id = id;
     /** @type {string | undefined} */
     this.request = request;
+    /** @type {string | undefined} */
+    this.current = current;
   }
 }
 
@@ -603,7 +606,7 @@ export class RelayClient extends EventTarget {
     // so it belongs to the oldest request still waiting.
     const sent = this.#pending.filter((entry) => entry.sent);
     const entry = sent.find((e) => msg.id !== undefined && e.id === msg.id) ?? sent[0];
-    const error = new RelayError(msg.code, msg.message, msg.id, entry?.type);
+    const error = new RelayError(msg.code, msg.message, msg.id, entry?.type, msg.current);
     if (entry) {
       this.#pending.splice(this.#pending.indexOf(entry), 1);
       entry.reject(error);
