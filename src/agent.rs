@@ -17,7 +17,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::access::{Access, StoreError};
 use crate::certs::{CertError, Certificates, RENEWAL_INTERVAL};
 use crate::config::rules::WEAK_TOKEN_LEN;
-use crate::config::Config;
+use crate::config::{Config, ServerConfig};
 use crate::engine::ledger::Seal;
 use crate::engine::{Engine, EngineError, EngineOptions};
 use crate::receipt::Receipts;
@@ -103,13 +103,18 @@ impl Agent {
         let certs = tokio::task::spawn_blocking(move || Certificates::load_or_create(&tls))
             .await
             .expect("certificate task panicked")?;
-        let receipts = Arc::new(load_receipts(config).await?);
+        let receipts = Arc::new(load_receipts(&config.server).await?);
         let seal = Arc::clone(&receipts);
         let seal: Seal = Arc::new(move |record| seal.seal(record));
+        let engine_options = EngineOptions {
+            duplicate_window: config.server.duplicate_window,
+            refunds: config.server.refunds,
+            ..options.engine
+        };
         let engine = Engine::start(
             &config.terminals,
             &config.server.data_dir,
-            options.engine,
+            engine_options,
             Some(seal),
         )
         .await?;
@@ -152,11 +157,10 @@ impl Agent {
         self.listener.local_addr()
     }
 
-    /// The onboarding port's address, when it is served.
+    /// The onboarding site's address, when it is served.
     pub fn onboarding_addr(&self) -> Option<std::net::SocketAddr> {
-        self.onboarding
-            .as_ref()
-            .and_then(|(listener, _)| listener.local_addr().ok())
+        let (listener, _) = self.onboarding.as_ref()?;
+        listener.local_addr().ok()
     }
 
     /// Serves until `shutdown` resolves, then stops gracefully.
@@ -241,10 +245,9 @@ fn warn_weak_tokens(config: &Config) {
 }
 
 /// Reads or creates the receipt key in `data_dir` (off the runtime threads: it may fsync).
-async fn load_receipts(config: &Config) -> Result<Receipts, AgentError> {
-    let data_dir = config.server.data_dir.clone();
-    let issuer = config
-        .server
+pub(crate) async fn load_receipts(server: &ServerConfig) -> Result<Receipts, AgentError> {
+    let data_dir = server.data_dir.clone();
+    let issuer = server
         .name
         .clone()
         .unwrap_or_else(crate::receipt::default_issuer);

@@ -23,9 +23,9 @@ use tracing::{info, warn};
 use crate::config::{Role, TillConfig};
 
 mod limiter;
-pub mod secret;
-pub mod store;
-pub mod throttle;
+pub(crate) mod secret;
+pub(crate) mod store;
+pub(crate) mod throttle;
 
 use limiter::RateLimiter;
 pub use store::{Attempt, PairedTill, PairingCode, Store, StoreError, MAX_WRONG_ATTEMPTS};

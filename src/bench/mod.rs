@@ -20,16 +20,16 @@ use crate::engine::journal::Journal;
 use crate::engine::record::{Record, State};
 use crate::sim::Simulator;
 
-pub mod client;
-pub mod idle;
-pub mod journal;
-pub mod latency;
-pub mod process;
-pub mod report;
-pub mod setup;
-pub mod stats;
-pub mod throughput;
-pub mod webhooks;
+mod client;
+mod idle;
+mod journal;
+mod latency;
+mod process;
+mod report;
+mod setup;
+mod stats;
+mod throughput;
+mod webhooks;
 
 use client::{ClientError, Tls};
 use process::AgentProcess;

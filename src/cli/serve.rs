@@ -81,9 +81,10 @@ async fn serve(located: Option<(PathBuf, Config)>) -> anyhow::Result<()> {
     if let Some(onboarding) = agent.onboarding_addr() {
         println!("onboarding on http://{onboarding}/");
     }
-    if let Some(demo) = &demo {
-        let ca = config.tls.dir.join("ca.pem");
-        print_demo_banner(&agent, addr.port(), &demo.token, &ca);
+    let ca = config.tls.dir.join("ca.pem");
+    match &demo {
+        Some(demo) => print_demo_banner(&agent, addr.port(), &demo.token, &ca),
+        None => print_banner(&agent, addr.port()),
     }
     let reloads = reload_on_hangup(hangups, agent.reload_handle(), file);
     tokio::select! {
@@ -214,6 +215,30 @@ fn print_demo_banner(agent: &Agent, port: u16, token: &str, ca: &std::path::Path
          or proceed past the warning for this local demo.",
         ca.display()
     );
+}
+
+/// What a shop needs at start (README): the CA fingerprint to compare on each till, the
+/// onboarding page's URL and the POS page's.
+fn print_banner(agent: &Agent, port: u16) {
+    if let Some(fingerprint) = agent.certificates().fingerprint() {
+        println!("  CA SHA-256  {fingerprint}");
+    }
+    if let Some(onboarding) = agent.onboarding_addr() {
+        println!("  onboarding  http://{}/", url_host(onboarding));
+    }
+    println!(
+        "  POS page    https://localhost:{port}/ (from another machine: https://AGENT:{port}/)"
+    );
+}
+
+/// `addr` as a URL host: an unspecified address (`0.0.0.0`, `::`) becomes this host's name.
+fn url_host(addr: std::net::SocketAddr) -> String {
+    if addr.ip().is_unspecified() {
+        let names = crate::certs::HostNames::detect();
+        let host = Some(names.hostname()).filter(|h| !h.is_empty());
+        return format!("{}:{}", host.unwrap_or("localhost"), addr.port());
+    }
+    addr.to_string()
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::Role;
+use super::{Refunds, Role};
 
 /// A spanned string value.
 pub type Text = Spanned<String>;
@@ -39,6 +39,8 @@ pub struct RawServer {
     pub data_dir: Option<PathBuf>,
     pub metrics_from: Option<Vec<Text>>,
     pub max_connections_per_address: Option<Spanned<i64>>,
+    pub duplicate_window: Option<Text>,
+    pub refunds: Option<Refunds>,
     pub name: Option<Text>,
 }
 
@@ -62,6 +64,7 @@ pub struct RawTerminal {
     pub address: Text,
     pub pos_number: Option<Text>,
     pub timeout: Option<Text>,
+    pub guard_unknown: Option<bool>,
     pub ticket: Option<Text>,
     pub ticket_format: Option<Text>,
     #[serde(default)]

@@ -151,6 +151,17 @@ pub fn timeout(value: &str) -> Result<Duration, String> {
     }
 }
 
+/// The possible-duplicate window in humantime syntax, from `0s` (off) to 24 h.
+pub fn window(value: &str) -> Result<Duration, String> {
+    let parsed = humantime::parse_duration(value)
+        .map_err(|_| format!("{value:?} must be a duration such as \"60s\" or \"0s\" (off)"))?;
+    if parsed <= Duration::from_secs(24 * 3600) {
+        Ok(parsed)
+    } else {
+        Err(format!("{value:?} must be at most 24h"))
+    }
+}
+
 /// A static till token: at least 16 characters, and not a placeholder of the shipped
 /// example. The value never appears in the message.
 pub fn token(value: &str) -> Result<String, String> {

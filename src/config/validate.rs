@@ -10,8 +10,8 @@ use super::{
     rules, Config, Role, Secret, ServerConfig, TerminalConfig, TillConfig, TlsConfig, WebhookConfig,
 };
 use super::{
-    DEFAULT_DATA_DIR, DEFAULT_LISTEN, DEFAULT_MAX_CONNECTIONS_PER_ADDRESS, DEFAULT_POS_NUMBER,
-    DEFAULT_TIMEOUT, DEFAULT_TLS_DIR,
+    DEFAULT_DATA_DIR, DEFAULT_DUPLICATE_WINDOW, DEFAULT_LISTEN,
+    DEFAULT_MAX_CONNECTIONS_PER_ADDRESS, DEFAULT_POS_NUMBER, DEFAULT_TIMEOUT, DEFAULT_TLS_DIR,
 };
 use crate::protocol::{TicketFormat, TicketRequest};
 
@@ -173,6 +173,12 @@ impl Ctx<'_> {
                 )
             })?,
         };
+        let duplicate_window = self.check_or(
+            raw.duplicate_window.as_ref(),
+            "server.duplicate_window",
+            rules::window,
+            DEFAULT_DUPLICATE_WINDOW,
+        )?;
         let name = raw
             .name
             .as_ref()
@@ -185,6 +191,8 @@ impl Ctx<'_> {
             data_dir,
             metrics_from,
             max_connections_per_address,
+            duplicate_window,
+            refunds: raw.refunds.unwrap_or_default(),
             name,
         })
     }
@@ -238,6 +246,7 @@ impl Ctx<'_> {
                     rules::timeout,
                     DEFAULT_TIMEOUT,
                 )?,
+                guard_unknown: t.guard_unknown.unwrap_or(true),
                 ticket: self.ticket(t, &field)?,
                 send_reference: t.send_reference,
             });

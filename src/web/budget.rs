@@ -80,16 +80,6 @@ impl Budget {
         self.total
     }
 
-    /// Connections held now.
-    pub fn len(&self) -> usize {
-        self.lock().entries.len()
-    }
-
-    /// True when no connection is held.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Admits a connection from `peer`, evicting the oldest unauthenticated one at the cap.
     pub fn admit(self: &Arc<Self>, peer: IpAddr) -> Result<Slot, Refused> {
         let key = address_key(peer);
@@ -204,9 +194,13 @@ mod tests {
         let newest = budget.admit(ip("127.0.0.4")).unwrap();
         assert!(old.evict.is_cancelled(), "the oldest unauthenticated goes");
         assert!(!till.evict.is_cancelled() && !newer.evict.is_cancelled());
-        assert_eq!(budget.len(), 3);
+        assert_eq!(budget.lock().entries.len(), 3);
         drop(old);
-        assert_eq!(budget.len(), 3, "an evicted slot was already counted out");
+        assert_eq!(
+            budget.lock().entries.len(),
+            3,
+            "an evicted slot was already counted out"
+        );
         newer.authenticated();
         newest.authenticated();
         assert_eq!(budget.admit(ip("127.0.0.5")).unwrap_err(), Refused::Full);

@@ -7,16 +7,16 @@
 //! announces. The allowed origins, which a reload replaces, sit in a [`Reloadable`] holder;
 //! the configured tills live in [`Access`] alone.
 
-pub mod assets;
-pub mod budget;
-pub mod headers;
+mod assets;
+pub(crate) mod budget;
+mod headers;
 pub mod messages;
 pub mod onboarding;
-pub mod presence;
-pub mod routes;
-pub mod server;
-pub mod session;
-pub mod upgrade;
+mod presence;
+pub(crate) mod routes;
+pub(crate) mod server;
+mod session;
+mod upgrade;
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;

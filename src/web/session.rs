@@ -7,11 +7,14 @@
 //! - close codes: 4401 (no/invalid `hello`, till revoked), 4408 (60 s without any frame),
 //!   1001 (agent shutting down), 1009 (message over 64 KiB), 1012 (reconnect: the till's
 //!   rights changed, or revocations were missed);
-//! - `watch` answers with the terminal's latest record, if any, then streams its changes;
+//! - `watch` answers with the terminal's latest record, if any, marked `"replay": true`
+//!   (§7.1), then streams its changes;
+//! - `resolve` is answered by the bus, except for another till's record (the blocked
+//!   terminal's exception, §7.3), which is answered with the resolved record;
 //! - a `pay` that starts a transaction is answered by the `accepted` record from the bus; a
 //!   replayed `pay` (same id and parameters) by the current record;
 //! - after `welcome` come the till's records still `unknown` (unresolved) or finished in the
-//!   last 10 minutes, then live changes;
+//!   last 10 minutes, marked `"replay": true`, then live changes;
 //! - the subscription follows the session's till from before `welcome` is built, and each
 //!   terminal from before its `watch` is answered, so no change falls between a snapshot and
 //!   the live stream (a change may come twice: the record's `seq` tells); the bus wakes the
@@ -266,7 +269,10 @@ where
         let replay = engine.replay(&self.till);
         tracing::info!(replayed = replay.len(), "till connected");
         self.reply(welcome).await?;
-        self.forward_all(replay).await
+        for record in replay {
+            self.reply(ServerMessage::replayed(&record)).await?;
+        }
+        Ok(())
     }
 
     async fn on_frame(&mut self, frame: Option<Result<Message, WsError>>) -> Result<(), Stop> {
@@ -327,8 +333,9 @@ where
             },
             ClientMessage::Get { id } => Ok(record(engine.get(till, &id)?)),
             ClientMessage::Resolve { id, outcome, note } => {
-                engine.resolve(till, &id, outcome, note).await?;
-                Ok(None)
+                let resolved = engine.resolve(till, &id, outcome, note).await?;
+                // Another till's record (the §7.3 exception) does not come on this bus.
+                Ok((!self.cares(&resolved)).then(|| record(resolved)).flatten())
             }
             ClientMessage::Watch { terminal } => {
                 // Followed before the latest record is read, as for `welcome`.
@@ -339,7 +346,7 @@ where
                     }
                 })?;
                 self.watched.insert(terminal);
-                Ok(latest.and_then(record))
+                Ok(latest.map(|r| ServerMessage::replayed(&r)))
             }
             ClientMessage::Terminals => Ok(Some(ServerMessage::Terminals {
                 terminals: engine.terminals(till),
@@ -536,6 +543,7 @@ mod tests {
                 address: sim.addr().to_string(),
                 pos_number: "01".into(),
                 timeout: Duration::from_secs(30),
+                guard_unknown: true,
                 ticket: None,
                 send_reference: false,
             })
