@@ -36,7 +36,13 @@ export type AgentErrorCode =
   | "not_found"
   | "too_late"
   | "rate_limited"
-  | "internal";
+  | "internal"
+  /** §10: the terminal has an unknown payment to check and resolve first (`pending`). */
+  | "unresolved_unknown"
+  /** §10: the same payment was just approved (`previous`); pay with `confirmDuplicate`. */
+  | "possible_duplicate"
+  /** §10: the linked refund exceeds what is left of its payment (`refundable`). */
+  | "refund_exceeds";
 
 /** Codes produced by the client itself. */
 export type ClientErrorCode = "disconnected" | "closed" | "timeout";
@@ -96,8 +102,10 @@ export interface TxResult {
 export interface Resolution {
   outcome: "approved" | "not_charged";
   note?: string;
-  /** Till that resolved it. */
+  /** Till that resolved it (`cli` for `caisse-ap-relay resolve`). */
   till: string;
+  /** Who resolved it. */
+  by_role: "cashier" | "operator" | "cli";
   /** RFC 3339 UTC. */
   at: string;
 }
@@ -116,6 +124,15 @@ export interface TransactionRecord {
   state: State;
   result?: TxResult;
   resolution?: Resolution;
+  /** For a refund: the payment it reverses (§10). */
+  refund_of?: string;
+  /** The cashier confirmed it although it looked like a duplicate (§10). */
+  confirm_duplicate?: boolean;
+  /**
+   * True on a record sent again rather than changed: the answer to `watch` and the records
+   * after `welcome` (§7.1). An old result, not a live one.
+   */
+  replay?: boolean;
   /** RFC 3339 UTC with milliseconds. */
   created_at: string;
   updated_at: string;
@@ -166,13 +183,18 @@ export interface PayRequest {
   currency: string;
   action?: Action;
   method?: Method;
+  /** Pay although it looks like a duplicate (after `possible_duplicate`). */
+  confirmDuplicate?: boolean;
+  /** For a refund: the id of the payment it reverses. */
+  refundOf?: string;
 }
 
 /** Messages sent by the client. */
 export type ClientMessage =
   | { type: "hello"; token: string }
   | { type: "pair"; code: string }
-  | ({ type: "pay"; id: string } & PayRequest)
+  | ({ type: "pay"; id: string; confirm_duplicate?: boolean; refund_of?: string } &
+      Omit<PayRequest, "confirmDuplicate" | "refundOf">)
   | { type: "cancel"; id: string }
   | { type: "get"; id: string }
   | { type: "resolve"; id: string; outcome: "approved" | "not_charged"; note?: string }
@@ -191,7 +213,20 @@ export interface WelcomeMessage {
 export interface PairedMessage { type: "paired"; till: string; token: string }
 export type TransactionMessage = { type: "transaction" } & TransactionRecord;
 export interface TerminalsMessage { type: "terminals"; terminals: TerminalInfo[] }
-export interface ErrorMessage { type: "error"; code: AgentErrorCode; message: string; id?: string; current?: string }
+export interface ErrorMessage {
+  type: "error";
+  code: AgentErrorCode;
+  message: string;
+  id?: string;
+  /** terminal_busy: the transaction holding the terminal. */
+  current?: string;
+  /** unresolved_unknown: the transaction to resolve first. */
+  pending?: string;
+  /** possible_duplicate: the earlier payment. */
+  previous?: string;
+  /** refund_exceeds: what is left to refund, minor units. */
+  refundable?: number;
+}
 export interface StatusMessage {
   type: "status";
   terminals: TerminalInfo[];
@@ -238,6 +273,8 @@ export declare const FINAL_STATES: readonly FinalState[];
 export declare const CLOSE_UNAUTHORIZED: 4401;
 
 export declare function isFinal(state: string): state is FinalState;
+/** Same id, same final state, higher seq: details added to a result already shown (§7.1). */
+export declare function isDetailUpdate(previous: TransactionRecord | null | undefined, record: TransactionRecord): boolean;
 /** `pos-<time base36>-<10 hex>`. */
 export declare function newPaymentId(prefix?: string): string;
 /** `wss://<host of this module>/ws`. */
@@ -249,15 +286,27 @@ export declare function pair(
 ): Promise<{ till: string; token: string }>;
 
 export declare class RelayError extends Error {
-  constructor(code: ErrorCode, message: string, id?: string, request?: string, current?: string);
+  constructor(
+    code: ErrorCode,
+    message: string,
+    id?: string,
+    request?: string,
+    related?: string | { current?: string; pending?: string; previous?: string; refundable?: number },
+  );
   readonly name: "RelayError";
   code: ErrorCode;
   /** The transaction id the request named (for `pay`: the refused payment's id). */
   id?: string;
+  /** terminal_busy: the transaction holding the terminal. */
+  current?: string;
+  /** unresolved_unknown: the transaction to check and resolve first. */
+  pending?: string;
+  /** possible_duplicate: the earlier, identical payment. */
+  previous?: string;
+  /** refund_exceeds: what is left to refund, minor units. */
+  refundable?: number;
   /** Request type this error answers (`pay`, `get`, ...). */
   request?: string;
-  /** For `terminal_busy`: the id of the transaction holding the terminal. */
-  current?: string;
 }
 
 export interface PaymentHandleEventMap {

@@ -18,6 +18,14 @@
  *   only when the agent answers the `pay` with an `error` (a {@link RelayError}).
  * - Requests made while disconnected wait for the next authenticated connection.
  * - Close code 4401 (bad token / no hello) stops reconnecting: retrying cannot help.
+ * - A record with the same final state and a higher `seq` updates that result's details
+ *   (card, authorization, ticket, resolution): it is never a new result. Records marked
+ *   `replay: true` (the answer to `watch`, those after `welcome`) are old ones sent again.
+ *   See {@link isDetailUpdate}.
+ * - The safety guards (api.md §10) refuse a `pay` with `unresolved_unknown` (`error.pending`
+ *   names the payment to resolve first), `possible_duplicate` (`error.previous`: pay again
+ *   with `confirmDuplicate: true` only if the customer really pays twice) or
+ *   `refund_exceeds` (`error.refundable`).
  *
  * Types: see client.d.ts next to this file. Integration guide: docs/client.md.
  * @module caisse-ap-relay/client
@@ -30,6 +38,7 @@ export const FINAL_STATES = Object.freeze(["approved", "declined", "not_sent", "
 export const CLOSE_UNAUTHORIZED = 4401;
 
 const ID_PATTERN = /^[A-Za-z0-9._:-]{1,64}$/;
+// The agent's largest amount (protocol::currency::MAX_AMOUNT; a Rust test keeps them equal).
 const MAX_AMOUNT = 999_999_999_999;
 
 /**
@@ -42,10 +51,23 @@ export function isFinal(state) {
 }
 
 /**
+ * True when `record` only adds details to the result `previous` already showed: same id,
+ * same final state, higher `seq` (api.md §7.1). Show it in place, never as a new result.
+ * @param {object | null | undefined} previous
+ * @param {object} record
+ * @returns {boolean}
+ */
+export function isDetailUpdate(previous, record) {
+  return Boolean(previous) && previous.id === record.id && isFinal(previous.state) &&
+    previous.state === record.state && record.seq > previous.seq;
+}
+
+/**
  * An error reply from the agent (or a client-side failure with the same shape).
  * `code` is one of the contract's codes (`bad_request`, `unauthorized`, `forbidden`,
  * `unknown_terminal`, `terminal_busy`, `id_conflict`, `not_found`, `too_late`,
- * `rate_limited`, `internal`) or a client-side one (`disconnected`, `closed`, `timeout`).
+ * `rate_limited`, `internal`, `unresolved_unknown`, `possible_duplicate`,
+ * `refund_exceeds`) or a client-side one (`disconnected`, `closed`, `timeout`).
  */
 export class RelayError extends Error {
   /**
@@ -53,9 +75,10 @@ export class RelayError extends Error {
    * @param {string} message human text saying what to do
    * @param {string} [id] the transaction id the request named (for `pay`: the refused payment)
    * @param {string} [request] the request type this error answers
-   * @param {string} [current] for `terminal_busy`: the id of the transaction holding the terminal
+   * @param {string | {current?: string, pending?: string, previous?: string, refundable?: number}} [related]
+   *   what the agent's error names besides `id` (a string: `current`, for `terminal_busy`)
    */
-  constructor(code, message, id, request, current) {
+  constructor(code, message, id, request, related = {}) {
     super(message);
     this.name = "RelayError";
     /** @type {string} */
@@ -64,8 +87,15 @@ export class RelayError extends Error {
     this.id = id;
     /** @type {string | undefined} */
     this.request = request;
-    /** @type {string | undefined} */
-    this.current = current;
+    const named = typeof related === "string" ? { current: related } : related ?? {};
+    /** `terminal_busy`: the transaction holding the terminal. @type {string | undefined} */
+    this.current = named.current;
+    /** `unresolved_unknown`: the transaction to check and resolve first. @type {string | undefined} */
+    this.pending = named.pending;
+    /** `possible_duplicate`: the earlier, identical payment. @type {string | undefined} */
+    this.previous = named.previous;
+    /** `refund_exceeds`: what is left to refund, minor units. @type {number | undefined} */
+    this.refundable = named.refundable;
   }
 }
 
@@ -147,6 +177,7 @@ function validatePayment(req) {
     return "amount must be an integer number of minor units (1245 = 12.45 EUR), 1 to 12 digits";
   }
   if (typeof req.currency !== "string" || !req.currency) return "currency is required (EUR or 978)";
+  if (req.refund_of !== undefined && !ID_PATTERN.test(req.refund_of)) return "refundOf must be a transaction id";
   return null;
 }
 
@@ -389,8 +420,11 @@ export class RelayClient extends EventTarget {
   /**
    * Starts a payment (or re-attaches to one already started with the same id).
    * @param {{id?: string, terminal: string, amount: number, currency: string,
-   *          action?: "debit" | "refund", method?: "card" | "check"}} request
-   *   `amount` in minor units (1245 = 12.45 EUR)
+   *          action?: "debit" | "refund", method?: "card" | "check",
+   *          confirmDuplicate?: boolean, refundOf?: string}} request
+   *   `amount` in minor units (1245 = 12.45 EUR); `confirmDuplicate` after a
+   *   `possible_duplicate` refusal (same id is fine); `refundOf` the id of the payment a
+   *   refund reverses (required when the agent links refunds)
    * @returns {PaymentHandle}
    */
   pay(request) {
@@ -402,6 +436,8 @@ export class RelayClient extends EventTarget {
       action: request.action ?? "debit",
       method: request.method ?? "card",
     };
+    if (request.confirmDuplicate) fields.confirm_duplicate = true;
+    if (request.refundOf !== undefined) fields.refund_of = request.refundOf;
     const existing = this.#payments.get(fields.id);
     if (existing) return existing;
     const handle = new PaymentHandle(this, fields);
@@ -606,7 +642,7 @@ export class RelayClient extends EventTarget {
     // so it belongs to the oldest request still waiting.
     const sent = this.#pending.filter((entry) => entry.sent);
     const entry = sent.find((e) => msg.id !== undefined && e.id === msg.id) ?? sent[0];
-    const error = new RelayError(msg.code, msg.message, msg.id, entry?.type, msg.current);
+    const error = new RelayError(msg.code, msg.message, msg.id, entry?.type, msg);
     if (entry) {
       this.#pending.splice(this.#pending.indexOf(entry), 1);
       entry.reject(error);

@@ -57,6 +57,24 @@ const STRINGS = {
     "method.check": "Chèque",
     "method.ancv": "Chèques-vacances ANCV",
     "err.generic": "Erreur",
+    "err.bad_request": "Demande refusée par l'agent : elle est incomplète ou invalide.",
+    "err.unauthorized": "Accès refusé : jeton invalide ou révoqué.",
+    "err.forbidden": "Cette caisse n'a pas le droit de faire cela.",
+    "err.unknown_terminal": "Terminal inconnu de l'agent.",
+    "err.terminal_busy": "Le terminal est occupé par un autre paiement : attendez qu'il se termine.",
+    "err.id_conflict": "Cet identifiant de paiement est déjà pris par un autre paiement.",
+    "err.not_found": "Transaction introuvable pour cette caisse.",
+    "err.too_late": "Trop tard : la demande a atteint le terminal. Annulez sur le terminal (touche rouge).",
+    "err.rate_limited": "Trop d'essais : patientez une minute avant de réessayer.",
+    "err.internal": "L'agent ne peut pas le faire pour l'instant ; rien n'a été envoyé. Réessayez dans un instant.",
+    "err.unresolved_unknown": "Un paiement précédent sur ce terminal a une issue inconnue : vérifiez le ticket du terminal et indiquez le résultat avant d'encaisser.",
+    "err.possible_duplicate": "Le même montant vient d'être encaissé sur ce terminal : confirmez seulement si le client paie vraiment deux fois.",
+    "err.refund_exceeds": "Le remboursement dépasse ce qui reste à rembourser sur ce paiement.",
+    "err.disconnected": "Connexion à l'agent perdue.",
+    "err.closed": "Connexion à l'agent fermée.",
+    "err.timeout": "L'agent n'a pas répondu à temps.",
+    "err.pair.unauthorized": "Code d'appairage incorrect ou expiré : demandez un nouveau code (« caisse-ap-relay pair --till NOM »).",
+    "err.pair.rate_limited": "Trop de codes erronés : patientez une minute avant de réessayer.",
     "reason.timeout": "le terminal n'a pas répondu à temps",
     "reason.connection_lost": "la connexion au terminal a été perdue",
     "reason.invalid_answer": "réponse illisible du terminal",
@@ -104,6 +122,9 @@ const STRINGS = {
     "method.check": "Cheque",
     "method.ancv": "ANCV holiday vouchers",
     "err.generic": "Error",
+    "err.unresolved_unknown": "An earlier payment on this terminal has an unknown result: check the terminal's ticket and record the result before charging.",
+    "err.possible_duplicate": "The same amount was just charged on this terminal: confirm only if the customer really pays twice.",
+    "err.refund_exceeds": "The refund exceeds what is left to refund on this payment.",
     "reason.timeout": "the terminal did not answer in time",
     "reason.connection_lost": "the connection to the terminal was lost",
     "reason.invalid_answer": "unreadable answer from the terminal",
@@ -140,6 +161,21 @@ export function addStrings(strings) {
 export function t(key, vars = {}) {
   const text = pageStrings[lang][key] ?? STRINGS[lang][key] ?? pageStrings.fr[key] ?? STRINGS.fr[key] ?? key;
   return text.replace(/\{(\w+)\}/g, (_, name) => String(vars[name] ?? ""));
+}
+
+/**
+ * A {@link import("./client.js").RelayError} in the page's language: in French the text of
+ * its code (`err.<request>.<code>` first, e.g. `err.pair.unauthorized`), in English the
+ * agent's own message unless the page has a better one; the agent's message when no text
+ * fits.
+ * @param {{code?: string, message?: string, request?: string}} error
+ * @returns {string}
+ */
+export function errorText(error) {
+  const keys = [`err.${error.request}.${error.code}`, `err.${error.code}`];
+  const own = (dict) => keys.map((key) => pageStrings[lang][key] ?? dict[key]).find(Boolean);
+  if (lang === "fr") return own(STRINGS.fr) ?? error.message ?? t("err.generic");
+  return own(STRINGS.en) ?? error.message ?? t("err.generic");
 }
 
 /** Fills every `[data-i18n]` element's text (and `[data-i18n-placeholder]`, `[data-i18n-label]`). */
@@ -326,7 +362,7 @@ function setupAuthForm(form, onToken, pairWith) {
       say(null);
       onToken(paired.token, paired.till);
     } catch (err) {
-      say(err.message || t("err.generic"));
+      say(errorText(err));
     } finally {
       submit.disabled = false;
     }

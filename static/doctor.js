@@ -1,6 +1,7 @@
 // Connection doctor: checks, from the till's own browser, each thing a payment needs
 // (certificate trusted, local-network permission, origin allowed, token valid) and says
-// what to fix. Plain French by default, English on request. The token typed here only
+// what to fix. Plain French by default like the agent's other pages, English on request
+// (the choice is remembered under the same key as theirs). The token typed here only
 // goes to the agent's WebSocket, never into a URL or storage.
 
 const TEXT = {
@@ -65,7 +66,8 @@ const TEXT = {
 };
 
 const WAIT_MS = 8000;
-let lang = navigator.language?.startsWith("fr") === false ? "en" : "fr";
+const LANG_KEY = "caisse-ap-relay.lang";
+let lang = localStorage.getItem(LANG_KEY) === "en" ? "en" : "fr";
 
 function t(key, values = {}) {
   return TEXT[lang][key].replace(/\{(\w+)\}/g, (_, name) => values[name] ?? "");
@@ -189,6 +191,7 @@ function start() {
   agentInput.value = new URLSearchParams(location.search).get("agent") ?? location.origin;
   document.getElementById("lang").addEventListener("click", () => {
     lang = lang === "fr" ? "en" : "fr";
+    localStorage.setItem(LANG_KEY, lang);
     translate();
     shown.forEach((_, name) => draw(name));
   });

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use caisse_ap_relay::engine::journal::{Journal, Options, FILE_NAME, TMP_NAME};
-use caisse_ap_relay::engine::record::{Record, Resolution, ResolvedAs, State};
+use caisse_ap_relay::engine::record::{Record, Resolution, ResolvedAs, ResolvedBy, State};
 use caisse_ap_relay::protocol::{Action, Method};
 use futures_util::future::join_all;
 
@@ -22,6 +22,8 @@ fn record(id: &str, seq: u64) -> Record {
         currency: "EUR".to_owned(),
         action: Action::Debit,
         method: Method::Card,
+        refund_of: None,
+        confirm_duplicate: false,
         state: State::Approved,
         result: None,
         resolution: None,
@@ -250,6 +252,7 @@ async fn retention_drops_old_finished_records_but_keeps_unresolved_unknowns() {
         outcome: ResolvedAs::NotCharged,
         note: None,
         till: "till-1".to_owned(),
+        by_role: ResolvedBy::Cashier,
         at: old.to_owned(),
     });
     let mut edge = record("29-days", 3);

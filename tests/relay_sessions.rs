@@ -207,8 +207,12 @@ async fn a_result_reached_while_disconnected_comes_by_get_and_after_the_next_wel
         (replayed["id"].as_str(), replayed["state"].as_str()),
         (Some("gone"), Some("unknown"))
     );
+    assert_eq!(replayed["replay"], true, "a replay says so (§7.1)");
     send(&mut ws, json!({"type": "get", "id": "gone"})).await;
-    assert_eq!(next_message(&mut ws).await, replayed);
+    let mut current = next_message(&mut ws).await;
+    assert!(current.get("replay").is_none(), "{current}");
+    current["replay"] = json!(true);
+    assert_eq!(current, replayed);
     let (mut other, _) = connect_as(&agent, RESTRICTED).await;
     send(&mut other, json!({"type": "get", "id": "gone"})).await;
     assert_eq!(next_message(&mut other).await["code"], "not_found");

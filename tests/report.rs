@@ -6,7 +6,9 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use caisse_ap_relay::engine::journal::Journal;
-use caisse_ap_relay::engine::record::{Record, Resolution, ResolvedAs, State, TxResult};
+use caisse_ap_relay::engine::record::{
+    Record, Resolution, ResolvedAs, ResolvedBy, State, TxResult,
+};
 use caisse_ap_relay::protocol::{Action, Method};
 use time::macros::format_description;
 use time::{Date, Duration, OffsetDateTime};
@@ -56,6 +58,8 @@ fn record(day: Date, tx: &Tx) -> Record {
         currency: "EUR".to_owned(),
         action: Action::Debit,
         method: Method::Card,
+        refund_of: None,
+        confirm_duplicate: false,
         state: tx.state,
         result: None,
         resolution: None,
@@ -71,6 +75,7 @@ fn resolve(mut record: Record, outcome: ResolvedAs) -> Record {
         outcome,
         note: None,
         till: "till-1".to_owned(),
+        by_role: ResolvedBy::Cashier,
         at: record.updated_at.clone(),
     });
     record
@@ -167,12 +172,13 @@ async fn csv_totals_the_local_day_per_terminal_method_and_currency() {
     assert_eq!(lines.len(), 4, "{stdout}");
     assert!(lines[0].starts_with("day,utc_offset,terminal,method,currency,exponent,"));
     // card EUR: debits 1000 + 3200 (partial), refund 300, net 3900, one of each failure.
-    let card =
-        format!("{d},+02:00,tpe-1,card,EUR,2,2,4200,1,300,3900,1,700,1,400,1,11,1,22,1,4200");
+    let card = format!(
+        "{d},+02:00,tpe-1,card,EUR,2,2,4200,1,300,3900,1,700,1,400,1,11,1,22,1,4200,0,0,0,0"
+    );
     assert_eq!(lines[1], card);
-    let check = format!("{d},+02:00,tpe-1,check,EUR,2,1,2000,0,0,2000,0,0,0,0,0,0,0,0,0,0");
+    let check = format!("{d},+02:00,tpe-1,check,EUR,2,1,2000,0,0,2000,0,0,0,0,0,0,0,0,0,0,0,0,0,0");
     assert_eq!(lines[2], check);
-    let yen = format!("{d},+02:00,tpe-2,card,JPY,0,1,500,0,0,500,0,0,0,0,0,0,0,0,0,0");
+    let yen = format!("{d},+02:00,tpe-2,card,JPY,0,1,500,0,0,500,0,0,0,0,0,0,0,0,0,0,0,0,0,0");
     assert_eq!(lines[3], yen);
     let stderr = text(&out.stderr);
     assert!(

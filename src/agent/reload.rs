@@ -166,6 +166,11 @@ impl Running {
             ("server.listen", old.listen != new.server.listen),
             ("server.onboarding", old.onboarding != new.server.onboarding),
             ("server.data_dir", old.data_dir != new.server.data_dir),
+            (
+                "server.duplicate_window",
+                old.duplicate_window != new.server.duplicate_window,
+            ),
+            ("server.refunds", old.refunds != new.server.refunds),
             ("tls", tls_differs),
             ("server.name", old.name != new.server.name),
             ("webhook", self.webhooks != new.webhooks),
@@ -188,6 +193,7 @@ mod tests {
             address: address.into(),
             pos_number: "01".into(),
             timeout: Duration::from_secs(60),
+            guard_unknown: true,
             ticket: None,
             send_reference: false,
         }

@@ -38,6 +38,8 @@ fn record(seq: u64) -> Record {
         currency: "EUR".to_owned(),
         action: Action::Debit,
         method: Method::Card,
+        refund_of: None,
+        confirm_duplicate: false,
         state: State::Sent,
         result: None,
         resolution: None,

@@ -108,6 +108,8 @@ fn approved(seq: u64) -> Record {
         currency: "EUR".to_owned(),
         action: Action::Debit,
         method: Method::Card,
+        refund_of: None,
+        confirm_duplicate: false,
         state: State::Approved,
         result: Some(TxResult {
             ae: Some("10".to_owned()),

@@ -16,6 +16,7 @@ mod pair;
 mod pay;
 mod receipt_key;
 mod report;
+mod resolve;
 mod serve;
 mod simulate;
 mod till;
@@ -55,6 +56,8 @@ pub enum Command {
     /// Day totals per terminal and method from the journal, to compare with the terminal's
     /// end-of-day ticket.
     Report(report::ReportArgs),
+    /// Resolve an `unknown` transaction after checking the terminal's ticket (resolver `cli`).
+    Resolve(resolve::ResolveArgs),
     /// Print a one-time code (8 digits, 10 minutes) that pairs a till's browser.
     Pair(pair::PairArgs),
     /// List tills, or revoke a paired one.
@@ -81,6 +84,7 @@ impl Cli {
             Command::Ca(args) => ca::run(args),
             Command::Report(args) => report::run(args),
             Command::Pair(args) => pair::run(args),
+            Command::Resolve(args) => resolve::run(args),
             Command::Till(args) => till::run(args),
             Command::Bench(args) => bench::run(args),
             Command::Discover(args) => discover::run(args),

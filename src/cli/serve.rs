@@ -1,6 +1,7 @@
 //! `caisse-ap-relay serve`: runs the agent, from the configuration file or the embedded demo.
 //!
-//! Prints `listening on https://ADDR/` once the port is bound (tests bind port 0 and read it).
+//! Prints `listening on https://ADDR/` once the port is bound (tests bind port 0 and read it),
+//! then `onboarding on http://ADDR/` when the onboarding site is served.
 //! Without a configuration file it runs the demo: an in-process simulated terminal `demo`,
 //! a random till token printed on the console, and the CA fingerprint to check.
 //! SIGHUP re-reads the configuration file (see [`crate::agent::reload`]); the demo has none.
@@ -77,9 +78,13 @@ async fn serve(located: Option<(PathBuf, Config)>) -> anyhow::Result<()> {
     let agent = Agent::start(&config, listener, options()).await?;
     let addr = agent.local_addr()?;
     println!("listening on https://{addr}/");
-    if let Some(demo) = &demo {
-        let ca = config.tls.dir.join("ca.pem");
-        print_demo_banner(&agent, addr.port(), &demo.token, &ca);
+    if let Some(onboarding) = agent.onboarding_addr() {
+        println!("onboarding on http://{onboarding}/");
+    }
+    let ca = config.tls.dir.join("ca.pem");
+    match &demo {
+        Some(demo) => print_demo_banner(&agent, addr.port(), &demo.token, &ca),
+        None => print_banner(&agent, addr.port()),
     }
     let reloads = reload_on_hangup(hangups, agent.reload_handle(), file);
     tokio::select! {
@@ -210,6 +215,30 @@ fn print_demo_banner(agent: &Agent, port: u16, token: &str, ca: &std::path::Path
          or proceed past the warning for this local demo.",
         ca.display()
     );
+}
+
+/// What a shop needs at start (README): the CA fingerprint to compare on each till, the
+/// onboarding page's URL and the POS page's.
+fn print_banner(agent: &Agent, port: u16) {
+    if let Some(fingerprint) = agent.certificates().fingerprint() {
+        println!("  CA SHA-256  {fingerprint}");
+    }
+    if let Some(onboarding) = agent.onboarding_addr() {
+        println!("  onboarding  http://{}/", url_host(onboarding));
+    }
+    println!(
+        "  POS page    https://localhost:{port}/ (from another machine: https://AGENT:{port}/)"
+    );
+}
+
+/// `addr` as a URL host: an unspecified address (`0.0.0.0`, `::`) becomes this host's name.
+fn url_host(addr: std::net::SocketAddr) -> String {
+    if addr.ip().is_unspecified() {
+        let names = crate::certs::HostNames::detect();
+        let host = Some(names.hostname()).filter(|h| !h.is_empty());
+        return format!("{}:{}", host.unwrap_or("localhost"), addr.port());
+    }
+    addr.to_string()
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -26,10 +26,14 @@ pub const DEFAULT_LISTEN: SocketAddr =
 pub const DEFAULT_DATA_DIR: &str = "data";
 /// Default certificate directory.
 pub const DEFAULT_TLS_DIR: &str = "certs";
+/// Default connections per client address and port.
+pub const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS: usize = 64;
 /// Default Caisse-AP POS number (tag CA).
 pub const DEFAULT_POS_NUMBER: &str = "01";
 /// Default deadline for a terminal's answer.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(180);
+/// Default window of the possible-duplicate guard (contract §10).
+pub const DEFAULT_DUPLICATE_WINDOW: Duration = Duration::from_secs(60);
 
 /// The whole validated configuration.
 #[derive(Debug, Clone)]
@@ -72,8 +76,30 @@ pub struct ServerConfig {
     pub allowed_origins: Vec<String>,
     /// Journal and paired-till secrets (default "data").
     pub data_dir: PathBuf,
+    /// Client ranges `/metrics` answers (default loopback and private ranges).
+    pub metrics_from: Vec<ipnet::IpNet>,
+    /// Connections each client address (IPv6: each /64) may hold per port (default 64).
+    pub max_connections_per_address: usize,
     /// The agent's name in receipts (`iss`); `None` = the hostname.
     pub name: Option<String>,
+    /// A `pay` like an approved one younger than this needs `confirm_duplicate`
+    /// (default 60 s, zero = off).
+    pub duplicate_window: Duration,
+    /// Which refunds are accepted (default free).
+    pub refunds: Refunds,
+}
+
+/// `[server] refunds`: which refunds the agent accepts (contract §10).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Refunds {
+    /// Any refund, as in v1.
+    #[default]
+    Free,
+    /// A refund names the approved debit it reverses (`refund_of`) and may not exceed it.
+    Linked,
+    /// No refunds.
+    Off,
 }
 
 /// `[tls]`.
@@ -85,7 +111,7 @@ pub struct TlsConfig {
     pub own: Option<(PathBuf, PathBuf)>,
     /// Extra DNS names or IPs for the leaf.
     pub extra_names: Vec<String>,
-    /// Add name constraints to a newly created CA.
+    /// Add name constraints to a newly created CA (default true).
     pub name_constraints: bool,
 }
 
@@ -100,6 +126,8 @@ pub struct TerminalConfig {
     pub pos_number: String,
     /// Deadline for the terminal's answer (default 180 s).
     pub timeout: Duration,
+    /// An unresolved `unknown` blocks new payments on it (default true).
+    pub guard_unknown: bool,
     /// `ticket` (and `ticket_format`): the ticket asked with CK; `None` ("none", the
     /// default) sends no CK, since not every terminal accepts it.
     pub ticket: Option<TicketRequest>,
@@ -147,7 +175,11 @@ impl Default for ServerConfig {
             onboarding: None,
             allowed_origins: Vec::new(),
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            metrics_from: crate::net::local_ranges(),
+            max_connections_per_address: DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
             name: None,
+            duplicate_window: DEFAULT_DUPLICATE_WINDOW,
+            refunds: Refunds::Free,
         }
     }
 }
@@ -158,7 +190,7 @@ impl Default for TlsConfig {
             dir: PathBuf::from(DEFAULT_TLS_DIR),
             own: None,
             extra_names: Vec::new(),
-            name_constraints: false,
+            name_constraints: true,
         }
     }
 }
@@ -207,6 +239,7 @@ impl Config {
                 ticket: None,
                 send_reference: false,
                 timeout: DEFAULT_TIMEOUT,
+                guard_unknown: true,
             }],
             tills: vec![TillConfig {
                 name: "demo".to_owned(),

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::Role;
+use super::{Refunds, Role};
 
 /// A spanned string value.
 pub type Text = Spanned<String>;
@@ -37,6 +37,10 @@ pub struct RawServer {
     #[serde(default)]
     pub allowed_origins: Vec<Text>,
     pub data_dir: Option<PathBuf>,
+    pub metrics_from: Option<Vec<Text>>,
+    pub max_connections_per_address: Option<Spanned<i64>>,
+    pub duplicate_window: Option<Text>,
+    pub refunds: Option<Refunds>,
     pub name: Option<Text>,
 }
 
@@ -49,8 +53,7 @@ pub struct RawTls {
     pub key: Option<Spanned<PathBuf>>,
     #[serde(default)]
     pub extra_names: Vec<Text>,
-    #[serde(default)]
-    pub name_constraints: bool,
+    pub name_constraints: Option<bool>,
 }
 
 /// One `[[terminal]]`.
@@ -61,6 +64,7 @@ pub struct RawTerminal {
     pub address: Text,
     pub pos_number: Option<Text>,
     pub timeout: Option<Text>,
+    pub guard_unknown: Option<bool>,
     pub ticket: Option<Text>,
     pub ticket_format: Option<Text>,
     #[serde(default)]

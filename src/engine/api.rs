@@ -5,8 +5,11 @@ use std::time::Duration;
 
 use super::control::{CancelReply, Control};
 use super::error::{ApiError, ErrorCode};
+use super::guards::{self, Passed};
 use super::order::{PayOrder, Payment};
-use super::record::{now_rfc3339, parse_rfc3339, Record, Resolution, ResolvedAs, State};
+use super::record::{
+    now_rfc3339, parse_rfc3339, Record, Resolution, ResolvedAs, ResolvedBy, State,
+};
 use super::registry::{Terminal, TerminalStatus};
 use super::transaction::Transaction;
 use super::Engine;
@@ -61,13 +64,14 @@ impl Engine {
                 "the agent is shutting down; retry in a moment".into(),
             );
         }
+        let passed = self.guard(till, &payment, &terminal)?;
         let lease = terminal
             .try_begin(&payment.id)
             .map_err(|holder| busy(&payment, holder))?;
         let record = self
             .inner
             .ledger
-            .commit(new_record(till, &payment))
+            .commit(new_record(till, &payment, passed))
             .await
             .map_err(|err| {
                 ApiError::new(
@@ -78,6 +82,56 @@ impl Engine {
             })?;
         self.spawn_transaction(terminal, &payment, &record, lease);
         Ok(PayAnswer::Started(record))
+    }
+
+    /// The guards of contract §10 for a `pay` that would start a new transaction.
+    fn guard(
+        &self,
+        till: &Till,
+        payment: &Payment,
+        terminal: &Terminal,
+    ) -> Result<Passed, ApiError> {
+        let options = &self.inner.options;
+        let settings = guards::Settings {
+            guard_unknown: terminal.config().guard_unknown,
+            duplicate_window: options.duplicate_window,
+            refunds: options.refunds,
+        };
+        let records = self.inner.ledger.select(guards::relevant(till, payment));
+        guards::check(
+            &records,
+            settings,
+            till,
+            payment,
+            time::OffsetDateTime::now_utc(),
+        )
+    }
+
+    /// The unresolved `unknown` that blocks `terminal` (contract §10), if any.
+    fn blocking(&self, terminal: &str) -> Option<Arc<Record>> {
+        let guarded = self
+            .inner
+            .registry
+            .get(terminal)
+            .is_some_and(|t| t.config().guard_unknown);
+        let records = self
+            .inner
+            .ledger
+            .select(|r| r.terminal == terminal && r.state == State::Unknown);
+        let now = time::OffsetDateTime::now_utc();
+        guarded
+            .then(|| guards::blocking(&records, terminal, now))
+            .flatten()
+    }
+
+    /// True when `record` is the one blocking its terminal and `till` is a cashier allowed
+    /// there: it may read and resolve it though another till started it (contract §7.3).
+    fn may_unblock(&self, till: &Till, record: &Record) -> bool {
+        till.role == Role::Cashier
+            && till.may_use(&record.terminal)
+            && self
+                .blocking(&record.terminal)
+                .is_some_and(|pending| pending.id == record.id)
     }
 
     fn spawn_transaction(
@@ -162,7 +216,11 @@ impl Engine {
 
     /// The current record of `id`, if this till may read it (contract §5 `get`).
     pub fn get(&self, till: &Till, id: &str) -> Result<Arc<Record>, ApiError> {
-        let record = self.inner.ledger.get(id).filter(|r| may_read(till, r));
+        let record = self
+            .inner
+            .ledger
+            .get(id)
+            .filter(|r| may_read(till, r) || self.may_unblock(till, r));
         record.ok_or_else(|| not_found(id))
     }
 
@@ -181,7 +239,48 @@ impl Engine {
             )
             .with_id(id));
         }
-        let mut record = (*self.own_record(till, id)?).clone();
+        let record = self
+            .inner
+            .ledger
+            .get(id)
+            .filter(|r| r.till == till.name || self.may_unblock(till, r))
+            .ok_or_else(|| not_found(id))?;
+        let by_role = match till.role {
+            Role::Cashier => ResolvedBy::Cashier,
+            _ => ResolvedBy::Operator,
+        };
+        self.record_resolution(&record, &till.name, by_role, outcome, note)
+            .await
+    }
+
+    /// Journals `caisse-ap-relay resolve` (resolver `cli`) on any till's `unknown` record.
+    pub async fn resolve_from_cli(
+        &self,
+        id: &str,
+        outcome: ResolvedAs,
+        note: Option<String>,
+    ) -> Result<Arc<Record>, ApiError> {
+        let record = self.inner.ledger.get(id).ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::NotFound,
+                format!("no transaction {id:?} in the journal"),
+            )
+            .with_id(id)
+        })?;
+        self.record_resolution(&record, "cli", ResolvedBy::Cli, outcome, note)
+            .await
+    }
+
+    async fn record_resolution(
+        &self,
+        record: &Record,
+        till: &str,
+        by_role: ResolvedBy,
+        outcome: ResolvedAs,
+        note: Option<String>,
+    ) -> Result<Arc<Record>, ApiError> {
+        let id = record.id.as_str();
+        let mut record = record.clone();
         if record.state != State::Unknown {
             return Err(ApiError::bad_request(format!(
                 "only an unknown transaction can be resolved; this one is {}",
@@ -193,7 +292,8 @@ impl Engine {
         record.resolution = Some(Resolution {
             outcome,
             note,
-            till: till.name.clone(),
+            till: till.to_owned(),
+            by_role,
             at: now.clone(),
         });
         record.updated_at = now;
@@ -295,7 +395,8 @@ fn replay(till: &Till, payment: &Payment, existing: Arc<Record>) -> Result<PayAn
         && existing.amount == payment.amount
         && existing.currency == payment.currency.alpha
         && existing.action == payment.action
-        && existing.method == payment.method;
+        && existing.method == payment.method
+        && existing.refund_of == payment.refund_of;
     if same {
         return Ok(PayAnswer::Existing(existing));
     }
@@ -316,11 +417,11 @@ fn busy(payment: &Payment, holder: Option<String>) -> ApiError {
         ),
     )
     .with_id(&payment.id);
-    error.current = holder;
+    error.related = holder;
     error
 }
 
-fn new_record(till: &Till, payment: &Payment) -> super::record::Record {
+fn new_record(till: &Till, payment: &Payment, passed: Passed) -> Record {
     let now = now_rfc3339();
     Record {
         id: payment.id.clone(),
@@ -330,6 +431,8 @@ fn new_record(till: &Till, payment: &Payment) -> super::record::Record {
         currency: payment.currency.alpha.to_owned(),
         action: payment.action,
         method: payment.method,
+        refund_of: payment.refund_of.clone(),
+        confirm_duplicate: passed.confirmed_duplicate,
         state: State::Accepted,
         result: None,
         resolution: None,

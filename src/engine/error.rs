@@ -1,9 +1,9 @@
 //! The typed refusals the engine answers with; the web layer sends them as `error` messages.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The stable error codes of the contract (§5).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     /// The message is malformed or a field is invalid: fix the request.
@@ -26,6 +26,12 @@ pub enum ErrorCode {
     RateLimited,
     /// The agent cannot do it now (journal, shutdown): nothing was sent.
     Internal,
+    /// The terminal has an unresolved `unknown` payment (`pending`): resolve it first (§10).
+    UnresolvedUnknown,
+    /// The same payment was just approved (`previous`): confirm with `confirm_duplicate` (§10).
+    PossibleDuplicate,
+    /// The linked refund exceeds what is left of its debit (§10).
+    RefundExceeds,
 }
 
 /// A refusal: a code, a human message saying what to do, and the transaction id when known.
@@ -38,8 +44,12 @@ pub struct ApiError {
     pub message: String,
     /// Transaction id, when the request named one.
     pub id: Option<String>,
-    /// For `terminal_busy`: the transaction holding the terminal.
-    pub current: Option<String>,
+    /// The other transaction the error names: for `terminal_busy` the one holding the
+    /// terminal (`current`), for `unresolved_unknown` the one to resolve first (`pending`),
+    /// for `possible_duplicate` the earlier one (`previous`).
+    pub related: Option<String>,
+    /// For `refund_exceeds`: what may still be refunded, in minor units.
+    pub refundable: Option<u64>,
 }
 
 impl ApiError {
@@ -49,7 +59,8 @@ impl ApiError {
             code,
             message: message.into(),
             id: None,
-            current: None,
+            related: None,
+            refundable: None,
         }
     }
 

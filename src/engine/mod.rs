@@ -11,6 +11,8 @@ mod control;
 pub mod crashpoint;
 mod error;
 pub(crate) mod events;
+mod guards;
+pub(crate) mod inbox;
 pub mod journal;
 pub(crate) mod ledger;
 pub(crate) mod metrics;
@@ -44,7 +46,7 @@ use metrics::Metrics;
 use record::{now_rfc3339, State, TxResult};
 use registry::Registry;
 
-use crate::config::TerminalConfig;
+use crate::config::{Refunds, TerminalConfig, DEFAULT_DUPLICATE_WINDOW};
 
 /// How often announced changes that the journal refused are appended again.
 pub const JOURNAL_RETRY: Duration = Duration::from_secs(1);
@@ -66,6 +68,10 @@ pub struct EngineOptions {
     pub drain: Duration,
     /// Unread announcements a session may hold before it resynchronises.
     pub bus_capacity: usize,
+    /// Possible-duplicate window (contract §10); zero turns the guard off.
+    pub duplicate_window: Duration,
+    /// Which refunds are accepted (contract §10).
+    pub refunds: Refunds,
 }
 
 impl Default for EngineOptions {
@@ -77,6 +83,8 @@ impl Default for EngineOptions {
             settle: Duration::from_millis(500),
             drain: Duration::from_millis(300),
             bus_capacity: BUS_CAPACITY,
+            duplicate_window: DEFAULT_DUPLICATE_WINDOW,
+            refunds: Refunds::Free,
         }
     }
 }
@@ -157,6 +165,7 @@ impl Engine {
         engine.settle_interrupted().await.map_err(journal_error)?;
         engine.start_probes(engine.inner.registry.apply(terminals, &engine.inner.stop));
         engine.start_journal_retry();
+        engine.start_inbox(data_dir);
         Ok(engine)
     }
 

@@ -6,10 +6,9 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::error::ApiError;
+use crate::protocol::MAX_AMOUNT;
 use crate::protocol::{Action, Currency, Method};
 
-/// Largest amount: 12 digits of minor units.
-pub const MAX_AMOUNT: u64 = 999_999_999_999;
 /// Longest transaction id.
 pub const MAX_ID_LEN: usize = 64;
 
@@ -34,6 +33,12 @@ pub struct PayOrder {
     /// `card` (default) or `check`.
     #[serde(default)]
     pub method: Value,
+    /// `true` confirms a possible duplicate (contract §10).
+    #[serde(default)]
+    pub confirm_duplicate: Value,
+    /// For a refund: the id of the debit it reverses (contract §10).
+    #[serde(default)]
+    pub refund_of: Value,
 }
 
 /// A validated payment order.
@@ -51,12 +56,16 @@ pub struct Payment {
     pub action: Action,
     /// Card or cheque.
     pub method: Method,
+    /// The cashier confirmed a possible duplicate.
+    pub confirm_duplicate: bool,
+    /// The debit this refund reverses.
+    pub refund_of: Option<String>,
 }
 
 impl PayOrder {
     /// Validates every field (contract §5); the error names the first field at fault.
     pub fn validate(&self) -> Result<Payment, ApiError> {
-        let id = transaction_id(&self.id)?;
+        let id = transaction_id(&self.id, "id")?;
         let fail = |e: ApiError| e.with_id(&id);
         let terminal = required_str(&self.terminal, "terminal").map_err(fail)?;
         let amount = amount(&self.amount).map_err(fail)?;
@@ -64,6 +73,16 @@ impl PayOrder {
         let action = choice(&self.action, "action", &["debit", "refund"]).map_err(fail)?;
         let methods = Method::ALL.map(Method::code);
         let method = choice(&self.method, "method", &methods).map_err(fail)?;
+        let confirm_duplicate = flag(&self.confirm_duplicate, "confirm_duplicate").map_err(fail)?;
+        let refund_of = match &self.refund_of {
+            Value::Null => None,
+            value => Some(transaction_id(value, "refund_of").map_err(fail)?),
+        };
+        if refund_of.is_some() && action != 1 {
+            return Err(fail(ApiError::bad_request(
+                "field `refund_of` is only for a refund (`action`: \"refund\")",
+            )));
+        }
         Ok(Payment {
             id: id.clone(),
             terminal,
@@ -76,20 +95,22 @@ impl PayOrder {
             },
             // `choice` returns an index into `methods`, built from `Method::ALL`.
             method: Method::ALL[method],
+            confirm_duplicate,
+            refund_of,
         })
     }
 }
 
-/// Validates a transaction id field named `id`.
-pub fn transaction_id(value: &Value) -> Result<String, ApiError> {
-    let id = required_str(value, "id")?;
+/// Validates a transaction id in the field named `field`.
+pub fn transaction_id(value: &Value, field: &str) -> Result<String, ApiError> {
+    let id = required_str(value, field)?;
     let valid_chars = id
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-'));
     if id.is_empty() || id.len() > MAX_ID_LEN || !valid_chars {
-        return Err(ApiError::bad_request(
-            "field `id` must be 1 to 64 characters among A-Z a-z 0-9 . _ : -",
-        ));
+        return Err(ApiError::bad_request(format!(
+            "field `{field}` must be 1 to 64 characters among A-Z a-z 0-9 . _ : -"
+        )));
     }
     Ok(id)
 }
@@ -100,6 +121,17 @@ fn required_str(value: &Value, field: &str) -> Result<String, ApiError> {
         Value::Null => Err(ApiError::bad_request(format!("missing field `{field}`"))),
         _ => Err(ApiError::bad_request(format!(
             "field `{field}` must be a string"
+        ))),
+    }
+}
+
+/// An optional boolean; absent means `false`.
+fn flag(value: &Value, field: &str) -> Result<bool, ApiError> {
+    match value {
+        Value::Null => Ok(false),
+        Value::Bool(flag) => Ok(*flag),
+        _ => Err(ApiError::bad_request(format!(
+            "field `{field}` must be true or false"
         ))),
     }
 }
@@ -170,6 +202,8 @@ mod tests {
             ("amount", json!("100")),
             ("action", json!("credit")),
             ("method", json!(3)),
+            ("confirm_duplicate", json!("yes")),
+            ("refund_of", json!("a b")),
         ];
         for (field, value) in cases {
             let mut message = base.clone();
@@ -196,7 +230,22 @@ mod tests {
 
     #[test]
     fn ids_accept_the_allowed_characters() {
-        assert_eq!(transaction_id(&json!("A-z_0.9:x")).unwrap(), "A-z_0.9:x");
-        assert!(transaction_id(&json!("")).is_err());
+        assert_eq!(
+            transaction_id(&json!("A-z_0.9:x"), "id").unwrap(),
+            "A-z_0.9:x"
+        );
+        assert!(transaction_id(&json!(""), "id").is_err());
+    }
+
+    #[test]
+    fn refund_of_only_on_a_refund() {
+        let debit =
+            json!({"id": "r", "terminal": "t", "amount": 5, "currency": "EUR", "refund_of": "d"});
+        assert!(message_of(debit).contains("`refund_of`"));
+        let refund = json!({"id": "r", "terminal": "t", "amount": 5, "currency": "EUR",
+            "action": "refund", "refund_of": "d", "confirm_duplicate": true});
+        let payment = order(refund).validate().unwrap();
+        assert_eq!(payment.refund_of.as_deref(), Some("d"));
+        assert!(payment.confirm_duplicate);
     }
 }

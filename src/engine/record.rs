@@ -98,8 +98,11 @@ pub struct Resolution {
     /// Free text from the cashier.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
-    /// Till that resolved it.
+    /// Till that resolved it (`cli` for `caisse-ap-relay resolve`).
     pub till: String,
+    /// Who resolved it (journals from before v2: a cashier).
+    #[serde(default)]
+    pub by_role: ResolvedBy,
     /// When (RFC 3339, UTC).
     pub at: String,
 }
@@ -112,6 +115,19 @@ pub enum ResolvedAs {
     Approved,
     /// The ticket shows nothing was charged.
     NotCharged,
+}
+
+/// Who resolved an `unknown` transaction.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResolvedBy {
+    /// A cashier till (its own transaction, or the one blocking its terminal).
+    #[default]
+    Cashier,
+    /// An operator till.
+    Operator,
+    /// `caisse-ap-relay resolve` on the agent's machine.
+    Cli,
 }
 
 /// One transaction, as journaled and as sent in `transaction` messages.
@@ -131,6 +147,12 @@ pub struct Record {
     pub action: Action,
     /// Card or cheque.
     pub method: Method,
+    /// For a refund: the debit it reverses (contract §10, linked refunds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refund_of: Option<String>,
+    /// The cashier confirmed it although it looked like a duplicate (contract §10).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub confirm_duplicate: bool,
     /// Current state.
     pub state: State,
     /// Decoded answer or failure detail, once final.
@@ -183,6 +205,8 @@ pub(crate) fn sample(id: &str, state: State) -> Record {
         currency: "EUR".into(),
         action: crate::protocol::Action::Debit,
         method: crate::protocol::Method::Card,
+        refund_of: None,
+        confirm_duplicate: false,
         state,
         result: None,
         resolution: None,

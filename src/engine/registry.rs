@@ -258,6 +258,7 @@ mod tests {
             address: address.into(),
             pos_number: "01".into(),
             timeout: Duration::from_secs(5),
+            guard_unknown: true,
             ticket: None,
             send_reference: false,
         }

@@ -5,7 +5,8 @@ use thiserror::Error;
 
 use super::Currency;
 
-/// Largest amount a request can carry: CB holds at most 12 digits.
+/// Largest amount a request can carry: CB holds at most 12 digits. The one home of this
+/// limit in Rust; `static/client.js` repeats it for browsers (a test keeps them equal).
 pub const MAX_AMOUNT: u64 = 999_999_999_999;
 
 /// Active ISO 4217 currencies (alpha, numeric, exponent). Precious metals, testing codes and
@@ -273,6 +274,17 @@ pub fn parse_amount(input: &str, currency: &Currency) -> Result<u64, AmountError
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_browser_client_checks_the_same_largest_amount() {
+        let client = include_str!("../../static/client.js");
+        let declared = client
+            .lines()
+            .find_map(|line| line.strip_prefix("const MAX_AMOUNT = "))
+            .expect("client.js declares MAX_AMOUNT");
+        let digits: String = declared.chars().filter(char::is_ascii_digit).collect();
+        assert_eq!(digits.parse::<u64>().unwrap(), MAX_AMOUNT);
+    }
 
     fn eur() -> Currency {
         Currency::parse("EUR").unwrap()

@@ -122,6 +122,7 @@ mod tests {
             outcome: ResolvedAs::NotCharged,
             note: Some("ticket says no".into()),
             till: "till-2".into(),
+            by_role: crate::engine::record::ResolvedBy::Cashier,
             at: "2026-03-01T10:21:00.000Z".into(),
         });
         receipts.seal(&mut resolved);

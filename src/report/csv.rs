@@ -19,13 +19,15 @@
 //! | `unknown_approved_count`, `unknown_approved_minor` | unknown, resolved approved |
 //! | `unknown_not_charged_count`, `unknown_not_charged_minor` | unknown, resolved not charged |
 //! | `unknown_unresolved_count`, `unknown_unresolved_minor` | unknown, not resolved yet |
+//! | `duplicate_count`, `duplicate_minor` | confirmed possible duplicates, any outcome (also in the columns above) |
+//! | `linked_refund_count`, `linked_refund_minor` | refunds linked to a payment, any outcome (also above) |
 //!
 //! Text fields holding a comma, a quote or a line break are quoted as RFC 4180 says.
 
 use super::{exponent, offset_text, Report, Row, Tally};
 
 /// The header line's columns.
-pub const COLUMNS: [&str; 21] = [
+pub const COLUMNS: [&str; 25] = [
     "day",
     "utc_offset",
     "terminal",
@@ -47,6 +49,10 @@ pub const COLUMNS: [&str; 21] = [
     "unknown_not_charged_minor",
     "unknown_unresolved_count",
     "unknown_unresolved_minor",
+    "duplicate_count",
+    "duplicate_minor",
+    "linked_refund_count",
+    "linked_refund_minor",
 ];
 
 /// The header line and one line per row, each ending with `\n`.

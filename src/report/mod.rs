@@ -14,6 +14,10 @@
 //! approved refunds; unknown records are never in it, even when resolved approved, so that
 //! every amount in the table comes from a terminal's answer or is shown apart.
 //! Records not final yet (a live agent is mid-transaction) are listed, not totalled.
+//! Two more columns count the decisions of the safety guards (contract §10), whatever the
+//! outcome and on top of the categories above: payments the cashier confirmed although they
+//! looked like a duplicate (`confirm_duplicate`), and refunds linked to a payment
+//! (`refund_of`).
 //!
 //! The day uses one UTC offset, the one at noon of that day: a daylight-saving change
 //! shifts records between midnight and the change (shops are closed then) by one hour.
@@ -68,6 +72,10 @@ pub struct Totals {
     pub unknown_not_charged: Tally,
     /// Unknown, not resolved yet (requested amounts).
     pub unknown_unresolved: Tally,
+    /// Confirmed possible duplicates, any outcome (requested amounts; also counted above).
+    pub confirmed_duplicates: Tally,
+    /// Refunds linked to a payment, any outcome (requested amounts; also counted above).
+    pub linked_refunds: Tally,
 }
 
 impl Totals {
@@ -83,7 +91,7 @@ impl Totals {
     }
 
     /// The tallies in column order (as [`table`] and [`csv`] print them).
-    pub fn tallies(&self) -> [Tally; 7] {
+    pub fn tallies(&self) -> [Tally; 9] {
         [
             self.debits,
             self.refunds,
@@ -92,10 +100,12 @@ impl Totals {
             self.unknown_approved,
             self.unknown_not_charged,
             self.unknown_unresolved,
+            self.confirmed_duplicates,
+            self.linked_refunds,
         ]
     }
 
-    fn tallies_mut(&mut self) -> [&mut Tally; 7] {
+    fn tallies_mut(&mut self) -> [&mut Tally; 9] {
         [
             &mut self.debits,
             &mut self.refunds,
@@ -104,6 +114,8 @@ impl Totals {
             &mut self.unknown_approved,
             &mut self.unknown_not_charged,
             &mut self.unknown_unresolved,
+            &mut self.confirmed_duplicates,
+            &mut self.linked_refunds,
         ]
     }
 
@@ -123,6 +135,12 @@ impl Totals {
             _ => return false,
         };
         tally.add(amount.unwrap_or(record.amount));
+        if record.confirm_duplicate {
+            self.confirmed_duplicates.add(record.amount);
+        }
+        if record.refund_of.is_some() {
+            self.linked_refunds.add(record.amount);
+        }
         true
     }
 }

@@ -13,7 +13,7 @@ use crate::engine::record::State;
 use crate::protocol::{Action, Method};
 
 /// Column titles; the first three are text (left-aligned), the rest numbers.
-const HEADER: [&str; 11] = [
+const HEADER: [&str; 13] = [
     "Terminal",
     "Moyen",
     "Devise",
@@ -25,6 +25,8 @@ const HEADER: [&str; 11] = [
     "Inc. payés",
     "Inc. non débités",
     "Inc. à vérifier",
+    "Doublons conf.",
+    "Remb. liés",
 ];
 const TEXT_COLUMNS: usize = 3;
 
@@ -39,6 +41,9 @@ Légende (chaque case : nombre / montant ; - : aucune) :
   Inc. payés        issue inconnue, le caissier a vu le paiement sur le ticket (hors Net)
   Inc. non débités  issue inconnue, le caissier a vu que rien n'a été débité
   Inc. à vérifier   issue inconnue, pas encore vérifiée : voir la liste ci-dessous
+  Doublons conf.    le caissier a confirmé un paiement identique à un paiement récent
+                    (quelle qu'en soit l'issue, déjà compté dans les colonnes précédentes)
+  Remb. liés        remboursements rattachés au paiement d'origine (idem)
 ";
 
 /// The whole human report.

@@ -4,7 +4,7 @@ use time::macros::{date, offset};
 
 use super::table::format_amount;
 use super::*;
-use crate::engine::record::{Resolution, TxResult};
+use crate::engine::record::{Resolution, ResolvedBy, TxResult};
 
 const DAY: Date = date!(2026 - 11 - 23);
 
@@ -17,6 +17,8 @@ fn record(id: &str, state: State, amount: u64, created_at: &str) -> Record {
         currency: "EUR".to_owned(),
         action: Action::Debit,
         method: Method::Card,
+        refund_of: None,
+        confirm_duplicate: false,
         state,
         result: None,
         resolution: None,
@@ -41,6 +43,7 @@ fn resolved(mut record: Record, outcome: ResolvedAs) -> Record {
         outcome,
         note: None,
         till: "till-1".to_owned(),
+        by_role: ResolvedBy::Cashier,
         at: "2026-11-23T12:05:00.000Z".to_owned(),
     });
     record
@@ -77,6 +80,37 @@ fn each_category_has_its_own_tally() {
     assert_eq!(totals.unknown_approved, tally(1, 11));
     assert_eq!(totals.unknown_not_charged, tally(1, 22));
     assert_eq!(totals.unknown_unresolved, tally(1, 33));
+}
+
+#[test]
+fn guard_decisions_are_counted_on_top_of_their_category() {
+    let mut twice = at_noon("d2", State::Approved, 500);
+    twice.confirm_duplicate = true;
+    let mut linked = refund(at_noon("r1", State::Approved, 200));
+    linked.refund_of = Some("d1".into());
+    let mut linked_declined = refund(at_noon("r2", State::Declined, 100));
+    linked_declined.refund_of = Some("d1".into());
+    let records = [
+        at_noon("d1", State::Approved, 500),
+        twice,
+        linked,
+        linked_declined,
+    ];
+    let report = aggregate(&records, DAY, UtcOffset::UTC);
+    let totals = only_row(&report);
+    assert_eq!(totals.debits, tally(2, 1000));
+    assert_eq!(totals.confirmed_duplicates, tally(1, 500));
+    assert_eq!(totals.linked_refunds, tally(2, 300));
+    let text = csv::render(&report);
+    assert!(
+        text.lines().nth(1).unwrap().ends_with(",1,500,2,300"),
+        "{text}"
+    );
+    let table = table::render(&report, Zone::Utc);
+    assert!(
+        table.contains("Doublons conf.") && table.contains("1 / 5,00"),
+        "{table}"
+    );
 }
 
 #[test]
@@ -262,7 +296,7 @@ fn table_shows_rows_totals_and_unresolved() {
     let empty = total_jpy.iter().filter(|cell| **cell == "-").count();
     assert_eq!(
         (&total_jpy[..5], empty),
-        (&["TOTAL", "JPY", "1", "/", "500"][..], 6)
+        (&["TOTAL", "JPY", "1", "/", "500"][..], 8)
     );
     assert!(
         text.contains("à vérifier sur le ticket du terminal"),
@@ -294,7 +328,7 @@ fn csv_has_one_line_per_row_in_minor_units() {
     assert_eq!(lines[0].split(',').count(), csv::COLUMNS.len());
     assert_eq!(
         lines[1],
-        "2026-11-23,+01:00,tpe-1,card,EUR,2,1,1250,1,3000,-1750,0,0,0,0,0,0,0,0,1,40"
+        "2026-11-23,+01:00,tpe-1,card,EUR,2,1,1250,1,3000,-1750,0,0,0,0,0,0,0,0,1,40,0,0,0,0"
     );
     assert!(lines[2].starts_with("2026-11-23,+01:00,tpe-1,check,EUR,2,1,2000,0,0,2000,"));
 }

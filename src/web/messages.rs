@@ -10,7 +10,8 @@
 //! `transactions` holds up to 100 records of the terminals the till may use, unresolved
 //! `unknown` first, then newest first, and `certificate` describes the served leaf
 //! (`fingerprint` is the local CA's, `null` with a bring-your-own certificate).
-//! `error` messages for `terminal_busy` also carry `current`, the id holding the terminal.
+//! `error` messages for `terminal_busy` also carry `current`, the id holding the terminal;
+//! those for `refund_exceeds` carry `refundable`, what is left to refund (minor units).
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -52,7 +53,7 @@ pub enum ClientMessage {
         code: String,
     },
     /// Start a transaction.
-    Pay(PayOrder),
+    Pay(Box<PayOrder>),
     /// Cancel before the request reaches the terminal.
     Cancel {
         /// Transaction id.
@@ -152,6 +153,11 @@ pub enum ServerMessage {
     },
     /// A record, on every change.
     Transaction(Box<Record>),
+    /// A record sent again rather than changed: the answer to `watch` and the records that
+    /// follow `welcome`, with `"replay": true` (§7.1), so a display tells an old result from
+    /// a live one without comparing clocks.
+    #[serde(rename = "transaction")]
+    Replayed(Replayed),
     /// The terminals this till may use.
     Terminals {
         /// Their states.
@@ -169,6 +175,15 @@ pub enum ServerMessage {
         /// For `terminal_busy`: the id holding the terminal.
         #[serde(skip_serializing_if = "Option::is_none")]
         current: Option<String>,
+        /// For `unresolved_unknown`: the transaction to resolve first.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pending: Option<String>,
+        /// For `possible_duplicate`: the earlier transaction.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        previous: Option<String>,
+        /// For `refund_exceeds`: what may still be refunded, in minor units.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        refundable: Option<u64>,
     },
     /// The operator page's overview (extension).
     Status {
@@ -185,13 +200,35 @@ pub enum ServerMessage {
     },
 }
 
+/// A record with `"replay": true`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Replayed {
+    #[serde(flatten)]
+    record: Box<Record>,
+    replay: bool,
+}
+
+impl ServerMessage {
+    /// `record` as a replay (§7.1).
+    pub fn replayed(record: &Record) -> ServerMessage {
+        ServerMessage::Replayed(Replayed {
+            record: Box::new(record.clone()),
+            replay: true,
+        })
+    }
+}
+
 impl From<ApiError> for ServerMessage {
     fn from(error: ApiError) -> ServerMessage {
+        let related = |code| error.related.clone().filter(|_| error.code == code);
         ServerMessage::Error {
+            current: related(ErrorCode::TerminalBusy),
+            pending: related(ErrorCode::UnresolvedUnknown),
+            previous: related(ErrorCode::PossibleDuplicate),
             code: error.code,
             message: error.message,
             id: error.id,
-            current: error.current,
+            refundable: error.refundable,
         }
     }
 }
@@ -253,6 +290,24 @@ mod tests {
             panic!("not a pay")
         };
         assert_eq!(order.amount, Value::from(5));
+    }
+
+    #[test]
+    fn a_replayed_record_is_a_transaction_marked_replay() {
+        let record = crate::engine::record::sample("a", crate::engine::record::State::Approved);
+        let live: Value =
+            serde_json::from_str(&ServerMessage::Transaction(Box::new(record.clone())).to_json())
+                .unwrap();
+        let json = ServerMessage::replayed(&record).to_json();
+        assert!(
+            json.starts_with(r#"{"type":"transaction","id":"a""#),
+            "{json}"
+        );
+        let mut replayed: Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(replayed["replay"], true);
+        replayed.as_object_mut().unwrap().remove("replay");
+        assert_eq!(replayed, live);
+        assert!(live.get("replay").is_none());
     }
 
     #[test]

@@ -7,11 +7,14 @@
 //! - close codes: 4401 (no/invalid `hello`, till revoked), 4408 (60 s without any frame),
 //!   1001 (agent shutting down), 1009 (message over 64 KiB), 1012 (reconnect: the till's
 //!   rights changed, or revocations were missed);
-//! - `watch` answers with the terminal's latest record, if any, then streams its changes;
+//! - `watch` answers with the terminal's latest record, if any, marked `"replay": true`
+//!   (§7.1), then streams its changes;
+//! - `resolve` is answered by the bus, except for another till's record (the blocked
+//!   terminal's exception, §7.3), which is answered with the resolved record;
 //! - a `pay` that starts a transaction is answered by the `accepted` record from the bus; a
 //!   replayed `pay` (same id and parameters) by the current record;
 //! - after `welcome` come the till's records still `unknown` (unresolved) or finished in the
-//!   last 10 minutes, then live changes;
+//!   last 10 minutes, marked `"replay": true`, then live changes;
 //! - the subscription follows the session's till from before `welcome` is built, and each
 //!   terminal from before its `watch` is answered, so no change falls between a snapshot and
 //!   the live stream (a change may come twice: the record's `seq` tells); the bus wakes the
@@ -31,6 +34,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tracing::Instrument;
 
+use super::budget::Slot;
 use super::messages::{
     CertificateInfo, ClientMessage, ServerMessage, TillPresence, AGENT, API_VERSION,
 };
@@ -47,14 +51,16 @@ pub const CLOSE_IDLE: u16 = 4408;
 /// Records listed by `status`.
 const STATUS_RECORDS: usize = 100;
 
-/// Runs one WebSocket session to its end.
-pub async fn run<S>(mut socket: S, app: Arc<App>, peer: IpAddr)
+/// Runs one WebSocket session to its end, on the connection holding `slot`.
+pub async fn run<S>(mut socket: S, app: Arc<App>, peer: IpAddr, slot: Arc<Slot>)
 where
     S: Sink<Message, Error = WsError> + Stream<Item = Result<Message, WsError>> + Unpin + Send,
 {
     let Some(till) = authenticate(&mut socket, &app, peer).await else {
         return;
     };
+    // An authenticated till keeps its place when a flood fills the connection budget.
+    slot.authenticated();
     let span = tracing::info_span!("session", till = %till.name);
     // Subscribed before the snapshot `greet` sends: no change can fall between the two.
     let bus = app.engine.subscribe_till(&till.name);
@@ -115,7 +121,8 @@ where
                 ),
             }
         };
-    tracing::info!(%peer, code = ?refusal.code, "websocket authentication refused");
+    // The access layer logs failures, one line a minute per address.
+    tracing::debug!(%peer, code = ?refusal.code, "websocket authentication refused");
     if send(socket, app, ServerMessage::from(refusal)).await {
         close(socket, app, CLOSE_UNAUTHORIZED, "unauthorized").await;
     }
@@ -262,7 +269,10 @@ where
         let replay = engine.replay(&self.till);
         tracing::info!(replayed = replay.len(), "till connected");
         self.reply(welcome).await?;
-        self.forward_all(replay).await
+        for record in replay {
+            self.reply(ServerMessage::replayed(&record)).await?;
+        }
+        Ok(())
     }
 
     async fn on_frame(&mut self, frame: Option<Result<Message, WsError>>) -> Result<(), Stop> {
@@ -323,8 +333,9 @@ where
             },
             ClientMessage::Get { id } => Ok(record(engine.get(till, &id)?)),
             ClientMessage::Resolve { id, outcome, note } => {
-                engine.resolve(till, &id, outcome, note).await?;
-                Ok(None)
+                let resolved = engine.resolve(till, &id, outcome, note).await?;
+                // Another till's record (the §7.3 exception) does not come on this bus.
+                Ok((!self.cares(&resolved)).then(|| record(resolved)).flatten())
             }
             ClientMessage::Watch { terminal } => {
                 // Followed before the latest record is read, as for `welcome`.
@@ -335,7 +346,7 @@ where
                     }
                 })?;
                 self.watched.insert(terminal);
-                Ok(latest.and_then(record))
+                Ok(latest.map(|r| ServerMessage::replayed(&r)))
             }
             ClientMessage::Terminals => Ok(Some(ServerMessage::Terminals {
                 terminals: engine.terminals(till),
@@ -532,6 +543,7 @@ mod tests {
                 address: sim.addr().to_string(),
                 pos_number: "01".into(),
                 timeout: Duration::from_secs(30),
+                guard_unknown: true,
                 ticket: None,
                 send_reference: false,
             })
@@ -564,9 +576,16 @@ mod tests {
             certs,
             Arc::new(receipts),
             Arc::new(webhooks),
-            Vec::new(),
+            &crate::config::ServerConfig::default(),
+            8443,
             WebOptions::default(),
         )
+    }
+
+    /// A place in a connection budget of its own.
+    fn slot() -> Arc<Slot> {
+        let budget = crate::web::budget::Budget::new(4, 4);
+        Arc::new(budget.admit(IpAddr::from([127, 0, 0, 1])).unwrap())
     }
 
     fn text(message: Option<Message>) -> Value {
@@ -629,7 +648,12 @@ mod tests {
             incoming,
             outgoing: PollSender::new(outgoing),
         };
-        tokio::spawn(run(pipe, Arc::clone(&app), IpAddr::from([127, 0, 0, 1])));
+        tokio::spawn(run(
+            pipe,
+            Arc::clone(&app),
+            IpAddr::from([127, 0, 0, 1]),
+            slot(),
+        ));
         let hello = json!({"type": "hello", "token": "token-one-0123456789"}).to_string();
         to_session.send(Ok(Message::text(hello))).await.unwrap();
         assert_eq!(text(from_session.recv().await)["type"], "welcome");
@@ -674,7 +698,12 @@ mod tests {
                 incoming,
                 outgoing: PollSender::new(outgoing),
             };
-            let session = tokio::spawn(run(pipe, Arc::clone(&app), IpAddr::from([127, 0, 0, 1])));
+            let session = tokio::spawn(run(
+                pipe,
+                Arc::clone(&app),
+                IpAddr::from([127, 0, 0, 1]),
+                slot(),
+            ));
             to_session.send(Err(error)).await.unwrap();
             match from_session.recv().await {
                 Some(Message::Close(Some(frame))) => assert_eq!(u16::from(frame.code), code),

@@ -105,6 +105,7 @@ mod tests {
             outcome: ResolvedAs::Approved,
             note: None,
             till: "till-1".into(),
+            by_role: crate::engine::record::ResolvedBy::Cashier,
             at: String::new(),
         });
         assert_eq!(kind_of(&resolved, false), Some(Kind::Resolved));

@@ -23,6 +23,7 @@ pub struct Process {
     /// Where it serves.
     pub addr: SocketAddr,
     logs: mpsc::UnboundedReceiver<String>,
+    printed: mpsc::UnboundedReceiver<String>,
     // Fires when stdout closes: the process is gone.
     gone: Option<oneshot::Receiver<()>>,
 }
@@ -45,8 +46,34 @@ impl Process {
         args: impl IntoIterator<Item = S>,
         env: &[(&str, &str)],
     ) -> Process {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_caisse-ap-relay"))
-            .args(args)
+        let mut command = Command::new(env!("CARGO_BIN_EXE_caisse-ap-relay"));
+        command.args(args);
+        Process::spawn(command, env).await
+    }
+
+    /// [`Process::start`] under a limit of `open_files` descriptors (soft and hard, so the
+    /// agent cannot raise it), set by the shell's `ulimit -n` before it `exec`s the agent.
+    pub async fn start_with_open_files(config: &Path, open_files: u64) -> Process {
+        let mut command = Command::new("sh");
+        command
+            .arg("-c")
+            .arg(format!("ulimit -n {open_files} && exec \"$0\" \"$@\""))
+            .arg(env!("CARGO_BIN_EXE_caisse-ap-relay"))
+            .args([
+                OsStr::new("serve"),
+                OsStr::new("--config"),
+                config.as_os_str(),
+            ]);
+        Process::spawn(command, &[]).await
+    }
+
+    /// Descriptors the process holds now (Linux `/proc`).
+    pub fn open_files(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.child.id())).map_or(0, |dir| dir.count())
+    }
+
+    async fn spawn(mut command: Command, env: &[(&str, &str)]) -> Process {
+        let mut child = command
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .env(NO_START_PROBE_VAR, "1")
@@ -58,7 +85,8 @@ impl Process {
         let logs = collect_lines(child.stderr.take().unwrap());
         let stdout = child.stdout.take().unwrap();
         let (listening, gone) = (oneshot::channel(), oneshot::channel());
-        std::thread::spawn(move || read_stdout(stdout, listening.0, gone.0));
+        let (lines, printed) = mpsc::unbounded_channel();
+        std::thread::spawn(move || read_stdout(stdout, listening.0, lines, gone.0));
         let addr = tokio::time::timeout(WAIT, listening.1)
             .await
             .expect("the agent listens in time")
@@ -67,6 +95,7 @@ impl Process {
             child,
             addr,
             logs,
+            printed,
             gone: Some(gone.1),
         }
     }
@@ -79,6 +108,18 @@ impl Process {
             .status()
             .expect("kill runs");
         assert!(status.success(), "kill -{signal} failed");
+    }
+
+    /// Waits (up to [`WAIT`]) for a line on stdout (the console banner) containing `text`.
+    pub async fn printed_line(&mut self, text: &str) -> String {
+        loop {
+            let line = tokio::time::timeout(WAIT, self.printed.recv()).await;
+            match line.expect("a printed line in time") {
+                Some(line) if line.contains(text) => return line,
+                Some(_) => continue,
+                None => panic!("no printed line containing {text:?}"),
+            }
+        }
     }
 
     /// Waits (up to [`WAIT`]) for a log line containing `text`.
@@ -142,6 +183,7 @@ pub fn aborted(status: ExitStatus) -> bool {
 fn read_stdout(
     stdout: impl Read,
     listening: oneshot::Sender<SocketAddr>,
+    lines: mpsc::UnboundedSender<String>,
     gone: oneshot::Sender<()>,
 ) {
     let mut listening = Some(listening);
@@ -150,6 +192,7 @@ fn read_stdout(
         if let (Some(addr), Some(report)) = (addr, listening.take()) {
             let _ = report.send(addr.trim_end_matches('/').parse().unwrap());
         }
+        let _ = lines.send(line);
     }
     let _ = gone.send(());
 }
@@ -166,17 +209,19 @@ fn collect_lines(stream: impl Read + Send + 'static) -> mpsc::UnboundedReceiver<
 
 /// Writes `dir/agent.toml`: data in `dir/data`, certificates in `dir/certs`, `terminals`
 /// (name, address; a 600 s timeout, never reached in a test), tills `till-1` (cashier) and
-/// `screen` (display) with the test tokens.
+/// `screen` (display) with the test tokens. The safety guards are off (v1 behaviour, as in
+/// `common::config`).
 pub fn write_config(dir: &Path, terminals: &[(&str, SocketAddr)]) -> PathBuf {
     let mut text = format!(
         "[server]\nlisten = \"127.0.0.1:0\"\nallowed_origins = [\"{ALLOWED_ORIGIN}\"]\n\
-         data_dir = \"{}\"\n\n[tls]\ndir = \"{}\"\n",
+         data_dir = \"{}\"\nduplicate_window = \"0s\"\n\n[tls]\ndir = \"{}\"\n",
         dir.join("data").display(),
         dir.join("certs").display(),
     );
     for (name, address) in terminals {
         text += &format!(
-            "\n[[terminal]]\nname = \"{name}\"\naddress = \"{address}\"\ntimeout = \"600s\"\n"
+            "\n[[terminal]]\nname = \"{name}\"\naddress = \"{address}\"\ntimeout = \"600s\"\n\
+             guard_unknown = false\n"
         );
     }
     text += &format!("\n[[till]]\nname = \"till-1\"\ntoken = \"{CASHIER}\"\n");

@@ -86,13 +86,16 @@ impl TestAgent {
     }
 }
 
-/// A terminal entry at `addr` with a `timeout` deadline.
+/// A terminal entry at `addr` with a `timeout` deadline, its unresolved-unknown guard off
+/// (v1 behaviour: tests of other features pay again after an `unknown`; tests/relay_guards.rs
+/// turns it on).
 pub fn terminal(name: &str, addr: impl ToString, timeout: Duration) -> TerminalConfig {
     TerminalConfig {
         name: name.to_owned(),
         address: addr.to_string(),
         pos_number: "01".to_owned(),
         timeout,
+        guard_unknown: false,
         ticket: None,
         send_reference: false,
     }
@@ -109,7 +112,8 @@ pub fn till(name: &str, token: &str, role: Role, terminals: Option<&[&str]>) -> 
 }
 
 /// A configuration with `terminals`, tills `till-1` (cashier, all terminals), `screen`
-/// (display) and `till-2` (cashier, only `tpe-2`), in `dir`.
+/// (display) and `till-2` (cashier, only `tpe-2`), in `dir`. The possible-duplicate guard
+/// is off (v1 behaviour, see [`terminal`]).
 pub fn config(dir: &std::path::Path, terminals: Vec<TerminalConfig>) -> Config {
     let mut config = Config::demo("127.0.0.1:9".into(), Secret(CASHIER.into()));
     config.server.listen = "127.0.0.1:0".parse().unwrap();
@@ -118,6 +122,7 @@ pub fn config(dir: &std::path::Path, terminals: Vec<TerminalConfig>) -> Config {
     config.server.name = Some(AGENT_NAME.to_owned());
     config.tls.dir = dir.join("certs");
     config.tls.extra_names = Vec::new();
+    config.server.duplicate_window = Duration::ZERO;
     config.terminals = terminals;
     config.tills = vec![
         till("till-1", CASHIER, Role::Cashier, None),
