@@ -18,7 +18,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 use crate::protocol::answer::{identify, IdentifyError, Identity};
-use crate::protocol::mask::record_frame;
+use crate::protocol::mask::mask_frame;
 use crate::protocol::{interpret, request, Answer, PaymentRequest, RequestError, Verdict};
 
 mod session;
@@ -184,7 +184,7 @@ where
         } => Outcome::Unknown {
             reason,
             detail,
-            raw: raw.map(|raw| record_frame(&raw)),
+            raw: raw.map(|raw| mask_frame(&raw)),
         },
         Exchange::Answer {
             decided: Some(outcome),
@@ -201,7 +201,7 @@ fn judge(verdict: Verdict, raw: String) -> Outcome {
     let unknown = |reason, detail| Outcome::Unknown {
         reason,
         detail,
-        raw: Some(record_frame(&raw)),
+        raw: Some(mask_frame(&raw)),
     };
     match verdict {
         Verdict::Approved(answer) => Outcome::Approved(answer),
