@@ -7,6 +7,8 @@
 //!   payment requests, answer classification, code tables. No tokio here.
 //! - [`terminal`]: the driver that runs one transaction over TCP: connect, send, read until
 //!   complete, named timeouts, progress events, and the outcome (`not_sent` vs `unknown`).
+//! - [`discover`]: finding terminals on the LAN: a bounded TCP sweep of a private subnet,
+//!   then one identification at a time (`discover`, the operator page).
 //! - [`sim`]: a terminal simulator with every outcome and fault mode, for `simulate`, the demo
 //!   and the tests.
 //! - [`engine`]: transactions: registry of terminals (one at a time each), state machine,
@@ -28,6 +30,7 @@ pub mod bench;
 pub mod certs;
 pub mod cli;
 pub mod config;
+pub mod discover;
 pub mod engine;
 pub mod protocol;
 pub mod receipt;

@@ -1,6 +1,6 @@
 /**
- * Types for caisse-ap-relay's browser client (`client.js`), API v1.
- * The wire format is documented in the project's contract (api.md §5).
+ * Types for caisse-ap-relay's browser client (`client.js`), API v2.
+ * The wire format is documented in docs/protocol.md; the client's guide is docs/client.md.
  */
 
 /** Transaction states, in order; the last four are final. */
@@ -19,8 +19,8 @@ export type FinalState = "approved" | "declined" | "not_sent" | "unknown";
 
 /** Debit (sale) or refund. */
 export type Action = "debit" | "refund";
-/** Card (any) or cheque. */
-export type Method = "card" | "check";
+/** Card (any), cheque (CC=00C) or ANCV chèques-vacances (CC=00V). */
+export type Method = "card" | "check" | "ancv";
 
 /** Why an `unknown` transaction has no valid answer. */
 export type UnknownReason = "timeout" | "connection_lost" | "invalid_answer" | "mismatch" | "agent_restart";
@@ -64,6 +64,14 @@ export interface Card {
   aid?: string;
 }
 
+/** One terminal ticket ("Ticket CB"). */
+export interface Ticket {
+  /** Whose copy; `null` when neither the terminal nor the text tells. */
+  kind: "customer" | "merchant" | null;
+  /** UTF-8 text, `\n` line ends (sanitised HTML with `ticket_format = "html"`). */
+  text: string;
+}
+
 /** The decoded answer, or why there is none. */
 export interface TxResult {
   /** AE status: "10" done, "01" not done. */
@@ -81,7 +89,10 @@ export interface TxResult {
   approved_amount?: number;
   /** True when the terminal approved less than asked: collect the rest. */
   partial?: boolean;
-  /** The raw answer frame. */
+  /** The terminal's tickets, when its `ticket` setting asks for them (CK). Cashier
+   * records and webhooks only: a display's record and a receipt never carry them. */
+  ticket?: Ticket[];
+  /** The raw answer frame (tickets left out). */
   raw?: string;
   /** Human detail (not_sent, unknown). */
   detail?: string;
@@ -127,6 +138,11 @@ export interface TransactionRecord {
   updated_at: string;
   /** Agent-wide sequence number of the last change. */
   seq: number;
+  /**
+   * Signed receipt (compact JWS, EdDSA) on final and resolved records (api v2 §8): forward it
+   * to your backend, which verifies it with the agent's pinned key (docs/backend.md).
+   */
+  receipt?: string;
 }
 
 /** A terminal as listed by `welcome`, `terminals` and `status`. */
@@ -217,6 +233,17 @@ export interface StatusMessage {
   transactions: TransactionRecord[];
   tills: TillInfo[];
   certificate: CertificateInfo;
+  /** Each webhook's backlog and last failed attempt (api v2 §9). */
+  webhooks: WebhookStatus[];
+}
+
+/** One webhook in `status`. */
+export interface WebhookStatus {
+  name: string;
+  /** Deliveries owed and not yet acknowledged by the endpoint. */
+  pending: number;
+  last_error: string | null;
+  last_error_at: string | null;
 }
 
 /** Messages sent by the agent. */
@@ -264,11 +291,11 @@ export declare class RelayError extends Error {
     message: string,
     id?: string,
     request?: string,
-    related?: { current?: string; pending?: string; previous?: string; refundable?: number },
+    related?: string | { current?: string; pending?: string; previous?: string; refundable?: number },
   );
   readonly name: "RelayError";
   code: ErrorCode;
-  /** The transaction id the agent named. */
+  /** The transaction id the request named (for `pay`: the refused payment's id). */
   id?: string;
   /** terminal_busy: the transaction holding the terminal. */
   current?: string;

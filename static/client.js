@@ -73,10 +73,10 @@ export class RelayError extends Error {
   /**
    * @param {string} code machine-readable code
    * @param {string} message human text saying what to do
-   * @param {string} [id] the transaction id the agent named
+   * @param {string} [id] the transaction id the request named (for `pay`: the refused payment)
    * @param {string} [request] the request type this error answers
-   * @param {{current?: string, pending?: string, previous?: string, refundable?: number}} [related]
-   *   what the agent's error names besides `id`
+   * @param {string | {current?: string, pending?: string, previous?: string, refundable?: number}} [related]
+   *   what the agent's error names besides `id` (a string: `current`, for `terminal_busy`)
    */
   constructor(code, message, id, request, related = {}) {
     super(message);
@@ -87,14 +87,15 @@ export class RelayError extends Error {
     this.id = id;
     /** @type {string | undefined} */
     this.request = request;
+    const named = typeof related === "string" ? { current: related } : related ?? {};
     /** `terminal_busy`: the transaction holding the terminal. @type {string | undefined} */
-    this.current = related.current;
+    this.current = named.current;
     /** `unresolved_unknown`: the transaction to check and resolve first. @type {string | undefined} */
-    this.pending = related.pending;
+    this.pending = named.pending;
     /** `possible_duplicate`: the earlier, identical payment. @type {string | undefined} */
-    this.previous = related.previous;
+    this.previous = named.previous;
     /** `refund_exceeds`: what is left to refund, minor units. @type {number | undefined} */
-    this.refundable = related.refundable;
+    this.refundable = named.refundable;
   }
 }
 

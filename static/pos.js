@@ -9,7 +9,8 @@
  *   amount-display                  data-amount = amount in minor units
  *   keypad-0 … keypad-9, keypad-00, keypad-back, keypad-clear
  *   terminal-picker                 fieldset; options terminal-option-<name> (radio, data-state idle|busy|unreachable)
- *   action-debit, action-refund, method-card, method-check   radios
+ *   action-debit, action-refund, method-card, method-check, method-ancv   radios
+ *   ticket-cb, ticket-print                  the terminal's ticket after a payment, its print button
  *   pay-button                      starts the payment (also Enter on the keyboard)
  *   progress                        the current payment panel; payment-id its id
  *   progress-sub                    current state text
@@ -79,6 +80,10 @@ addStrings({
   "pos.partial.rest": ["Reste à encaisser : {amount}", "Still to collect: {amount}"],
   "pos.collectRest": ["Encaisser le reste", "Collect the rest"],
   "pos.card": ["Carte", "Card"],
+  "pos.ticket": ["Ticket CB", "Card ticket"],
+  "pos.ticket.customer": ["Ticket CB — client", "Card ticket — customer"],
+  "pos.ticket.merchant": ["Ticket CB — commerçant", "Card ticket — merchant"],
+  "pos.ticket.print": ["Imprimer le ticket", "Print the ticket"],
   "pos.pan": ["N° de carte", "Card number"],
   "pos.auth": ["N° d'autorisation", "Authorization no."],
   "pos.declined": ["Paiement refusé", "Payment declined"],
@@ -479,7 +484,7 @@ function renderResult(state) {
   if (!view) return;
   card.dataset.state = view.state;
   card.dataset.outcome = current.record?.resolution?.outcome ?? "";
-  card.replaceChildren(...view.children, h("div", { class: "result-actions" }, ...view.actions));
+  card.replaceChildren(...view.children.filter(Boolean), h("div", { class: "result-actions" }, ...view.actions));
 }
 
 function resultView(state) {
@@ -504,6 +509,16 @@ function cardDetails(record) {
   return h("dl", { class: "details" }, rows.map(([label, value]) => [h("dt", {}, label), h("dd", { class: "num" }, value)]));
 }
 
+// The terminal's tickets (result.ticket), as text; printed alone at receipt width (pos.css).
+function ticketView(record) {
+  const tickets = record.result?.ticket ?? [];
+  if (!tickets.length) return null;
+  const print = h("button", { type: "button", class: "btn ticket-print", "data-testid": "ticket-print", onclick: () => window.print() }, t("pos.ticket.print"));
+  return h("section", { class: "ticket-cb", "data-testid": "ticket-cb" },
+    tickets.map((ticket) => [h("h4", {}, t(ticket.kind ? `pos.ticket.${ticket.kind}` : "pos.ticket")), h("pre", { class: "ticket-text" }, ticket.text)]),
+    print);
+}
+
 function newButton() {
   return h("button", { type: "button", class: "btn btn-primary", "data-testid": "new-payment-button", onclick: () => finish() }, t("pos.new"));
 }
@@ -520,7 +535,7 @@ function approvedView(record) {
   return {
     state: "approved",
     children: [h("h3", {}, t(`pos.approved.${record.action}`)),
-      h("p", { class: "result-amount num" }, formatAmount(record.amount, record.currency)), cardDetails(record)],
+      h("p", { class: "result-amount num" }, formatAmount(record.amount, record.currency)), cardDetails(record), ticketView(record)],
     actions: [newButton()],
   };
 }
@@ -550,7 +565,7 @@ function declinedView(record) {
     state: "declined",
     children: [h("h3", {}, t(record.action === "refund" ? "pos.declined.refund" : "pos.declined")),
       h("p", { class: "result-reason", "data-testid": "result-reason" },
-        `${t("pos.reason")} : ${label}${english}${result.af ? ` — AF ${result.af}` : ""}`)],
+        `${t("pos.reason")} : ${label}${english}${result.af ? ` — AF ${result.af}` : ""}`), ticketView(record)],
     actions: [retryButton(), newButton()],
   };
 }

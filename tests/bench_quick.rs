@@ -9,7 +9,7 @@ use std::time::Duration;
 
 /// Far above the quick run's length, so only a hang trips it.
 const LIMIT: Duration = Duration::from_secs(180);
-const KEYS: [&str; 8] = [
+const KEYS: [&str; 14] = [
     "added_p50_ms",
     "added_p99_ms",
     "tps",
@@ -18,6 +18,12 @@ const KEYS: [&str; 8] = [
     "idle_rss_mb",
     "rss_10k_mb",
     "start_ms",
+    "receipt_sign_us",
+    "webhook_p50_ms",
+    "webhook_p99_ms",
+    "webhook_lost",
+    "hanging_added_p50_ms",
+    "hanging_added_p99_ms",
 ];
 
 /// The `key=value` pairs of a `bench:` line, or why it does not parse.
@@ -76,5 +82,9 @@ fn quick_bench_ends_with_a_clean_final_line() {
     assert_eq!(figures.len(), KEYS.len(), "{last:?}");
     assert_eq!(figures["lost"], 0.0, "{stdout}");
     assert_eq!(figures["dup"], 0.0, "{stdout}");
+    assert_eq!(
+        figures["webhook_lost"], 0.0,
+        "every final reached the endpoint: {stdout}"
+    );
     assert!(figures["tps"] > 0.0, "some payment went through: {stdout}");
 }

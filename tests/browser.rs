@@ -14,6 +14,7 @@ use std::time::{Duration, SystemTime};
 use browser_support::{available, q, tid, Browser, Page};
 use caisse_ap_relay::access::{Store, Till};
 use caisse_ap_relay::config::{Config, Refunds, Role};
+use caisse_ap_relay::protocol::{TicketCopy, TicketFormat, TicketRequest};
 use caisse_ap_relay::sim::{Behaviour, Fault, Simulator};
 use common::*;
 use serde_json::json;
@@ -49,6 +50,8 @@ impl Shop {
         .await
     }
 
+    /// As [`Shop::open`], with `adapt` applied to the configuration (`tpe-1` is
+    /// `terminals[0]`).
     async fn open_with(test: &str, adapt: impl FnOnce(&mut Config)) -> Option<Shop> {
         if !available(test) {
             return None;
@@ -194,6 +197,53 @@ async fn pays_declined(page: &Page) {
     let result = page.data(&tid("timeline-step-result"), "result").await;
     assert_eq!(result, "declined");
     page.screenshots("pos-declined").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ancv_pays_and_the_ticket_shows_and_prints() {
+    let both = TicketRequest {
+        copy: TicketCopy::Both,
+        format: TicketFormat::Text,
+    };
+    let test = "ancv_pays_and_the_ticket_shows_and_prints";
+    let Some(shop) = Shop::open_with(test, |c| c.terminals[0].ticket = Some(both)).await else {
+        return;
+    };
+    let page = shop.signed_in("/", CASHIER, None).await;
+    page.wait_for(&q(&tid("terminal-option-tpe-1")), "terminal tpe-1")
+        .await;
+    page.click(&tid("method-ancv")).await;
+    page.screenshots("pos-ancv-selected").await;
+    let (_, state) = pay_on_page(&page, "4000").await;
+    assert_eq!(state, "approved");
+    let request = shop.sim.requests().pop().unwrap();
+    assert!(
+        request.contains("CC00300V") && request.contains("CK003120"),
+        "{request}"
+    );
+    // The ticket may come with the decision or as an update just after it (api.md §7.1).
+    let visible = format!("(e => e && e.checkVisibility())({})", q(&tid("ticket-cb")));
+    page.wait_for(&visible, "the ticket").await;
+    let ticket = page.text(&tid("ticket-cb")).await;
+    assert!(ticket.contains("Ticket CB — client"), "{ticket}");
+    assert!(ticket.contains("CHEQUES-VACANCES ANCV"), "{ticket}");
+    assert!(ticket.contains("DEBIT 40,00 EUR"), "{ticket}");
+    assert!(ticket.contains("TICKET COMMERCANT"), "{ticket}");
+    page.screenshots("pos-ancv-ticket").await;
+    // Printed, only the ticket shows, at receipt width.
+    page.call("Emulation.setEmulatedMedia", json!({"media": "print"}))
+        .await;
+    let printed = page
+        .eval(&format!(
+            "[{}, {}].map(e => getComputedStyle(e).visibility)",
+            q(&tid("ticket-cb")),
+            q(&tid("pay-button"))
+        ))
+        .await;
+    assert_eq!(printed, json!(["visible", "hidden"]));
+    page.screenshots("pos-ticket-print").await;
+    page.call("Emulation.setEmulatedMedia", json!({"media": ""}))
+        .await;
 }
 
 /// `tpe-off` refuses the connection: the request provably never left.

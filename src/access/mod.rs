@@ -23,8 +23,8 @@ use tracing::{info, warn};
 use crate::config::{Role, TillConfig};
 
 mod limiter;
-pub mod secret;
-pub mod store;
+pub(crate) mod secret;
+pub(crate) mod store;
 
 use limiter::RateLimiter;
 pub use store::{PairedTill, PairingCode, Store, StoreError};

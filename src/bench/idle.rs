@@ -22,16 +22,6 @@ pub struct IdleClients {
 }
 
 impl IdleClients {
-    /// How many are still connected.
-    pub fn len(&self) -> usize {
-        self.tasks.len()
-    }
-
-    /// True when none are connected.
-    pub fn is_empty(&self) -> bool {
-        self.tasks.is_empty()
-    }
-
     /// Closes every client and waits for their tasks.
     pub async fn close(mut self) {
         self.tasks.shutdown().await;

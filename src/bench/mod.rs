@@ -6,7 +6,7 @@
 //! the first completed TLS handshake; idle RSS; RSS with many idle clients ([`idle`]); added
 //! latency against a direct TCP baseline ([`latency`]); throughput with many tills
 //! ([`throughput`]); then, agent stopped, the cross-checks against the journal and the
-//! simulators. [`report`] prints the figures. What is measured where, and the limits found,
+//! simulators; last, receipts and webhooks on a second agent ([`webhooks`]). [`report`] prints the figures. What is measured where, and the limits found,
 //! are written up in BENCHMARKS.md. Nothing here reaches beyond loopback.
 
 use std::collections::HashMap;
@@ -20,15 +20,16 @@ use crate::engine::journal::Journal;
 use crate::engine::record::{Record, State};
 use crate::sim::Simulator;
 
-pub mod client;
-pub mod idle;
-pub mod journal;
-pub mod latency;
-pub mod process;
-pub mod report;
-pub mod setup;
-pub mod stats;
-pub mod throughput;
+mod client;
+mod idle;
+mod journal;
+mod latency;
+mod process;
+mod report;
+mod setup;
+mod stats;
+mod throughput;
+mod webhooks;
 
 use client::{ClientError, Tls};
 use process::AgentProcess;
@@ -144,6 +145,7 @@ pub async fn run(plan: Plan, exe: &Path) -> Result<Figures, BenchError> {
     agent.stop().await?;
     let journal = Journal::read(&work.data_dir()).map_err(io_error("reading the journal"))?;
     figures.checks = check(&figures, &journal, &sims);
+    figures.webhooks = webhooks::run(&plan, exe).await?;
     Ok(figures)
 }
 

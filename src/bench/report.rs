@@ -1,5 +1,7 @@
 //! The figures of one bench run, the human table and the final machine-readable line
-//! `bench: added_p50_ms=… added_p99_ms=… tps=… lost=… dup=… idle_rss_mb=… rss_10k_mb=… start_ms=…`.
+//! `bench: added_p50_ms=… added_p99_ms=… tps=… lost=… dup=… idle_rss_mb=… rss_10k_mb=… start_ms=…
+//! receipt_sign_us=… webhook_p50_ms=… webhook_p99_ms=… webhook_lost=… hanging_added_p50_ms=…
+//! hanging_added_p99_ms=…`.
 
 use std::fmt::Write;
 use std::time::Duration;
@@ -7,6 +9,7 @@ use std::time::Duration;
 use super::latency::Latency;
 use super::stats::{diff_ms, ms, Summary};
 use super::throughput::Throughput;
+use super::webhooks::WebhookFigures;
 use super::Plan;
 
 /// Cross-checks of the throughput and latency runs against the journal and the terminals.
@@ -56,6 +59,8 @@ pub struct Figures {
     pub checks: Checks,
     /// CPU time during the throughput run.
     pub cpu: Cpu,
+    /// Receipt signing and webhook delivery (second agent).
+    pub webhooks: WebhookFigures,
 }
 
 impl Figures {
@@ -97,7 +102,59 @@ impl Figures {
             mib(self.idle_rss_kib),
             mib(self.clients_rss_kib),
             ms(self.start),
+        ) + &self.webhook_keys()
+    }
+
+    /// The receipt and webhook keys of the final line.
+    fn webhook_keys(&self) -> String {
+        let hooks = &self.webhooks;
+        let hanging = &hooks.with_hanging;
+        format!(
+            " receipt_sign_us={:.0} webhook_p50_ms={:.1} webhook_p99_ms={:.1} webhook_lost={} \
+             hanging_added_p50_ms={:.2} hanging_added_p99_ms={:.2}",
+            ms(hooks.sign.p50) * 1000.0,
+            ms(hooks.delivery.p50),
+            ms(hooks.delivery.p99),
+            hooks.paid.saturating_sub(hooks.delivered),
+            diff_ms(hanging.relayed.p50, hanging.direct.p50),
+            diff_ms(hanging.relayed.p99, hanging.direct.p99),
         )
+    }
+
+    fn webhook_rows(&self) -> Vec<Row> {
+        let hooks = &self.webhooks;
+        let hanging = &hooks.with_hanging;
+        let us = |d: Duration| format!("{:.0}", ms(d) * 1000.0);
+        vec![
+            row(
+                "receipt signing p50 / p99 (µs)",
+                format!("{} / {}", us(hooks.sign.p50), us(hooks.sign.p99)),
+                "",
+            ),
+            row(
+                "final → webhook endpoint p50 / p99 (ms)",
+                format!(
+                    "{:.1} / {:.1}",
+                    ms(hooks.delivery.p50),
+                    ms(hooks.delivery.p99)
+                ),
+                "",
+            ),
+            row(
+                "finals delivered / paid",
+                format!("{} / {}", hooks.delivered, hooks.paid),
+                "all",
+            ),
+            row(
+                "added, hanging webhook, p50 / p99 (ms)",
+                format!(
+                    "{:.2} / {:.2}",
+                    diff_ms(hanging.relayed.p50, hanging.direct.p50),
+                    diff_ms(hanging.relayed.p99, hanging.direct.p99)
+                ),
+                "= added",
+            ),
+        ]
     }
 
     /// The human table: one row per figure, with its target.
@@ -105,6 +162,7 @@ impl Figures {
         let mut rows = self.latency_rows();
         rows.extend(self.throughput_rows());
         rows.extend(self.resource_rows());
+        rows.extend(self.webhook_rows());
         let failures = self.throughput.failures.iter().take(5);
         rows.extend(failures.map(|f| row("failure", f.clone(), "")));
         render(&rows)
@@ -280,7 +338,9 @@ mod tests {
         assert_eq!(
             figures().line(),
             "bench: added_p50_ms=0.80 added_p99_ms=2.50 tps=500 lost=0 dup=0 \
-             idle_rss_mb=10.0 rss_10k_mb=150.0 start_ms=42.5"
+             idle_rss_mb=10.0 rss_10k_mb=150.0 start_ms=42.5 receipt_sign_us=0 \
+             webhook_p50_ms=0.0 webhook_p99_ms=0.0 webhook_lost=0 hanging_added_p50_ms=0.00 \
+             hanging_added_p99_ms=0.00"
         );
     }
 
@@ -301,6 +361,7 @@ mod tests {
         let table = figures().table();
         assert!(table.contains("added p50 (ms)"), "{table}");
         assert!(table.contains("<= 100"), "{table}");
-        assert_eq!(table.lines().count(), 18);
+        assert_eq!(table.lines().count(), 22);
+        assert!(table.contains("receipt signing"), "{table}");
     }
 }

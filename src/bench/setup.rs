@@ -117,6 +117,8 @@ struct File {
 struct Server {
     listen: String,
     data_dir: PathBuf,
+    /// "0s": the bench pays the same amount again and again on purpose.
+    duplicate_window: &'static str,
 }
 
 #[derive(Serialize)]
@@ -164,6 +166,7 @@ pub fn config_text(work: &Workdir, sims: &[Simulator], tills: usize, lanes: usiz
         server: Server {
             listen: "127.0.0.1:0".to_owned(),
             data_dir: work.data_dir(),
+            duplicate_window: "0s",
         },
         tls: Tls {
             dir: work.tls_dir(),

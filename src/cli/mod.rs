@@ -11,6 +11,7 @@ use crate::config::Config;
 
 mod bench;
 mod ca;
+mod discover;
 mod pair;
 mod pay;
 mod receipt_key;
@@ -63,6 +64,8 @@ pub enum Command {
     Till(till::TillArgs),
     /// Run the benchmark suite against this binary's agent.
     Bench(bench::BenchArgs),
+    /// Find Caisse-AP terminals on a private subnet and print `[[terminal]]` blocks.
+    Discover(discover::DiscoverArgs),
     /// Print the receipt public key (a JWK, one line) for backends to pin.
     ReceiptKey(receipt_key::ReceiptKeyArgs),
 }
@@ -84,6 +87,7 @@ impl Cli {
             Command::Resolve(args) => resolve::run(args),
             Command::Till(args) => till::run(args),
             Command::Bench(args) => bench::run(args),
+            Command::Discover(args) => discover::run(args),
             Command::ReceiptKey(args) => receipt_key::run(args),
         }
     }

@@ -306,4 +306,13 @@ mod tests {
         assert!(extra_name("::1").is_ok());
         assert!(extra_name("bad name").is_err());
     }
+
+    #[test]
+    fn ticket_settings() {
+        assert_eq!(ticket("none"), Ok(None));
+        assert_eq!(ticket("both"), Ok(Some(TicketCopy::Both)));
+        assert!(ticket("yes").unwrap_err().contains("\"customer\""));
+        assert_eq!(ticket_format("html"), Ok(TicketFormat::Html));
+        assert!(ticket_format("pdf").is_err());
+    }
 }

@@ -7,20 +7,20 @@
 //! terminal's lease (see [`transaction`]), so a browser going away never cuts a payment.
 //! Final states and journal syncs are counted into the engine's [`Metrics`] (`/metrics`).
 
-pub mod control;
+mod control;
 pub mod crashpoint;
-pub mod error;
-pub mod events;
-pub mod guards;
-pub mod inbox;
+mod error;
+pub(crate) mod events;
+mod guards;
+pub(crate) mod inbox;
 pub mod journal;
-pub mod ledger;
-pub mod metrics;
-pub mod order;
+pub(crate) mod ledger;
+pub(crate) mod metrics;
+mod order;
 pub mod probe;
 pub mod record;
-pub mod registry;
-pub mod transaction;
+mod registry;
+mod transaction;
 
 mod api;
 

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::error::ApiError;
-use crate::protocol::currency::MAX_AMOUNT;
+use crate::protocol::MAX_AMOUNT;
 use crate::protocol::{Action, Currency, Method};
 
 /// Longest transaction id.

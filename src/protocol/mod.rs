@@ -14,16 +14,16 @@
 use serde::{Deserialize, Serialize};
 
 pub mod answer;
-pub mod codes;
-pub mod currency;
+mod codes;
+mod currency;
 pub mod fields;
-pub mod mask;
-pub mod request;
-pub mod tags;
-pub mod ticket;
+pub(crate) mod mask;
+pub(crate) mod request;
+pub(crate) mod tags;
+pub(crate) mod ticket;
 
 pub use answer::{interpret, AnswerReader, Step, Verdict};
-pub use currency::{parse_amount, AmountError};
+pub use currency::{parse_amount, AmountError, MAX_AMOUNT};
 pub use fields::{DecodeError, Decoder, Field, Message};
 pub use request::RequestError;
 pub use ticket::{Ticket, TicketCopy, TicketFormat, TicketKind, TicketRequest};

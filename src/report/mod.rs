@@ -31,8 +31,8 @@ use time::{Date, OffsetDateTime, UtcOffset};
 use crate::engine::record::{Record, ResolvedAs, State};
 use crate::protocol::{Action, Currency, Method};
 
-pub mod csv;
-pub mod table;
+pub(crate) mod csv;
+pub(crate) mod table;
 
 /// How many transactions, and their total in minor units.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

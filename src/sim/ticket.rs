@@ -9,6 +9,11 @@ use crate::protocol::answer::AE_DONE;
 use crate::protocol::ticket::encode_zt;
 use crate::protocol::{tags, Currency, Field, Message};
 
+/// The customer copy's footer.
+const CUSTOMER: &str = "TICKET CLIENT\nA CONSERVER";
+/// The merchant copy's footer.
+const MERCHANT: &str = "TICKET COMMERCANT";
+
 /// The ZT fields answering `request` with `answer` (none when CK does not ask for them).
 pub fn zt_fields(request: &Message, answer: &Message) -> Vec<Field> {
     let Some(ck) = request.get(tags::TICKET_MODE) else {
@@ -20,15 +25,15 @@ pub fn zt_fields(request: &Message, answer: &Message) -> Vec<Field> {
     }
     let html = ck.get(2) == Some(&b'1');
     let copies: &[(u8, &str)] = match ck.get(1) {
-        Some(b'1') => &[(b'1', "TICKET COMMERCANT")],
-        Some(b'2') => &[(b'0', "TICKET CLIENT"), (b'1', "TICKET COMMERCANT")],
-        _ => &[(b'0', "TICKET CLIENT")],
+        Some(b'1') => &[(b'1', MERCHANT)],
+        Some(b'2') => &[(b'0', CUSTOMER), (b'1', MERCHANT)],
+        _ => &[(b'0', CUSTOMER)],
     };
     let body = body(request, answer);
     copies
         .iter()
         .filter_map(|(copy, footer)| {
-            let text = format!("{body}\n{footer}\nA CONSERVER");
+            let text = format!("{body}\n{footer}");
             let text = if html { to_html(&text) } else { text };
             let ck = format!("1{}{}", char::from(*copy), if html { '1' } else { '0' });
             let value = encode_zt(&ck, &[&text])?;
@@ -57,8 +62,9 @@ fn body(request: &Message, answer: &Message) -> String {
     lines.extend(answer.get(tags::PAN).map(str::to_string));
     lines.push(format!("{action} {}", amount(request, answer)));
     if answer.get(tags::STATUS) == Some(AE_DONE) {
-        let auth = answer.get(tags::AUTHORIZATION).unwrap_or("-");
-        lines.push(format!("AUTO {auth}"));
+        if let Some(auth) = answer.get(tags::AUTHORIZATION) {
+            lines.push(format!("AUTO {auth}"));
+        }
         lines.push("TRANSACTION ACCEPTEE".to_string());
     } else {
         lines.push(failure(answer.get(tags::REASON), action));

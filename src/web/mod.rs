@@ -7,14 +7,14 @@
 //! announces. The allowed origins, which a reload replaces, sit in a [`Reloadable`] holder;
 //! the configured tills live in [`Access`] alone.
 
-pub mod assets;
+mod assets;
 pub mod messages;
 pub mod onboarding;
-pub mod presence;
-pub mod routes;
-pub mod server;
-pub mod session;
-pub mod upgrade;
+mod presence;
+mod routes;
+pub(crate) mod server;
+mod session;
+mod upgrade;
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;

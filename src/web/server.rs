@@ -83,7 +83,7 @@ impl Connection {
             Ok(Err(err)) => return tracing::debug!(%err, "TLS handshake failed"),
             Err(_) => return tracing::debug!("TLS handshake timed out"),
         };
-        let permit = ConnectionPermit(Arc::new(self.permit));
+        let permit = ConnectionPermit::new(self.permit);
         let router = self.router;
         let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
             request.extensions_mut().insert(Peer(peer));

@@ -26,7 +26,19 @@ pub struct Peer(pub SocketAddr);
 /// The connection's permit (set by the server), shared by the HTTP connection and a
 /// WebSocket session born from it.
 #[derive(Debug, Clone)]
-pub struct ConnectionPermit(pub Arc<OwnedSemaphorePermit>);
+pub struct ConnectionPermit {
+    // Held, never read: dropping the last clone frees the connection's slot.
+    _slot: Arc<OwnedSemaphorePermit>,
+}
+
+impl ConnectionPermit {
+    /// Holds `permit` until the connection and its WebSocket session are gone.
+    pub fn new(permit: OwnedSemaphorePermit) -> ConnectionPermit {
+        ConnectionPermit {
+            _slot: Arc::new(permit),
+        }
+    }
+}
 
 /// Answers `/ws`: 403 for a foreign origin, 400 for a non-WebSocket request, else 101.
 pub async fn websocket(State(app): State<Arc<App>>, mut request: Request) -> Response {

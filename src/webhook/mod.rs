@@ -10,11 +10,11 @@
 //! delays neither a payment nor another webhook, and stopping aborts its attempts at once.
 //! [`Health`] feeds `/status` (backlog, last error) and the metrics.
 
-pub mod client;
-pub mod delivered;
-pub mod event;
-pub mod sign;
-pub mod worker;
+mod client;
+mod delivered;
+mod event;
+mod sign;
+mod worker;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};

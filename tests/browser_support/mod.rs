@@ -2,6 +2,8 @@
 //! trusts the agent's generated CA (so TLS is verified for real: no certificate flag), a fresh
 //! profile, and DevTools on a free loopback port read from `DevToolsActivePort`.
 //! Without Chromium the tests print a skip message and pass, except under `CI=true`.
+// Each browser test file uses a part of these helpers.
+#![allow(dead_code, unused_imports)]
 
 pub mod cdp;
 pub mod page;

@@ -66,6 +66,20 @@ pub fn python(script: &str, args: &[&str]) -> Option<Output> {
     Some(output)
 }
 
+/// Runs `tests/js/node_modules/.bin/TOOL ARGS` in `dir`; `None` when not installed.
+pub fn npm_tool(tool: &str, args: &[&str], dir: &Path) -> Option<Output> {
+    let bin = root().join("js/node_modules/.bin").join(tool);
+    if !installed(&bin, "cd tests/js && npm ci") {
+        return None;
+    }
+    let output = std::process::Command::new(bin)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("the tool runs");
+    Some(output)
+}
+
 /// The standard output of a run that must have succeeded.
 pub fn succeeded(output: &Output) -> String {
     assert!(
