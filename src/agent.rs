@@ -12,16 +12,22 @@ use std::future::Future;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 
 use crate::access::{Access, StoreError};
 use crate::certs::{CertError, Certificates, RENEWAL_INTERVAL};
+use crate::config::rules::WEAK_TOKEN_LEN;
 use crate::config::{Config, ServerConfig};
 use crate::engine::ledger::Seal;
 use crate::engine::{Engine, EngineError, EngineOptions};
 use crate::receipt::Receipts;
-use crate::web::{onboarding, server, App, WebOptions};
+use crate::web::budget::{self, Budget};
+use crate::web::{onboarding, routes, server, App, WebOptions};
 use crate::webhook::Webhooks;
 use reload::ReloadHandle;
+
+/// Connections the plain-HTTP onboarding port holds at most (contract §7.4).
+pub const ONBOARDING_CONNECTIONS: usize = 64;
 
 /// Tunables of a running agent; the defaults are the contract's.
 #[derive(Debug, Clone, Copy, Default)]
@@ -44,6 +50,14 @@ pub enum AgentError {
     /// The paired tills' store could not be read: the message names the file.
     #[error(transparent)]
     Access(#[from] StoreError),
+    /// The data directory could not be created or its modes tightened.
+    #[error("{}: {source}", path.display())]
+    DataDir {
+        /// `data_dir`.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The receipt key cannot be read or made: the message names the file (exit 2).
     #[error(transparent)]
     Receipt(#[from] crate::receipt::KeyError),
@@ -66,6 +80,8 @@ pub struct Agent {
     listener: TcpListener,
     /// The plain-HTTP setup site, when configured and the CA is local.
     onboarding: Option<(TcpListener, axum::Router)>,
+    /// Connections each client address may hold per port.
+    per_address: usize,
     reload: ReloadHandle,
 }
 
@@ -77,6 +93,11 @@ impl Agent {
         listener: TcpListener,
         options: Options,
     ) -> Result<Agent, AgentError> {
+        let data_dir = &config.server.data_dir;
+        crate::datadir::secure(data_dir).map_err(|source| AgentError::DataDir {
+            path: data_dir.clone(),
+            source,
+        })?;
         let tls = config.tls.clone();
         // Key generation and fsyncs block: keep them off the runtime threads.
         let certs = tokio::task::spawn_blocking(move || Certificates::load_or_create(&tls))
@@ -98,7 +119,7 @@ impl Agent {
         )
         .await?;
         let webhooks = Webhooks::prepare(&config.webhooks, &engine, &config.server.data_dir)?;
-        let origins = config.server.allowed_origins.clone();
+        warn_weak_tokens(config);
         let access = Arc::new(Access::new(&config.tills, &config.server.data_dir)?);
         let https_port = listener.local_addr().map_or(0, |addr| addr.port());
         let onboarding = bind_onboarding(config, &certs, https_port).await?;
@@ -108,7 +129,8 @@ impl Agent {
             certs,
             receipts,
             Arc::new(webhooks),
-            origins,
+            &config.server,
+            https_port,
             options.web,
         );
         Ok(Agent {
@@ -116,6 +138,7 @@ impl Agent {
             app,
             listener,
             onboarding,
+            per_address: config.server.max_connections_per_address,
         })
     }
 
@@ -148,26 +171,76 @@ impl Agent {
             .spawn_renewal(RENEWAL_INTERVAL, app.shutdown.clone());
         let watcher = app.access.spawn_watcher(app.shutdown.clone());
         app.webhooks.spawn(&app.tasks, &app.shutdown);
-        if let Some((listener, router)) = self.onboarding {
-            let shutdown = app.shutdown.clone();
-            app.tasks.spawn(async move {
-                if let Err(err) = onboarding::run_onboarding(listener, router, shutdown).await {
-                    tracing::error!(%err, "onboarding site stopped");
-                }
-            });
+        let (https, onboarding) = fronts(&app, self.onboarding.is_some(), self.per_address);
+        if let (Some((listener, router)), Some(budget)) = (self.onboarding, onboarding) {
+            let front = server::Front {
+                name: "onboarding",
+                router,
+                tls: None,
+                budget,
+            };
+            app.tasks
+                .spawn(server::serve(listener, Arc::clone(&app), front));
         }
-        let tls = app.certs.server_config();
         let stop = async {
             shutdown.await;
             tracing::info!("shutting down");
             app.shutdown.cancel();
         };
-        tokio::join!(server::serve(self.listener, Arc::clone(&app), tls), stop);
+        tokio::join!(server::serve(self.listener, Arc::clone(&app), https), stop);
         app.engine.shutdown().await;
         app.tasks.close();
         app.tasks.wait().await;
         let _ = tokio::join!(renewal, watcher);
         tracing::info!("stopped");
+    }
+}
+
+/// The TLS port's front and the onboarding port's budget (when it is served): the TLS
+/// port's cap stays below the process's file-descriptor limit, less a reserve and what the
+/// onboarding port may hold (contract §7.4).
+fn fronts(
+    app: &Arc<App>,
+    onboarding: bool,
+    per_address: usize,
+) -> (server::Front, Option<Arc<Budget>>) {
+    let onboarding = onboarding.then(|| Budget::new(ONBOARDING_CONNECTIONS, per_address));
+    let others = onboarding.as_ref().map_or(0, |b| b.total());
+    let nofile = rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(u64::MAX, |(soft, _)| soft);
+    let total = budget::total_under(nofile, others, app.options.max_connections);
+    tracing::info!(
+        https = total,
+        onboarding = others,
+        per_address,
+        open_files_limit = nofile,
+        "connection budget"
+    );
+    let https = server::Front {
+        name: "https",
+        router: routes::router(Arc::clone(app)),
+        tls: Some(TlsAcceptor::from(app.certs.server_config())),
+        budget: Budget::new(total, per_address),
+    };
+    (https, onboarding)
+}
+
+/// One warning per static token of 16–23 characters (contract §7.5): accepted, so the
+/// shop keeps running, but short enough to replace.
+fn warn_weak_tokens(config: &Config) {
+    for till in &config.tills {
+        let short = till
+            .token
+            .as_ref()
+            .is_some_and(|t| t.0.chars().count() < WEAK_TOKEN_LEN);
+        if short {
+            tracing::warn!(
+                till = %till.name,
+                "till token shorter than {WEAK_TOKEN_LEN} characters: replace it with a random \
+                 secret (`openssl rand -hex 16`) or remove it and pair the till \
+                 (`caisse-ap-relay pair --till {}`)",
+                till.name
+            );
+        }
     }
 }
 

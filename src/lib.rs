@@ -18,7 +18,9 @@
 //! - [`certs`]: the local CA and the leaf certificate, and the rustls server configuration.
 //! - [`access`]: who may connect: static and paired till tokens, rate limits.
 //! - [`agent`]: the wiring: config → certificates → journal and engine → TLS front.
+//! - [`datadir`]: the data directory's modes and owner.
 //! - [`config`]: the TOML configuration validated once into typed values, and the demo default.
+//! - [`net`]: client addresses as limits count them (IPv6 per /64), the local ranges.
 //! - [`report`]: day totals from the journal, per terminal, method and currency (`report`).
 //! - [`bench`]: the benchmark suite (`bench`): the agent as a child process, measured from outside.
 #![forbid(unsafe_code)]
@@ -30,8 +32,10 @@ pub mod bench;
 pub mod certs;
 pub mod cli;
 pub mod config;
+pub mod datadir;
 pub mod discover;
 pub mod engine;
+pub mod net;
 pub mod protocol;
 pub mod receipt;
 pub mod report;

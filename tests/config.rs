@@ -41,6 +41,10 @@ fn example_file_parses_with_every_option() {
     );
     assert_eq!(config.tills[1].role, Role::Display);
     assert_eq!(config.tills[1].token, None);
+    // v2 defaults, as the example shows them.
+    assert!(config.tls.name_constraints);
+    assert_eq!(config.server.max_connections_per_address, 64);
+    assert_eq!(config.server.metrics_from.len(), 8);
 }
 
 #[test]
@@ -55,7 +59,17 @@ fn defaults_fill_a_minimal_file() {
     assert_eq!(config.server.data_dir, PathBuf::from("data"));
     assert_eq!(config.tls.dir, PathBuf::from("certs"));
     assert!(config.tls.own.is_none());
-    assert!(!config.tls.name_constraints);
+    assert!(
+        config.tls.name_constraints,
+        "v2: a new CA is name-constrained"
+    );
+    assert_eq!(config.server.max_connections_per_address, 64);
+    let loopback: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+    assert!(config
+        .server
+        .metrics_from
+        .iter()
+        .any(|r| r.contains(&loopback)));
     assert_eq!(config.terminals[0].pos_number, "01");
     assert_eq!(config.terminals[0].timeout, Duration::from_secs(180));
     assert_eq!(config.tills[0].role, Role::Cashier);
@@ -161,6 +175,13 @@ fn till_rules() {
         "shop.toml:6: till[2].token: same as till[1], must be unique"
     );
     assert!(!message.contains("0123456789abcdef"));
+    // Contract §7.5: the example's placeholder is a known secret, refused whatever its length.
+    let placeholder = "[[till]]\nname = \"a\"\ntoken = \"replace-with-a-long-random-secret\"\n";
+    let message = error(placeholder);
+    assert!(
+        message.starts_with("shop.toml:3: till[1].token: is the example's placeholder"),
+        "{message}"
+    );
     let role = "[[till]]\nname = \"a\"\nrole = \"boss\"\n";
     let message = error(role);
     assert!(
@@ -168,6 +189,24 @@ fn till_rules() {
         "{message}"
     );
     assert!(message.contains("boss"), "{message}");
+}
+
+#[test]
+fn metrics_ranges_and_connection_caps_are_checked() {
+    let ranges = "[server]\nmetrics_from = [\"192.168.1.0/24\", \"10.1.2.3\"]\n\
+                  max_connections_per_address = 8\n";
+    let config = parse(ranges).unwrap();
+    assert_eq!(config.server.metrics_from.len(), 2);
+    assert_eq!(config.server.max_connections_per_address, 8);
+    assert_eq!(
+        error("[server]\nmetrics_from = [\"192.168.1.0/33\"]\n"),
+        "shop.toml:2: server.metrics_from[1]: \"192.168.1.0/33\" must be a range like \
+         \"192.168.0.0/16\" or an address"
+    );
+    assert_eq!(
+        error("[server]\nmax_connections_per_address = 0\n"),
+        "shop.toml:2: server.max_connections_per_address: 0 must be between 1 and 10000"
+    );
 }
 
 #[test]

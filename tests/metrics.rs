@@ -111,3 +111,19 @@ async fn metrics_count_real_transactions_sessions_and_terminal_health() {
     assert_eq!(all, syncs);
     agent.stop().await;
 }
+
+/// Contract §7.4: `[server] metrics_from` restricts `/metrics`; loopback is in the default.
+#[tokio::test]
+async fn metrics_answer_only_the_configured_ranges() {
+    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    let mut config = config(dir.path(), Vec::new());
+    config.server.metrics_from = vec!["10.0.0.0/8".parse().unwrap()];
+    let agent = spawn_agent_with(dir, &config, options()).await;
+    let (status, _, _) = https_get(&agent, "/metrics").await;
+    assert_eq!(status, 403, "127.0.0.1 is not in 10.0.0.0/8");
+    let (status, _, _) = https_get(&agent, "/healthz").await;
+    assert_eq!(status, 200, "health stays public");
+    let open = spawn_agent(Vec::new()).await;
+    let (status, _, _) = https_get(&open, "/metrics").await;
+    assert_eq!(status, 200, "loopback is in the default ranges");
+}

@@ -1,16 +1,13 @@
 //! The onboarding site (setup page, CA downloads, iOS profile), `/lna-probe` and the doctor
 //! routes, through the axum routers and over a real loopback listener.
 
-use std::time::Duration;
-
 use axum::body::{to_bytes, Body};
 use axum::http::{header, Method, Request, StatusCode};
 use axum::response::Response;
 use axum::Router;
 use caisse_ap_relay::web::onboarding::{
-    doctor_router, lna_probe, lna_probe_route, onboarding_router, run_onboarding, BadCaPem,
+    doctor_router, lna_probe, lna_probe_route, onboarding_router, BadCaPem,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tower::ServiceExt;
 
 const FINGERPRINT: &str = "AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89";
@@ -52,6 +49,10 @@ async fn the_setup_page_shows_the_fingerprint_and_links_the_doctor() {
     assert!(page.contains("Réglages &gt; Général &gt; Informations &gt; Réglages des certificats"));
     assert!(page.contains("certutil -d sql:$HOME/.pki/nssdb"));
     assert!(!page.contains("{{"), "a placeholder was left unfilled");
+    // Contract §7.4: no page of the agent can be framed.
+    let csp = response.headers().get("content-security-policy").unwrap();
+    assert_eq!(csp, "frame-ancestors 'none'");
+    assert_eq!(response.headers().get("x-frame-options").unwrap(), "DENY");
 }
 
 #[tokio::test]
@@ -113,31 +114,6 @@ fn a_bad_ca_is_refused() {
         onboarding_router("not a pem", FINGERPRINT, 8443).err(),
         Some(BadCaPem)
     );
-}
-
-#[tokio::test]
-async fn the_site_runs_on_a_real_listener_and_stops_on_shutdown() {
-    let (pem, _) = ca();
-    let router = onboarding_router(&pem, FINGERPRINT, 8443).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    let shutdown = tokio_util::sync::CancellationToken::new();
-    let server = tokio::spawn(run_onboarding(listener, router, shutdown.clone()));
-
-    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
-    let request = format!("GET /ca.pem HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut answer = String::new();
-    tokio::time::timeout(Duration::from_secs(5), stream.read_to_string(&mut answer))
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    assert!(answer.ends_with(&pem), "{answer}");
-
-    shutdown.cancel();
-    let stopped = tokio::time::timeout(Duration::from_secs(5), server).await;
-    stopped.expect("stops on shutdown").unwrap().unwrap();
 }
 
 fn header<'a>(response: &'a Response, name: &str) -> Option<&'a str> {
@@ -206,6 +182,10 @@ async fn the_doctor_pages_are_served() {
     assert_eq!(response.status(), StatusCode::OK);
     let page = String::from_utf8(body).unwrap();
     assert!(page.contains("doctor.js") && !page.contains("{{STYLE}}"));
+    // Served as the file is, so the copy an integrator puts on a POS site works the same.
+    let file = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/static/doctor.html"));
+    assert_eq!(page, file.unwrap());
+    assert!(page.contains(r#"href="access.css""#) && !page.contains("{{"));
     let (response, body) = get(router, "/doctor.js").await;
     assert!(content_type(&response).starts_with("text/javascript"));
     assert!(String::from_utf8(body).unwrap().contains("/lna-probe"));

@@ -36,6 +36,11 @@ async fn healthz_reports_terminals_from_the_engine() {
     assert_eq!(body["terminals"][0]["state"], "idle");
     assert_eq!(body["terminals"][1]["state"], "unreachable");
     assert_eq!(sim.request_count(), 0, "a health check opens no socket");
+    // Contract §7.4: names and states only, no address or transaction id for anyone.
+    for terminal in body["terminals"].as_array().unwrap() {
+        let keys: Vec<&String> = terminal.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["name", "state"], "{terminal}");
+    }
 }
 
 #[tokio::test]
@@ -60,6 +65,16 @@ async fn pages_are_embedded_uncached_and_unknown_paths_are_404() {
         Some("text/html; charset=utf-8")
     );
     assert_eq!(header(&headers, "cache-control"), Some("no-cache"));
+    // Contract §7.4: no page of the agent can be framed (clickjacking of pay/resolve).
+    assert_eq!(
+        header(&headers, "content-security-policy"),
+        Some("frame-ancestors 'none'")
+    );
+    assert_eq!(header(&headers, "x-frame-options"), Some("DENY"));
+    for path in ["/display", "/status", "/doctor"] {
+        let (_, headers, _) = https_get(&agent, path).await;
+        assert_eq!(header(&headers, "x-frame-options"), Some("DENY"), "{path}");
+    }
     let page = std::fs::read("static/index.html").unwrap();
     assert!(body == page, "/ serves static/index.html as embedded");
     let (status, _, _) = https_get(&agent, "/no-such-file.js").await;
@@ -95,10 +110,17 @@ async fn the_identification_probe_marks_an_idle_terminal_seen() {
         sim.requests().iter().all(|r| r.contains("CD001I")),
         "identification only"
     );
-    let (_, _, body) = https_get(&agent, "/healthz").await;
-    let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    assert_eq!(body["terminals"][0]["state"], "idle");
-    assert!(body["terminals"][0]["last_seen"].is_string());
+    let terminals = terminal_states(&agent).await;
+    assert_eq!(terminals[0]["state"], "idle");
+    assert!(terminals[0]["last_seen"].is_string());
+}
+
+/// The terminals a cashier sees (`terminals`): states with `last_seen`, which `/healthz`
+/// no longer shows.
+async fn terminal_states(agent: &TestAgent) -> serde_json::Value {
+    let (mut ws, _) = connect_as(agent, CASHIER).await;
+    send(&mut ws, serde_json::json!({"type": "terminals"})).await;
+    next_message(&mut ws).await["terminals"].take()
 }
 
 /// At start, one probe per terminal (not one period later, and with no payment): a dead
@@ -114,21 +136,20 @@ async fn a_probe_at_start_tells_dead_from_live_terminals_without_a_payment() {
         terminal("tpe-2", closed_port().await, Duration::from_secs(30)),
     ];
     let agent = spawn_agent_in(dir, terminals, options).await;
-    // No event tells that a probe's result was recorded: read /healthz until it shows.
+    // No event tells that a probe's result was recorded: ask until it shows.
     let probed = async {
         loop {
-            let (_, _, body) = https_get(&agent, "/healthz").await;
-            let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
-            let [live, dead] = [&body["terminals"][0], &body["terminals"][1]];
+            let terminals = terminal_states(&agent).await;
+            let [live, dead] = [&terminals[0], &terminals[1]];
             if live["last_seen"].is_string() && dead["state"] == "unreachable" {
-                return body;
+                return terminals;
             }
         }
     };
-    let body = tokio::time::timeout(WAIT, probed)
+    let terminals = tokio::time::timeout(WAIT, probed)
         .await
         .expect("both terminals probed in time");
-    assert_eq!(body["terminals"][0]["state"], "idle");
+    assert_eq!(terminals[0]["state"], "idle");
     assert_eq!(sim.request_count(), 1, "one probe, the period is 60 s");
     assert!(sim.requests()[0].contains("CD001I"), "identification");
 }

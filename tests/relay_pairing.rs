@@ -4,7 +4,11 @@
 
 mod common;
 
+use std::net::Ipv4Addr;
 use std::time::SystemTime;
+
+use caisse_ap_relay::access::MAX_WRONG_ATTEMPTS;
+use tokio::net::TcpSocket;
 
 use caisse_ap_relay::access::{Store, Till};
 use caisse_ap_relay::config::Role;
@@ -87,4 +91,40 @@ async fn wrong_codes_are_rate_limited() {
     let code = issue_code(&agent, "counter-4");
     let (_ws, limited) = pair(&agent, &code).await;
     assert_eq!(limited["code"], "rate_limited");
+}
+
+/// `pair` with `code` over a socket from `local` (another loopback address).
+async fn pair_from(agent: &TestAgent, local: Ipv4Addr, code: &str) -> serde_json::Value {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.bind((local, 0).into()).unwrap();
+    let tcp = socket.connect(agent.addr).await.unwrap();
+    let mut ws = ws_over(agent, tcp, None).await.unwrap();
+    send(&mut ws, json!({"type": "pair", "code": code})).await;
+    next_message(&mut ws).await
+}
+
+/// Finding 4 of the penetration test: wrong codes from many addresses, each under its own
+/// limit. Contract §7.5: 20 wrong attempts in all burn the pending code, so the right code
+/// is refused afterwards, from a fresh address.
+#[tokio::test]
+async fn wrong_codes_from_many_addresses_burn_the_pending_code() {
+    let agent = spawn_agent(Vec::new()).await;
+    let code = issue_code(&agent, "counter-5");
+    let wrong = if code == "00000000" {
+        "11111111"
+    } else {
+        "00000000"
+    };
+    for i in 0..25u8 {
+        let refused = pair_from(&agent, Ipv4Addr::new(127, 0, 5, 1 + i), wrong).await;
+        assert_eq!(refused["code"], "unauthorized", "{refused}");
+    }
+    let refused = pair_from(&agent, Ipv4Addr::new(127, 0, 6, 1), &code).await;
+    assert_eq!(
+        refused["code"], "unauthorized",
+        "the code is burnt: {refused}"
+    );
+    let store = Store::open(&path_in(&agent, "data")).unwrap();
+    assert!(store.read().unwrap().pending.is_empty());
+    assert_eq!(MAX_WRONG_ATTEMPTS, 20);
 }

@@ -53,9 +53,10 @@ async fn reload(agent: &TestAgent, config: Config) -> ReloadReport {
 
 /// `(name, state, current)` of each terminal `/healthz` lists.
 async fn health(agent: &TestAgent) -> Vec<(String, String, Value)> {
-    let (status, _, body) = https_get(agent, "/healthz").await;
-    assert_eq!(status, 200);
-    let body: Value = serde_json::from_slice(&body).unwrap();
+    // `/healthz` shows no transaction ids (contract §7.4): a cashier's `terminals` does.
+    let (mut ws, _) = connect_as(agent, CASHIER).await;
+    send(&mut ws, json!({"type": "terminals"})).await;
+    let body = next_message(&mut ws).await;
     let terminals = body["terminals"].as_array().unwrap().iter();
     let entry = |t: &Value| {
         let name = t["name"].as_str().unwrap().to_owned();

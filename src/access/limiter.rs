@@ -1,4 +1,5 @@
-//! Per-address limit on wrong codes and tokens, so guessing them is pointless.
+//! Per-address limit on wrong codes and tokens, so guessing them is pointless. Addresses
+//! count as [`address_key`] says: IPv6 per /64.
 //!
 //! A fixed window per peer IP: the first failure opens a one-minute window; after
 //! `MAX_FAILURES` failures in it, every attempt from that address, right or wrong, is refused
@@ -8,6 +9,8 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
+
+use crate::net::address_key;
 
 /// Failures allowed per address and window.
 pub const MAX_FAILURES: u32 = 5;
@@ -38,7 +41,7 @@ impl RateLimiter {
     /// Whether `peer` may try now.
     pub fn allows(&self, peer: IpAddr, now: SystemTime) -> bool {
         self.peers
-            .get(&peer.to_canonical())
+            .get(&address_key(peer))
             .is_none_or(|f| f.is_over(now) || f.count < MAX_FAILURES)
     }
 
@@ -47,7 +50,7 @@ impl RateLimiter {
         if self.peers.len() > PRUNE_ABOVE {
             self.peers.retain(|_, f| !f.is_over(now));
         }
-        let entry = self.peers.entry(peer.to_canonical()).or_insert(Failures {
+        let entry = self.peers.entry(address_key(peer)).or_insert(Failures {
             since: now,
             count: 0,
         });

@@ -25,9 +25,11 @@ use crate::config::{Role, TillConfig};
 mod limiter;
 pub(crate) mod secret;
 pub(crate) mod store;
+pub(crate) mod throttle;
 
 use limiter::RateLimiter;
-pub use store::{PairedTill, PairingCode, Store, StoreError};
+pub use store::{Attempt, PairedTill, PairingCode, Store, StoreError, MAX_WRONG_ATTEMPTS};
+use throttle::LogThrottle;
 
 /// How often the watcher looks at the store for revocations.
 const WATCH_PERIOD: Duration = Duration::from_secs(1);
@@ -129,6 +131,7 @@ pub struct Access {
     store: Store,
     clock: Arc<dyn Clock>,
     limiter: Mutex<RateLimiter>,
+    failures: LogThrottle,
     paired: Mutex<PairedCache>,
     revocations: broadcast::Sender<Closing>,
 }
@@ -156,6 +159,7 @@ impl Access {
             store: Store::open(data_dir)?,
             clock,
             limiter: Mutex::default(),
+            failures: LogThrottle::default(),
             paired: Mutex::default(),
             revocations: broadcast::channel(REVOCATION_CAPACITY).0,
         };
@@ -171,28 +175,31 @@ impl Access {
             Some(till) => Some(till),
             None => self.paired_till(token, now),
         };
-        found.ok_or_else(|| {
-            warn!(%peer, "wrong till token");
-            self.fail(peer, now)
-        })
+        found.ok_or_else(|| self.fail(peer, now))
     }
 
-    /// Exchanges a pairing code for a new till token; the code stops working.
+    /// Exchanges a pairing code for a new till token; the code stops working. A wrong
+    /// attempt counts against the address and against every pending code (contract §7.5).
     pub fn pair(&self, code: &str, peer: IpAddr) -> Result<(Till, String), AuthError> {
         let now = self.clock.now();
         self.check_rate(peer, now)?;
-        if !secret::is_code_shaped(code) {
-            warn!(%peer, "malformed pairing code");
-            return Err(self.fail(peer, now));
-        }
         let token = secret::new_token().map_err(|err| unavailable(&err.into()))?;
-        let consumed = self
-            .store
-            .consume_code(code, secret::token_hash(&token), now)
-            .map_err(|err| unavailable(&err))?;
-        let Some(paired) = consumed else {
-            warn!(%peer, "wrong pairing code");
-            return Err(self.fail(peer, now));
+        let attempt = if secret::is_code_shaped(code) {
+            self.store
+                .consume_code(code, secret::token_hash(&token), now)
+        } else {
+            self.store.wrong_attempt(now)
+        };
+        let paired = match attempt.map_err(|err| unavailable(&err))? {
+            Attempt::Paired(paired) => paired,
+            Attempt::Wrong { burnt } => {
+                for till in burnt {
+                    warn!(%till, "pairing code invalidated after {MAX_WRONG_ATTEMPTS} wrong \
+                        attempts: someone may be guessing; issue a new one with \
+                        `caisse-ap-relay pair --till {till}`");
+                }
+                return Err(self.fail(peer, now));
+            }
         };
         info!(till = %paired.name, %peer, "till paired");
         // The cache must hold the new pairing, so that revoking it is noticed.
@@ -255,14 +262,22 @@ impl Access {
         if lock(&self.limiter).allows(peer, now) {
             Ok(())
         } else {
-            warn!(%peer, "authentication rate-limited");
+            self.log_failure(peer, "rate-limited");
             Err(AuthError::RateLimited)
         }
     }
 
     fn fail(&self, peer: IpAddr, now: SystemTime) -> AuthError {
         lock(&self.limiter).record_failure(peer, now);
+        self.log_failure(peer, "wrong token or pairing code");
         AuthError::Unauthorized
+    }
+
+    /// At most one line a minute per address, with the count (contract §7.4).
+    fn log_failure(&self, peer: IpAddr, what: &str) {
+        if let Some(count) = self.failures.hit(peer) {
+            warn!(%peer, count, "authentication failed ({what}); one line a minute per address");
+        }
     }
 
     fn static_till(&self, token: &str) -> Option<Till> {

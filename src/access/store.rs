@@ -18,6 +18,9 @@ use crate::config::Role;
 
 /// How long a pairing code stays valid.
 pub const CODE_LIFETIME: Duration = Duration::from_secs(10 * 60);
+/// Wrong `pair` attempts in total (any address) that invalidate every pending code
+/// (contract §7.5): with 10^8 possible codes, 20 guesses find one with odds 2×10^-7.
+pub const MAX_WRONG_ATTEMPTS: u32 = 20;
 const STORE_FILE: &str = "tills.json";
 const LOCK_FILE: &str = "tills.lock";
 const TEMP_FILE: &str = "tills.json.tmp";
@@ -74,6 +77,25 @@ pub struct PendingCode {
     pub terminals: Option<Vec<String>>,
     /// Unix seconds after which the code is refused.
     pub expires: u64,
+    /// Wrong `pair` attempts (from any address) during the code's life.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub wrong_attempts: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// What a `pair` attempt did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    /// The code matched: the new pairing.
+    Paired(PairedTill),
+    /// No live code matched; the codes this attempt used up (tills named), if any.
+    Wrong {
+        /// Tills whose pending code reached [`MAX_WRONG_ATTEMPTS`] and was invalidated.
+        burnt: Vec<String>,
+    },
 }
 
 /// One paired till, known by the SHA-256 of its token.
@@ -191,12 +213,10 @@ impl Store {
             let path = path.to_path_buf();
             move |source| StoreError::Io { path, source }
         };
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(io_err(&lock_path))?;
+        let lock =
+            crate::datadir::private(OpenOptions::new().create(true).truncate(false).write(true))
+                .open(&lock_path)
+                .map_err(io_err(&lock_path))?;
         lock.lock().map_err(io_err(&lock_path))?;
         let before = self.read()?;
         let mut contents = before.clone();
@@ -232,6 +252,7 @@ impl Store {
             role: till.role,
             terminals: till.terminals.clone(),
             expires: unix_seconds(expires),
+            wrong_attempts: 0,
         };
         self.update(|contents| {
             drop_expired(contents, now);
@@ -240,13 +261,14 @@ impl Store {
         Ok(PairingCode { code, expires })
     }
 
-    /// Exchanges `code` for a pairing holding `token_hash`; `None` if no live code matches.
+    /// Exchanges `code` for a pairing holding `token_hash`; when no live code matches, the
+    /// attempt counts against every pending code ([`Store::wrong_attempt`]).
     pub fn consume_code(
         &self,
         code: &str,
         token_hash: String,
         now: SystemTime,
-    ) -> Result<Option<PairedTill>, StoreError> {
+    ) -> Result<Attempt, StoreError> {
         self.update(|contents| {
             drop_expired(contents, now);
             let mut found = None;
@@ -256,7 +278,10 @@ impl Store {
                     found = Some(index);
                 }
             }
-            let pending = contents.pending.remove(found?);
+            let Some(index) = found else {
+                return burn(contents);
+            };
+            let pending = contents.pending.remove(index);
             let paired = PairedTill {
                 name: pending.till,
                 role: pending.role,
@@ -266,7 +291,16 @@ impl Store {
                 last_used: None,
             };
             contents.paired.push(paired.clone());
-            Some(paired)
+            Attempt::Paired(paired)
+        })
+    }
+
+    /// Counts a wrong `pair` attempt (e.g. a malformed code) against every pending code;
+    /// codes reaching [`MAX_WRONG_ATTEMPTS`] are invalidated.
+    pub fn wrong_attempt(&self, now: SystemTime) -> Result<Attempt, StoreError> {
+        self.update(|contents| {
+            drop_expired(contents, now);
+            burn(contents)
         })
     }
 
@@ -290,17 +324,29 @@ impl Store {
     }
 }
 
+/// One more wrong attempt for every pending code; those at the limit are removed.
+fn burn(contents: &mut Contents) -> Attempt {
+    let mut burnt = Vec::new();
+    contents.pending.retain_mut(|pending| {
+        pending.wrong_attempts += 1;
+        let live = pending.wrong_attempts < MAX_WRONG_ATTEMPTS;
+        if !live {
+            burnt.push(pending.till.clone());
+        }
+        live
+    });
+    Attempt::Wrong { burnt }
+}
+
 fn drop_expired(contents: &mut Contents, now: SystemTime) {
     let now = unix_seconds(now);
     contents.pending.retain(|p| p.expires > now);
 }
 
 fn write_synced(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut options = OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file: File = options.open(path)?;
+    let mut file: File =
+        crate::datadir::private(OpenOptions::new().write(true).create(true).truncate(true))
+            .open(path)?;
     file.write_all(bytes)?;
     file.sync_all()
 }
@@ -346,11 +392,39 @@ mod tests {
         let paired = store
             .consume_code(&code.code, secret::token_hash(&token), now)
             .unwrap();
-        assert_eq!(paired.unwrap().till(), till("t1"));
+        let Attempt::Paired(paired) = paired else {
+            panic!("not paired")
+        };
+        assert_eq!(paired.till(), till("t1"));
         let text = fs::read_to_string(store.path()).unwrap();
         assert!(!text.contains(&code.code));
         assert!(!text.contains(&token));
         assert!(text.contains(&secret::token_hash(&token)));
+    }
+
+    #[test]
+    fn twenty_wrong_attempts_burn_every_pending_code() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let now = SystemTime::now();
+        let code = store.issue_code(&till("t1"), now).unwrap();
+        for _ in 1..MAX_WRONG_ATTEMPTS {
+            let wrong = store.consume_code("000000", "h".into(), now).unwrap();
+            assert_eq!(wrong, Attempt::Wrong { burnt: Vec::new() });
+        }
+        let last = store.wrong_attempt(now).unwrap();
+        assert_eq!(
+            last,
+            Attempt::Wrong {
+                burnt: vec!["t1".into()]
+            }
+        );
+        let right = store.consume_code(&code.code, "h".into(), now).unwrap();
+        assert_eq!(
+            right,
+            Attempt::Wrong { burnt: Vec::new() },
+            "the real code is dead"
+        );
     }
 
     #[test]

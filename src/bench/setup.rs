@@ -117,6 +117,7 @@ struct File {
 struct Server {
     listen: String,
     data_dir: PathBuf,
+    max_connections_per_address: usize,
     /// "0s": the bench pays the same amount again and again on purpose.
     duplicate_window: &'static str,
 }
@@ -139,6 +140,9 @@ struct TillEntry {
     token: String,
     role: &'static str,
 }
+
+/// Connections per client address the bench's agent allows.
+const PER_ADDRESS: usize = 10_000;
 
 /// The configuration text: listen on 127.0.0.1:0, one terminal per simulator, the
 /// throughput and latency tills (cashiers) and the idle till (display).
@@ -166,6 +170,8 @@ pub fn config_text(work: &Workdir, sims: &[Simulator], tills: usize, lanes: usiz
         server: Server {
             listen: "127.0.0.1:0".to_owned(),
             data_dir: work.data_dir(),
+            // The idle clients come from a few loopback addresses, thousands each.
+            max_connections_per_address: PER_ADDRESS,
             duplicate_window: "0s",
         },
         tls: Tls {

@@ -48,6 +48,10 @@ pub fn run(args: PairArgs) -> ExitCode {
         Ok(till) => till,
         Err(message) => return fail(2, message),
     };
+    let command = format!("pair --till {}", till.name);
+    if let Err(message) = crate::datadir::check_owner(&setup.data_dir, &command) {
+        return fail(2, message);
+    }
     let issued = Store::open(&setup.data_dir).and_then(|s| s.issue_code(&till, SystemTime::now()));
     match issued {
         Ok(code) => {

@@ -1,6 +1,7 @@
 //! `caisse-ap-relay serve`: runs the agent, from the configuration file or the embedded demo.
 //!
-//! Prints `listening on https://ADDR/` once the port is bound (tests bind port 0 and read it).
+//! Prints `listening on https://ADDR/` once the port is bound (tests bind port 0 and read it),
+//! then `onboarding on http://ADDR/` when the onboarding site is served.
 //! Without a configuration file it runs the demo: an in-process simulated terminal `demo`,
 //! a random till token printed on the console, and the CA fingerprint to check.
 //! SIGHUP re-reads the configuration file (see [`crate::agent::reload`]); the demo has none.
@@ -77,6 +78,9 @@ async fn serve(located: Option<(PathBuf, Config)>) -> anyhow::Result<()> {
     let agent = Agent::start(&config, listener, options()).await?;
     let addr = agent.local_addr()?;
     println!("listening on https://{addr}/");
+    if let Some(onboarding) = agent.onboarding_addr() {
+        println!("onboarding on http://{onboarding}/");
+    }
     let ca = config.tls.dir.join("ca.pem");
     match &demo {
         Some(demo) => print_demo_banner(&agent, addr.port(), &demo.token, &ca),

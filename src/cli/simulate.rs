@@ -21,7 +21,7 @@ pub struct SimulateArgs {
     /// Pause before answering, e.g. `2s` (default 0, or 1.5s with `--demo`).
     #[arg(long, value_parser = humantime::parse_duration)]
     pub delay: Option<Duration>,
-    /// Answer: approved, declined:AF, cb-contactless, amex, partial:AMOUNT (minor units).
+    /// Answer: approved, declined:AF, cb-contactless, amex, partial:AMOUNT (minor units), full-pan.
     #[arg(long, default_value = "approved")]
     pub outcome: Outcome,
     /// Misbehaviour: split, keep-open, garbage, wrong-echo, close, hang, slow-accept, reset.

@@ -118,6 +118,10 @@ fn list(setup: &Setup, store: &Store) -> ExitCode {
 }
 
 fn revoke(setup: &Setup, store: &Store, name: &str) -> ExitCode {
+    let command = format!("till revoke {name}");
+    if let Err(message) = crate::datadir::check_owner(&setup.data_dir, &command) {
+        return fail(2, message);
+    }
     let removed = match store.revoke(name) {
         Ok(removed) => removed,
         Err(err) => return fail(1, err),

@@ -26,6 +26,8 @@ pub const DEFAULT_LISTEN: SocketAddr =
 pub const DEFAULT_DATA_DIR: &str = "data";
 /// Default certificate directory.
 pub const DEFAULT_TLS_DIR: &str = "certs";
+/// Default connections per client address and port.
+pub const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS: usize = 64;
 /// Default Caisse-AP POS number (tag CA).
 pub const DEFAULT_POS_NUMBER: &str = "01";
 /// Default deadline for a terminal's answer.
@@ -74,6 +76,10 @@ pub struct ServerConfig {
     pub allowed_origins: Vec<String>,
     /// Journal and paired-till secrets (default "data").
     pub data_dir: PathBuf,
+    /// Client ranges `/metrics` answers (default loopback and private ranges).
+    pub metrics_from: Vec<ipnet::IpNet>,
+    /// Connections each client address (IPv6: each /64) may hold per port (default 64).
+    pub max_connections_per_address: usize,
     /// The agent's name in receipts (`iss`); `None` = the hostname.
     pub name: Option<String>,
     /// A `pay` like an approved one younger than this needs `confirm_duplicate`
@@ -105,7 +111,7 @@ pub struct TlsConfig {
     pub own: Option<(PathBuf, PathBuf)>,
     /// Extra DNS names or IPs for the leaf.
     pub extra_names: Vec<String>,
-    /// Add name constraints to a newly created CA.
+    /// Add name constraints to a newly created CA (default true).
     pub name_constraints: bool,
 }
 
@@ -169,6 +175,8 @@ impl Default for ServerConfig {
             onboarding: None,
             allowed_origins: Vec::new(),
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            metrics_from: crate::net::local_ranges(),
+            max_connections_per_address: DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
             name: None,
             duplicate_window: DEFAULT_DUPLICATE_WINDOW,
             refunds: Refunds::Free,
@@ -182,7 +190,7 @@ impl Default for TlsConfig {
             dir: PathBuf::from(DEFAULT_TLS_DIR),
             own: None,
             extra_names: Vec::new(),
-            name_constraints: false,
+            name_constraints: true,
         }
     }
 }

@@ -37,6 +37,8 @@ pub struct RawServer {
     #[serde(default)]
     pub allowed_origins: Vec<Text>,
     pub data_dir: Option<PathBuf>,
+    pub metrics_from: Option<Vec<Text>>,
+    pub max_connections_per_address: Option<Spanned<i64>>,
     pub duplicate_window: Option<Text>,
     pub refunds: Option<Refunds>,
     pub name: Option<Text>,
@@ -51,8 +53,7 @@ pub struct RawTls {
     pub key: Option<Spanned<PathBuf>>,
     #[serde(default)]
     pub extra_names: Vec<Text>,
-    #[serde(default)]
-    pub name_constraints: bool,
+    pub name_constraints: Option<bool>,
 }
 
 /// One `[[terminal]]`.

@@ -13,6 +13,12 @@ pub const MIN_TIMEOUT: Duration = Duration::from_secs(1);
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(600);
 /// Shortest allowed static till token.
 pub const MIN_TOKEN_LEN: usize = 16;
+/// Static tokens shorter than this are accepted with a warning (contract §7.5).
+pub const WEAK_TOKEN_LEN: usize = 24;
+/// Token values shipped in the example configuration: anyone can read them.
+pub const PLACEHOLDER_TOKENS: [&str; 1] = ["replace-with-a-long-random-secret"];
+/// Most connections per address the configuration may ask for.
+pub const MAX_CONNECTIONS_PER_ADDRESS: i64 = 10_000;
 
 /// A terminal or till name: `[a-z0-9_-]{1,32}`.
 pub fn name(value: &str) -> Result<String, String> {
@@ -156,13 +162,40 @@ pub fn window(value: &str) -> Result<Duration, String> {
     }
 }
 
-/// A static till token: at least 16 characters. The value never appears in the message.
+/// A static till token: at least 16 characters, and not a placeholder of the shipped
+/// example. The value never appears in the message.
 pub fn token(value: &str) -> Result<String, String> {
-    if value.chars().count() >= MIN_TOKEN_LEN {
+    if PLACEHOLDER_TOKENS.contains(&value) {
+        Err(
+            "is the example's placeholder, which anyone can read: put a random secret \
+             of 24+ characters (e.g. `openssl rand -hex 16`), or remove it and pair the till"
+                .to_owned(),
+        )
+    } else if value.chars().count() >= MIN_TOKEN_LEN {
         Ok(value.to_owned())
     } else {
         Err(format!(
             "must be at least {MIN_TOKEN_LEN} characters (value not shown)"
+        ))
+    }
+}
+
+/// A client range: CIDR (`192.168.0.0/16`) or one address.
+pub fn cidr(value: &str) -> Result<ipnet::IpNet, String> {
+    value
+        .parse::<ipnet::IpNet>()
+        .or_else(|_| value.parse::<IpAddr>().map(ipnet::IpNet::from))
+        .map(|net| net.trunc())
+        .map_err(|_| format!("{value:?} must be a range like \"192.168.0.0/16\" or an address"))
+}
+
+/// A connection count per address: 1 to 10 000.
+pub fn connections(value: i64) -> Result<usize, String> {
+    if (1..=MAX_CONNECTIONS_PER_ADDRESS).contains(&value) {
+        Ok(usize::try_from(value).unwrap_or(1))
+    } else {
+        Err(format!(
+            "{value} must be between 1 and {MAX_CONNECTIONS_PER_ADDRESS}"
         ))
     }
 }

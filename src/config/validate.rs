@@ -10,8 +10,8 @@ use super::{
     rules, Config, Role, Secret, ServerConfig, TerminalConfig, TillConfig, TlsConfig, WebhookConfig,
 };
 use super::{
-    DEFAULT_DATA_DIR, DEFAULT_DUPLICATE_WINDOW, DEFAULT_LISTEN, DEFAULT_POS_NUMBER,
-    DEFAULT_TIMEOUT, DEFAULT_TLS_DIR,
+    DEFAULT_DATA_DIR, DEFAULT_DUPLICATE_WINDOW, DEFAULT_LISTEN,
+    DEFAULT_MAX_CONNECTIONS_PER_ADDRESS, DEFAULT_POS_NUMBER, DEFAULT_TIMEOUT, DEFAULT_TLS_DIR,
 };
 use crate::protocol::{TicketFormat, TicketRequest};
 
@@ -153,6 +153,26 @@ impl Ctx<'_> {
         let data_dir = raw
             .data_dir
             .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let metrics_from = match &raw.metrics_from {
+            None => crate::net::local_ranges(),
+            Some(list) => list
+                .iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    self.check(v, &format!("server.metrics_from[{}]", i + 1), rules::cidr)
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        let max_connections_per_address = match &raw.max_connections_per_address {
+            None => DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
+            Some(value) => rules::connections(*value.get_ref()).map_err(|message| {
+                self.error(
+                    value.span(),
+                    "server.max_connections_per_address".to_owned(),
+                    message,
+                )
+            })?,
+        };
         let duplicate_window = self.check_or(
             raw.duplicate_window.as_ref(),
             "server.duplicate_window",
@@ -169,6 +189,8 @@ impl Ctx<'_> {
             onboarding,
             allowed_origins,
             data_dir,
+            metrics_from,
+            max_connections_per_address,
             duplicate_window,
             refunds: raw.refunds.unwrap_or_default(),
             name,
@@ -192,7 +214,7 @@ impl Ctx<'_> {
             dir: raw.dir.unwrap_or_else(|| PathBuf::from(DEFAULT_TLS_DIR)),
             own,
             extra_names,
-            name_constraints: raw.name_constraints,
+            name_constraints: raw.name_constraints.unwrap_or(true),
         })
     }
 

@@ -14,7 +14,6 @@ use super::ledger::Ledger;
 use super::metrics::Metrics;
 use super::record::{now_rfc3339, Record, State, TxResult};
 use super::registry::{Lease, Terminal};
-use crate::protocol::mask::mask_pan;
 use crate::protocol::{Answer, Card, PaymentRequest};
 use crate::terminal::{self, Hooks, Outcome, Progress, Timeouts, UnknownReason};
 
@@ -127,7 +126,7 @@ impl Transaction {
     }
 }
 
-/// The one info line per outcome. Card data minimised: masked PAN and authorization only.
+/// The one info line per outcome. Card data minimised: the (masked) PAN and authorization only.
 fn log_finished(record: &Record, took: std::time::Duration) {
     let result = record.result.as_ref();
     let card = result.and_then(|r| r.card.as_ref());
@@ -136,7 +135,7 @@ fn log_finished(record: &Record, took: std::time::Duration) {
         amount = record.amount, currency = %record.currency, state = record.state.as_str(),
         reason = result.and_then(|r| r.reason.as_deref()),
         detail = result.and_then(|r| r.detail.as_deref()),
-        pan = card.and_then(|c| c.pan.as_deref()).map(mask_pan),
+        pan = card.and_then(|c| c.pan.as_deref()),
         authorization = result.and_then(|r| r.authorization.as_deref()),
         duration_ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
         "transaction finished"

@@ -15,7 +15,7 @@ use thiserror::Error;
 
 use super::codes;
 use super::fields::{DecodeError, Decoder, Field, Message};
-use super::mask::record_frame;
+use super::mask::{mask_frame, mask_pan};
 use super::ticket::{decode_tickets, TicketRequest};
 use super::{tags, Answer, Card, PaymentRequest};
 
@@ -117,8 +117,7 @@ pub fn decode_answer(message: &Message, raw: &str, asked: Option<TicketRequest>)
         card: Card {
             application: named(tags::APPLICATION, codes::application),
             entry_mode: named(tags::ENTRY_MODE, codes::entry_mode),
-            pan: text(tags::PAN),
-            expiry: text(tags::EXPIRY),
+            pan: text(tags::PAN).as_deref().map(mask_pan),
             aid: text(tags::AID),
         },
         authorization: text(tags::AUTHORIZATION),
@@ -126,7 +125,7 @@ pub fn decode_answer(message: &Message, raw: &str, asked: Option<TicketRequest>)
         approved_amount: None,
         partial: false,
         ticket: tickets(message, asked),
-        raw: record_frame(raw),
+        raw: mask_frame(raw),
     }
 }
 
@@ -334,11 +333,10 @@ mod tests {
         assert_eq!(a.card.application.as_deref(), Some("CB"));
         assert_eq!(a.card.entry_mode.as_deref(), Some("contact"));
         assert_eq!(a.card.pan.as_deref(), Some("497010######1234"));
-        assert_eq!(a.card.expiry.as_deref(), Some("2712"));
         assert_eq!(a.card.aid.as_deref(), Some("A0000000421010"));
         assert_eq!(a.authorization.as_deref(), Some("632145"));
         assert_eq!(a.contract.as_deref(), Some("424242"));
-        assert_eq!(a.raw, APPROVED);
+        assert_eq!(a.raw, APPROVED.replace("AB0042712", "AB004####"));
     }
 
     #[test]
@@ -480,7 +478,7 @@ mod tests {
         };
         assert_eq!(a.ticket.len(), 2);
         assert_eq!(a.ticket[0].text, "TICKET CLIENT");
-        assert_eq!(a.raw, APPROVED);
+        assert_eq!(a.raw, APPROVED.replace("AB0042712", "AB004####"));
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! - [`tags`]: the tag table: every tag read or written, documented once.
 //! - [`ticket`]: the `CK` request value and the decoding of `ZT` tickets.
 //! - [`currency`]: the ISO 4217 table and the human amount parser.
-//! - [`mask`]: card numbers minimised for logs.
+//! - [`mask`]: card data minimised (PAN, expiry) before it goes anywhere.
 //!
 //! The terminal driver ([`crate::terminal`]) does the I/O around these.
 
@@ -116,12 +116,9 @@ pub struct Card {
     /// Entry mode from CI, e.g. "contactless".
     #[serde(skip_serializing_if = "Option::is_none")]
     pub entry_mode: Option<String>,
-    /// Masked PAN from AA.
+    /// PAN from AA, masked ([`mask::mask_pan`]). The expiry (AB) is never kept.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pan: Option<String>,
-    /// Expiry YYMM from AB.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub expiry: Option<String>,
     /// AID from AI.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub aid: Option<String>,

@@ -92,6 +92,7 @@ fn card_fields(fields: &mut Vec<Field>, outcome: &Outcome) {
     let (cc, ci, pan, aid, expiry) = match outcome {
         Outcome::CbContactless => ("00B", "2", "497010######1234", "A0000000421010", "2812"),
         Outcome::Amex => ("002", "1", "374245#####1001", "A00000002501", "2811"),
+        Outcome::FullPan => ("001", "1", "4970101234561234", "A0000000421010", "2812"),
         _ => ("001", "1", "497010######1234", "A0000000421010", "2812"),
     };
     for (tag, value) in [

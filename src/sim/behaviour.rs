@@ -20,6 +20,8 @@ pub enum Outcome {
     Amex,
     /// Approved for at most this many minor units (`partial:1000`).
     Partial(u64),
+    /// Approved, with the whole card number in AA, as a careless terminal might (`full-pan`).
+    FullPan,
 }
 
 /// A misbehaviour of the simulated terminal.
@@ -63,7 +65,7 @@ pub struct Behaviour {
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ParseError {
     /// Unknown outcome.
-    #[error("unknown outcome {0:?}: approved, declined:AF, cb-contactless, amex, partial:AMOUNT")]
+    #[error("unknown outcome {0:?}: approved, declined:AF, cb-contactless, amex, partial:AMOUNT, full-pan")]
     Outcome(String),
     /// Unknown fault.
     #[error("unknown fault {0:?}: split, keep-open, garbage, wrong-echo, close, hang, slow-accept, reset, strict-tags")]
@@ -80,6 +82,7 @@ impl FromStr for Outcome {
             None if text == "approved" => Ok(Outcome::Approved),
             None if text == "cb-contactless" => Ok(Outcome::CbContactless),
             None if text == "amex" => Ok(Outcome::Amex),
+            None if text == "full-pan" => Ok(Outcome::FullPan),
             Some(("declined", af)) if af.len() == 2 && digits(af) => {
                 Ok(Outcome::Declined(af.to_string()))
             }

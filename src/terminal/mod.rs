@@ -18,7 +18,7 @@ use tokio::net::TcpStream;
 
 use crate::engine::record::{State, TxResult};
 use crate::protocol::answer::{identify, IdentifyError, Identity};
-use crate::protocol::mask::record_frame;
+use crate::protocol::mask::mask_frame;
 use crate::protocol::{interpret, request, Answer, PaymentRequest, RequestError, Verdict};
 
 mod session;
@@ -222,7 +222,7 @@ where
         } => Outcome::Unknown {
             reason,
             detail,
-            raw: raw.map(|raw| record_frame(&raw)),
+            raw: raw.map(|raw| mask_frame(&raw)),
         },
         Exchange::Answer { message, raw } => judge(interpret(request, &message, raw.clone()), raw),
     }
@@ -232,7 +232,7 @@ fn judge(verdict: Verdict, raw: String) -> Outcome {
     let unknown = |reason, detail| Outcome::Unknown {
         reason,
         detail,
-        raw: Some(record_frame(&raw)),
+        raw: Some(mask_frame(&raw)),
     };
     match verdict {
         Verdict::Approved(answer) => Outcome::Approved(answer),

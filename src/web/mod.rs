@@ -8,10 +8,12 @@
 //! the configured tills live in [`Access`] alone.
 
 mod assets;
+pub(crate) mod budget;
+mod headers;
 pub mod messages;
 pub mod onboarding;
 mod presence;
-mod routes;
+pub(crate) mod routes;
 pub(crate) mod server;
 mod session;
 mod upgrade;
@@ -24,6 +26,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::access::Access;
 use crate::certs::Certificates;
+use crate::config::ServerConfig;
 use crate::engine::Engine;
 use crate::receipt::Receipts;
 use crate::webhook::Webhooks;
@@ -97,6 +100,10 @@ pub struct App {
     pub webhooks: Arc<Webhooks>,
     /// Allowed `Origin` values besides the agent's own.
     pub allowed_origins: Reloadable<Vec<String>>,
+    /// The TLS port, for the agent's own origins (`https://` + a leaf name + this port).
+    pub https_port: u16,
+    /// Client ranges `/metrics` answers.
+    pub metrics_from: Vec<ipnet::IpNet>,
     /// Open sessions per till.
     pub presence: Presence,
     /// Limits and periods.
@@ -108,7 +115,27 @@ pub struct App {
 }
 
 impl App {
-    /// The shared state of the front.
+    /// Whether `origin` is the agent's own: `https://` + a name of the leaf certificate and
+    /// the TLS port (no port for 443). Never taken from the request's `Host`.
+    pub fn is_own_origin(&self, origin: &str) -> bool {
+        let Some(rest) = origin.strip_prefix("https://") else {
+            return false;
+        };
+        let (host, port) = match rest.rsplit_once(':') {
+            Some((host, port)) if !port.contains(']') => (host, port.parse::<u16>().ok()),
+            _ => (rest, Some(443)),
+        };
+        if port != Some(self.https_port) {
+            return false;
+        }
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        self.certs
+            .leaf_names()
+            .iter()
+            .any(|name| name.to_string().eq_ignore_ascii_case(host))
+    }
+
+    /// The shared state of the front serving `server` (its TLS port bound to `https_port`).
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         engine: Engine,
@@ -116,7 +143,8 @@ impl App {
         certs: Certificates,
         receipts: Arc<Receipts>,
         webhooks: Arc<Webhooks>,
-        allowed_origins: Vec<String>,
+        server: &ServerConfig,
+        https_port: u16,
         options: WebOptions,
     ) -> Arc<App> {
         Arc::new(App {
@@ -125,7 +153,9 @@ impl App {
             certs,
             receipts,
             webhooks,
-            allowed_origins: Reloadable::new(allowed_origins),
+            allowed_origins: Reloadable::new(server.allowed_origins.clone()),
+            https_port,
+            metrics_from: server.metrics_from.clone(),
             presence: Presence::default(),
             options,
             shutdown: CancellationToken::new(),

@@ -6,7 +6,6 @@
 //! install it): no token, no terminal, no WebSocket. Certificates themselves are made in
 //! `certs`; this module only presents them.
 
-use std::io;
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -15,8 +14,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, MethodRouter};
 use axum::Router;
 use ring::digest::{digest, SHA256};
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
 const SETUP_HTML: &str = include_str!("../../static/setup.html");
 const DOCTOR_HTML: &str = include_str!("../../static/doctor.html");
@@ -102,9 +99,8 @@ pub fn doctor_router<S>() -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
 {
-    let page: Arc<str> = DOCTOR_HTML.replace("{{STYLE}}", ACCESS_CSS).into();
     Router::new()
-        .route("/doctor", get(move || async move { html(&page) }))
+        .route("/doctor", get(|| async { html(DOCTOR_HTML) }))
         .route(
             "/doctor.js",
             get(|| async { text("text/javascript; charset=utf-8", DOCTOR_JS) }),
@@ -145,18 +141,8 @@ pub fn onboarding_router(
         .route("/ca.pem", get(ca_pem_file))
         .route("/ca.crt", get(ca_der_file))
         .route("/caisse-ap-relay.mobileconfig", get(profile_file))
+        .layer(axum::middleware::map_response(super::headers::no_framing))
         .with_state(state))
-}
-
-/// Serves `router` on `listener` until `shutdown`.
-pub async fn run_onboarding(
-    listener: TcpListener,
-    router: Router,
-    shutdown: CancellationToken,
-) -> io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
 }
 
 async fn setup_page(State(site): State<Arc<Onboarding>>, headers: HeaderMap) -> Response {

@@ -4,14 +4,15 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 
-use super::{assets, onboarding, upgrade, App};
+use super::upgrade::Peer;
+use super::{assets, headers, onboarding, upgrade, App};
 
 /// The router of the TLS port.
 pub fn router(app: Arc<App>) -> Router {
@@ -34,6 +35,7 @@ pub fn router(app: Arc<App>) -> Router {
             "/{*file}",
             get(|Path(file): Path<String>| async move { page(&file) }),
         )
+        .layer(axum::middleware::map_response(headers::no_framing))
         .with_state(app)
 }
 
@@ -76,14 +78,32 @@ async fn receipt_key(State(app): State<Arc<App>>) -> Response {
     (headers, app.receipts.jwk_json().to_owned()).into_response()
 }
 
-/// Terminal states from the engine's knowledge; never a socket per call.
+/// Terminal names and states from the engine's knowledge, nothing more (contract §7.4: no
+/// addresses, no transaction ids for anyone who asks); never a socket per call.
 async fn healthz(State(app): State<Arc<App>>) -> Response {
-    let body = json!({"status": "ok", "terminals": app.engine.all_terminals()});
+    let terminals: Vec<_> = app
+        .engine
+        .all_terminals()
+        .into_iter()
+        .map(|t| json!({"name": t.name, "state": t.state}))
+        .collect();
+    let body = json!({"status": "ok", "terminals": terminals});
     ([(header::CACHE_CONTROL, "no-cache")], Json(body)).into_response()
 }
 
-/// Prometheus metrics, the gauges read at scrape time.
-async fn metrics(State(app): State<Arc<App>>) -> Response {
+/// Prometheus metrics, the gauges read at scrape time; only for `[server] metrics_from`.
+async fn metrics(State(app): State<Arc<App>>, peer: Option<Extension<Peer>>) -> Response {
+    let allowed = peer.is_some_and(|Extension(Peer(peer))| {
+        let ip = peer.ip().to_canonical();
+        app.metrics_from.iter().any(|range| range.contains(&ip))
+    });
+    if !allowed {
+        return (
+            StatusCode::FORBIDDEN,
+            "metrics are not served to this address\n",
+        )
+            .into_response();
+    }
     let terminals = app.engine.all_terminals();
     let text = app
         .engine

@@ -34,6 +34,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tracing::Instrument;
 
+use super::budget::Slot;
 use super::messages::{
     CertificateInfo, ClientMessage, ServerMessage, TillPresence, AGENT, API_VERSION,
 };
@@ -50,14 +51,16 @@ pub const CLOSE_IDLE: u16 = 4408;
 /// Records listed by `status`.
 const STATUS_RECORDS: usize = 100;
 
-/// Runs one WebSocket session to its end.
-pub async fn run<S>(mut socket: S, app: Arc<App>, peer: IpAddr)
+/// Runs one WebSocket session to its end, on the connection holding `slot`.
+pub async fn run<S>(mut socket: S, app: Arc<App>, peer: IpAddr, slot: Arc<Slot>)
 where
     S: Sink<Message, Error = WsError> + Stream<Item = Result<Message, WsError>> + Unpin + Send,
 {
     let Some(till) = authenticate(&mut socket, &app, peer).await else {
         return;
     };
+    // An authenticated till keeps its place when a flood fills the connection budget.
+    slot.authenticated();
     let span = tracing::info_span!("session", till = %till.name);
     // Subscribed before the snapshot `greet` sends: no change can fall between the two.
     let bus = app.engine.subscribe_till(&till.name);
@@ -118,7 +121,8 @@ where
                 ),
             }
         };
-    tracing::info!(%peer, code = ?refusal.code, "websocket authentication refused");
+    // The access layer logs failures, one line a minute per address.
+    tracing::debug!(%peer, code = ?refusal.code, "websocket authentication refused");
     if send(socket, app, ServerMessage::from(refusal)).await {
         close(socket, app, CLOSE_UNAUTHORIZED, "unauthorized").await;
     }
@@ -572,9 +576,16 @@ mod tests {
             certs,
             Arc::new(receipts),
             Arc::new(webhooks),
-            Vec::new(),
+            &crate::config::ServerConfig::default(),
+            8443,
             WebOptions::default(),
         )
+    }
+
+    /// A place in a connection budget of its own.
+    fn slot() -> Arc<Slot> {
+        let budget = crate::web::budget::Budget::new(4, 4);
+        Arc::new(budget.admit(IpAddr::from([127, 0, 0, 1])).unwrap())
     }
 
     fn text(message: Option<Message>) -> Value {
@@ -637,7 +648,12 @@ mod tests {
             incoming,
             outgoing: PollSender::new(outgoing),
         };
-        tokio::spawn(run(pipe, Arc::clone(&app), IpAddr::from([127, 0, 0, 1])));
+        tokio::spawn(run(
+            pipe,
+            Arc::clone(&app),
+            IpAddr::from([127, 0, 0, 1]),
+            slot(),
+        ));
         let hello = json!({"type": "hello", "token": "token-one-0123456789"}).to_string();
         to_session.send(Ok(Message::text(hello))).await.unwrap();
         assert_eq!(text(from_session.recv().await)["type"], "welcome");
@@ -682,7 +698,12 @@ mod tests {
                 incoming,
                 outgoing: PollSender::new(outgoing),
             };
-            let session = tokio::spawn(run(pipe, Arc::clone(&app), IpAddr::from([127, 0, 0, 1])));
+            let session = tokio::spawn(run(
+                pipe,
+                Arc::clone(&app),
+                IpAddr::from([127, 0, 0, 1]),
+                slot(),
+            ));
             to_session.send(Err(error)).await.unwrap();
             match from_session.recv().await {
                 Some(Message::Close(Some(frame))) => assert_eq!(u16::from(frame.code), code),

@@ -8,12 +8,12 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use hyper_util::rt::TokioIo;
-use tokio::sync::OwnedSemaphorePermit;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::WebSocketStream;
 use tracing::Instrument;
 
+use super::budget::Slot;
 use super::{session, App};
 
 /// Initial read buffer of a WebSocket (see [`websocket`]'s configuration).
@@ -23,29 +23,17 @@ const READ_BUFFER: usize = 4 * 1024;
 #[derive(Debug, Clone, Copy)]
 pub struct Peer(pub SocketAddr);
 
-/// The connection's permit (set by the server), shared by the HTTP connection and a
-/// WebSocket session born from it.
+/// The connection's place in the budget (set by the server), shared by the HTTP connection
+/// and a WebSocket session born from it (the session marks it authenticated after `hello`).
 #[derive(Debug, Clone)]
-pub struct ConnectionPermit {
-    // Held, never read: dropping the last clone frees the connection's slot.
-    _slot: Arc<OwnedSemaphorePermit>,
-}
-
-impl ConnectionPermit {
-    /// Holds `permit` until the connection and its WebSocket session are gone.
-    pub fn new(permit: OwnedSemaphorePermit) -> ConnectionPermit {
-        ConnectionPermit {
-            _slot: Arc::new(permit),
-        }
-    }
-}
+pub struct ConnectionPermit(pub Arc<Slot>);
 
 /// Answers `/ws`: 403 for a foreign origin, 400 for a non-WebSocket request, else 101.
 pub async fn websocket(State(app): State<Arc<App>>, mut request: Request) -> Response {
     let headers = request.headers();
     let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
-    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
-    if !origin_allowed(origin, host, &app.allowed_origins.get()) {
+    let own = |origin: &str| app.is_own_origin(origin);
+    if !origin_allowed(origin, own, &app.allowed_origins.get()) {
         tracing::warn!(origin = origin.unwrap_or(""), "websocket origin refused");
         return (StatusCode::FORBIDDEN, "origin not allowed\n").into_response();
     }
@@ -66,15 +54,25 @@ pub async fn websocket(State(app): State<Arc<App>>, mut request: Request) -> Res
         .extensions()
         .get::<Peer>()
         .map_or(Ipv4Addr::UNSPECIFIED.into(), |p| p.0.ip());
-    // The session keeps the connection's permit: the connection cap counts open sockets.
-    let permit = request.extensions().get::<ConnectionPermit>().cloned();
+    // The session keeps the connection's place in the budget, marks it authenticated after
+    // `hello`, and ends if evicted before that.
+    let Some(ConnectionPermit(slot)) = request.extensions().get::<ConnectionPermit>().cloned()
+    else {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "no connection slot\n").into_response();
+    };
     let session_app = Arc::clone(&app);
     app.tasks.spawn(
         async move {
-            let _permit = permit;
-            match on_upgrade.await {
-                Ok(upgraded) => run_socket(upgraded, session_app, peer).await,
-                Err(err) => tracing::debug!(%err, "websocket upgrade failed"),
+            let evicted = slot.evicted();
+            let session = async {
+                match on_upgrade.await {
+                    Ok(upgraded) => run_socket(upgraded, session_app, peer, Arc::clone(&slot)).await,
+                    Err(err) => tracing::debug!(%err, "websocket upgrade failed"),
+                }
+            };
+            tokio::select! {
+                () = session => {}
+                () = evicted => tracing::debug!("evicted before hello: the connection cap was reached"),
             }
         }
         .in_current_span(),
@@ -82,7 +80,12 @@ pub async fn websocket(State(app): State<Arc<App>>, mut request: Request) -> Res
     switching_protocols(accept)
 }
 
-async fn run_socket(upgraded: hyper::upgrade::Upgraded, app: Arc<App>, peer: IpAddr) {
+async fn run_socket(
+    upgraded: hyper::upgrade::Upgraded,
+    app: Arc<App>,
+    peer: IpAddr,
+    slot: Arc<Slot>,
+) {
     let limit = Some(app.options.max_message);
     // tungstenite zero-fills its whole read buffer before each read and keeps it per socket:
     // the 128 KiB default cost ~157 KB of RSS per idle client and 15 % of the CPU in memset.
@@ -93,7 +96,7 @@ async fn run_socket(upgraded: hyper::upgrade::Upgraded, app: Arc<App>, peer: IpA
         .read_buffer_size(READ_BUFFER);
     let socket =
         WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
-    session::run(socket, app, peer).await;
+    session::run(socket, app, peer, slot).await;
 }
 
 fn switching_protocols(accept: String) -> Response {
@@ -126,13 +129,16 @@ fn accept_key(headers: &HeaderMap) -> Option<String> {
 }
 
 /// Contract §4: refused when `Origin` is present, not listed (exact match) and not the
-/// agent's own origin (`https://` + the request's `Host`).
-pub fn origin_allowed(origin: Option<&str>, host: Option<&str>, allowed: &[String]) -> bool {
+/// agent's `own` origin (§7.4: derived from the leaf's names, never from `Host`).
+pub fn origin_allowed(
+    origin: Option<&str>,
+    own: impl Fn(&str) -> bool,
+    allowed: &[String],
+) -> bool {
     let Some(origin) = origin else {
         return true;
     };
-    let own = host.is_some_and(|host| origin.strip_prefix("https://") == Some(host));
-    own || allowed.iter().any(|a| a == origin)
+    own(origin) || allowed.iter().any(|a| a == origin)
 }
 
 #[cfg(test)]
@@ -142,7 +148,7 @@ mod tests {
     #[test]
     fn origins_are_matched_exactly() {
         let allowed = vec!["https://pos.example.com".to_owned()];
-        let host = Some("127.0.0.1:8443");
+        let host = |origin: &str| origin == "https://127.0.0.1:8443";
         assert!(origin_allowed(None, host, &allowed));
         assert!(origin_allowed(
             Some("https://pos.example.com"),
@@ -171,7 +177,7 @@ mod tests {
         ));
         assert!(!origin_allowed(
             Some("https://evil.example"),
-            None,
+            |_| false,
             &allowed
         ));
     }

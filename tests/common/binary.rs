@@ -46,8 +46,34 @@ impl Process {
         args: impl IntoIterator<Item = S>,
         env: &[(&str, &str)],
     ) -> Process {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_caisse-ap-relay"))
-            .args(args)
+        let mut command = Command::new(env!("CARGO_BIN_EXE_caisse-ap-relay"));
+        command.args(args);
+        Process::spawn(command, env).await
+    }
+
+    /// [`Process::start`] under a limit of `open_files` descriptors (soft and hard, so the
+    /// agent cannot raise it), set by the shell's `ulimit -n` before it `exec`s the agent.
+    pub async fn start_with_open_files(config: &Path, open_files: u64) -> Process {
+        let mut command = Command::new("sh");
+        command
+            .arg("-c")
+            .arg(format!("ulimit -n {open_files} && exec \"$0\" \"$@\""))
+            .arg(env!("CARGO_BIN_EXE_caisse-ap-relay"))
+            .args([
+                OsStr::new("serve"),
+                OsStr::new("--config"),
+                config.as_os_str(),
+            ]);
+        Process::spawn(command, &[]).await
+    }
+
+    /// Descriptors the process holds now (Linux `/proc`).
+    pub fn open_files(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.child.id())).map_or(0, |dir| dir.count())
+    }
+
+    async fn spawn(mut command: Command, env: &[(&str, &str)]) -> Process {
+        let mut child = command
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .env(NO_START_PROBE_VAR, "1")

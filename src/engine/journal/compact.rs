@@ -1,7 +1,7 @@
 //! Compaction: which records are still kept (retention) and the crash-safe rewrite of the
 //! journal with only those. The old file stays valid until the rename replaces it.
 
-use std::fs::{self, File};
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::Path;
 use std::time::{Duration, SystemTime};
@@ -33,7 +33,9 @@ pub fn rewrite(dir: &Path, path: &Path, tmp: &Path, live: &Live) -> io::Result<u
     for record in live.records() {
         buf.extend_from_slice(&format::encode(record));
     }
-    let mut file = File::create(tmp)?;
+    let mut file =
+        crate::datadir::private(OpenOptions::new().write(true).create(true).truncate(true))
+            .open(tmp)?;
     file.write_all(&buf)?;
     file.sync_all()?;
     drop(file);

@@ -187,12 +187,14 @@ fn stopped() -> io::Error {
 /// Takes the data dir's lock, or explains who holds it.
 fn lock(dir: &Path) -> io::Result<File> {
     let path = dir.join(LOCK_NAME);
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)?;
+    let file = crate::datadir::private(
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false),
+    )
+    .open(&path)?;
     match file.try_lock() {
         Ok(()) => Ok(file),
         Err(fs::TryLockError::WouldBlock) => Err(io::Error::new(

@@ -83,11 +83,9 @@ impl Writer {
     ) -> io::Result<Writer> {
         let len = prepare(&paths, &loaded)?;
         let existed = paths.file.exists();
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&paths.file)?;
+        let mut file =
+            crate::datadir::private(OpenOptions::new().write(true).create(true).truncate(false))
+                .open(&paths.file)?;
         if !existed {
             compact::sync_dir(&paths.dir)?;
         }
