@@ -2,7 +2,14 @@
  * Customer display (`/display`): watches one terminal and shows the amount, what to do and
  * the result in large type, then returns to "Bonjour" after a few seconds.
  * Set up once: pair with a code (or a token), pick the terminal; both are kept in
- * localStorage (never in the URL). "Changer de terminal" in the footer starts over.
+ * localStorage (never in the URL). "Changer de terminal" in the footer starts over, after a
+ * confirmation (a customer may tap it).
+ *
+ * Only live news takes the screen: a finished record marked `replay` (the answer to
+ * `watch`, e.g. after a restart or when the page opens) is an old result and leaves the
+ * screen idle; a record that only adds details to a result already seen (same final state,
+ * higher seq: card details, a resolution) updates the screen in place if that result is
+ * still shown, and is ignored otherwise. No clock is compared.
  *
  * Test hooks (data-testid), besides those of common.js:
  *   terminal-choice                 first-time terminal picker; buttons terminal-choice-<name>
@@ -10,9 +17,10 @@
  *                                   data-id = the transaction shown
  *   display-kicker, display-title, display-amount, display-message   the texts
  *   display-terminal                watched terminal name
- *   display-reset                   forget the terminal (and the token) and set up again
+ *   display-reset                   forget the terminal (and the token) and set up again, after
+ *   display-reset-confirm, display-reset-cancel   the confirmation
  */
-import { RelayClient, isFinal } from "/client.js";
+import { RelayClient, isDetailUpdate, isFinal } from "/client.js";
 import {
   addStrings, applyStrings, formatAmount, h,
   onLangChange, pageSocketUrl, setupPage, Store, t,
@@ -41,6 +49,9 @@ addStrings({
   "display.notSentHelp": ["Rien n'a été débité. Veuillez patienter.", "Nothing was charged. Please wait."],
   "display.unknown": ["Vérification en cours", "Checking"],
   "display.unknownHelp": ["Veuillez patienter, la caisse vérifie le paiement.", "Please wait, the cashier is checking the payment."],
+  "display.resetAsk": ["Réservé au personnel : cet écran oubliera son appairage et son terminal.", "Staff only: this screen will forget its pairing and its terminal."],
+  "display.resetConfirm": ["Oui, changer", "Yes, change"],
+  "display.resetCancel": ["Annuler", "Cancel"],
 });
 
 const RESULT_MS = 8_000;
@@ -49,6 +60,8 @@ const store = new Store("display");
 const client = new RelayClient(pageSocketUrl(), { idPrefix: "display" });
 let shown = null; // the record on screen, or null for idle
 let idleTimer = null;
+const seen = new Map(); // id → the latest record seen of it (the last SEEN_LIMIT ids)
+const SEEN_LIMIT = 50;
 
 const page = setupPage(client, store, {
   signedIn() {
@@ -70,11 +83,23 @@ client.on("welcome", (welcome) => {
 
 client.on("transaction", (record) => {
   if (record.terminal !== store.get("terminal")) return;
-  if (shown && shown.id === record.id && record.seq < shown.seq) return;
-  show(record);
+  const before = seen.get(record.id);
+  if (before && record.seq < before.seq) return;
+  remember(record);
+  const oldNews = isFinal(record.state) && (record.replay || isDetailUpdate(before, record));
+  if (!oldNews) show(record);
+  else if (shown?.id === record.id) { shown = record; render(); } // in place, same timer
 });
 
-$("display-reset").addEventListener("click", () => {
+function remember(record) {
+  seen.delete(record.id);
+  seen.set(record.id, record);
+  if (seen.size > SEEN_LIMIT) seen.delete(seen.keys().next().value);
+}
+
+$("display-reset").addEventListener("click", () => { $("reset-ask").hidden = false; });
+$("display-reset-cancel").addEventListener("click", () => { $("reset-ask").hidden = true; });
+$("display-reset-confirm").addEventListener("click", () => {
   store.set("terminal", null);
   store.set("token", null);
   client.close();
@@ -84,6 +109,7 @@ $("display-reset").addEventListener("click", () => {
 function showOnly(id) {
   for (const section of ["auth-panel", "picker", "screen"]) $(section).hidden = section !== id;
   $("display-reset").hidden = id !== "screen";
+  $("reset-ask").hidden = true;
 }
 
 function showPicker(terminals) {
@@ -127,10 +153,20 @@ function view(record) {
       return { state: "result", result: "declined", title: t("display.declined"), amount, message: t("display.declinedHelp") };
     case "not_sent":
       return { state: "result", result: "not_sent", title: t("display.not_sent"), amount, message: t("display.notSentHelp") };
-    case "unknown":
-      return { state: "result", result: "unknown", title: t("display.unknown"), amount, message: t("display.unknownHelp") };
+    case "unknown": return unknownView(record, amount);
     default:
       return { ...waiting, message: t("display.wait") };
+  }
+}
+
+// Once the cashier has checked the ticket, the customer sees what it said.
+function unknownView(record, amount) {
+  switch (record.resolution?.outcome) {
+    case "approved": return approvedView(record, amount);
+    case "not_charged":
+      return { state: "result", result: "not_sent", title: t("display.not_sent"), amount, message: t("display.notSentHelp") };
+    default:
+      return { state: "result", result: "unknown", title: t("display.unknown"), amount, message: t("display.unknownHelp") };
   }
 }
 
@@ -157,6 +193,7 @@ function render() {
     $(id).textContent = text ?? "";
     $(id).hidden = !text;
   }
+  $("display-amount").toggleAttribute("data-long", (v.amount ?? "").length > 10);
 }
 
 onLangChange(() => {

@@ -17,16 +17,27 @@
  *   timeline-step-sent, timeline-step-waiting_card, timeline-step-result
  *                                   data-state = todo|active|done|skipped; <time> holds the hour
  *   cancel-button                   visible while the request has not reached the terminal
- *   result-card                     data-state = approved|partial|declined|not_sent|unknown|resolved|error
+ *   result-card                     data-state = approved|partial|declined|not_sent|unknown|resolved|duplicate|error
  *   resolve-approved, resolve-not-charged, resolve-note   on an unresolved unknown result
+ *   resolve-before                  on it, when a payment waits for that check (unresolved_unknown)
+ *   duplicate-confirm, duplicate-cancel, duplicate-previous   the possible-duplicate dialog
+ *   refund-of                       fieldset of this till's approved payments (refund);
+ *                                   options refund-of-<id>, refund-of-none
  *   retry-button, new-payment-button, collect-rest-button
  *   recent-list                     rows recent-<id> (buttons), data-state = the record's state
  *
- * Keyboard: digits type the amount (in cents), Backspace deletes, Escape clears, Enter pays.
+ * Keyboard: digits type the amount (in cents), Backspace deletes, Escape clears, Enter pays
+ * (also when focus sits on a keypad key, e.g. after « Nouveau paiement »).
+ *
+ * Safety guards (api.md §10): a `pay` refused with `unresolved_unknown` opens the check of
+ * the pending payment, and once it is resolved the payment typed is sent; one refused with
+ * `possible_duplicate` asks to confirm, naming the earlier payment; a refund is linked to
+ * the payment chosen in the list of this till's approved payments (those this page has
+ * seen: since it connected, plus the last 10 minutes' replay).
  */
 import { RelayClient, isFinal } from "/client.js";
 import {
-  addStrings, applyStrings, formatAmount, formatTime,
+  addStrings, applyStrings, errorText, formatAmount, formatTime,
   h, needsCheck, onLangChange, pageSocketUrl, setupPage, statePill, Store, t,
 } from "/common.js";
 
@@ -99,6 +110,15 @@ addStrings({
   "pos.new": ["Nouveau paiement", "New payment"],
   "pos.error": ["La demande a été refusée par l'agent", "The agent refused the request"],
   "pos.displayRole": ["Cette caisse est en mode affichage : elle ne peut pas encaisser.", "This till is a display: it cannot take payments."],
+  "pos.before": ["Avant d'encaisser {amount}, vérifiez ce paiement précédent : le terminal attend votre décision.", "Before charging {amount}, check this earlier payment: the terminal waits for your decision."],
+  "pos.duplicate": ["Paiement identique il y a un instant", "Same payment a moment ago"],
+  "pos.duplicate.previous": ["{amount} encaissé à {time} sur {terminal} ({id}).", "{amount} charged at {time} on {terminal} ({id})."],
+  "pos.duplicate.ask": ["Le client paie-t-il vraiment une deuxième fois ?", "Is the customer really paying a second time?"],
+  "pos.duplicate.confirm": ["Oui, encaisser de nouveau {amount}", "Yes, charge {amount} again"],
+  "pos.duplicate.cancel": ["Non, annuler", "No, cancel"],
+  "pos.refundOf": ["Paiement à rembourser", "Payment to refund"],
+  "pos.refundOf.none": ["Sans paiement d'origine", "No original payment"],
+  "pos.refundOf.left": ["reste {amount}", "{amount} left"],
 });
 
 const CURRENCY = "EUR";
@@ -138,12 +158,13 @@ client.on("terminals", (list) => {
   renderTerminals();
 });
 
+// Another till's record arrives only as the payment blocking this till's terminal
+// (unresolved_unknown): shown while it is checked, never listed.
 client.on("transaction", (record) => {
   const mine = !client.welcome || record.till === client.welcome.till;
-  if (!mine) return;
-  records.set(record.id, record);
+  if (mine) records.set(record.id, record);
   if (current?.id === record.id) updateCurrent(record);
-  else if (!current && needsAttention(record)) showRecord(record);
+  else if (mine && !current && needsAttention(record)) showRecord(record);
   renderRecent();
 });
 
@@ -189,7 +210,8 @@ document.addEventListener("keydown", (event) => {
   if (/^[0-9]$/.test(event.key)) pressKey(event.key);
   else if (event.key === "Backspace") pressKey("back");
   else if (event.key === "Escape" && !current) pressKey("clear");
-  else if (event.key === "Enter" && !target.matches("button")) startPayment();
+  // A focused keypad key must not swallow Enter (its click would type the digit again).
+  else if (event.key === "Enter" && (!target.matches("button") || target.closest("#keypad"))) startPayment();
   else return;
   event.preventDefault();
 });
@@ -237,8 +259,64 @@ function option(name) {
 
 document.addEventListener("change", (event) => {
   if (event.target.name === "terminal") store.set("terminal", event.target.value);
+  if (event.target.name === "action") renderRefundOf();
+  if (event.target.name === "refund_of") useRefundOf();
   renderPayButton();
 });
+
+// ---- linked refunds ----------------------------------------------------------------------
+
+/** This till's approved debits, newest first, with what is left to refund of each. */
+function refundable() {
+  const all = [...records.values()];
+  const refunded = (id) => all
+    .filter((r) => r.refund_of === id && (!isFinal(r.state) || r.state === "approved" ||
+      (r.state === "unknown" && r.resolution?.outcome !== "not_charged")))
+    .reduce((sum, r) => sum + r.amount, 0);
+  return all
+    .filter((r) => r.action === "debit" && (r.state === "approved" || r.resolution?.outcome === "approved"))
+    .map((r) => ({ record: r, left: (r.result?.approved_amount ?? r.amount) - refunded(r.id) }))
+    .filter(({ left }) => left > 0)
+    .sort((a, b) => b.record.created_at.localeCompare(a.record.created_at))
+    .slice(0, RECENT_LIMIT);
+}
+
+let renderedRefunds = "";
+
+// Shown when "refund" is chosen; the newest payment is picked and its amount typed.
+function renderRefundOf() {
+  const box = $("refund-of");
+  const refund = option("action") === "refund";
+  box.hidden = !refund;
+  if (!refund) { renderedRefunds = ""; return; }
+  const payments = refundable();
+  const signature = JSON.stringify([payments.map(({ record, left }) => [record.id, left]), document.documentElement.lang]);
+  if (signature === renderedRefunds) return;
+  const fresh = renderedRefunds === "";
+  renderedRefunds = signature;
+  const chosen = fresh ? payments[0]?.record.id ?? "" : selectedRefundOf() ?? "";
+  const choice = (value, ...label) => h("label", { class: "choice" },
+    h("input", { type: "radio", name: "refund_of", value, "data-testid": `refund-of-${value || "none"}`, checked: value === chosen }),
+    ...label);
+  box.replaceChildren(h("legend", {}, t("pos.refundOf")),
+    h("div", { class: "refund-list" },
+      ...payments.map(({ record, left }) => choice(record.id,
+        h("span", {}, `${formatTime(record.created_at)} · ${formatAmount(record.amount, record.currency)}`),
+        h("span", { class: "num muted" }, t("pos.refundOf.left", { amount: formatAmount(left, record.currency) })))),
+      choice("", h("span", {}, t("pos.refundOf.none")))));
+  if (fresh) useRefundOf();
+}
+
+function selectedRefundOf() {
+  return document.querySelector("input[name=refund_of]:checked")?.value ?? null;
+}
+
+// Choosing a payment types what is left of it (the cashier may lower it).
+function useRefundOf() {
+  const id = selectedRefundOf();
+  const found = refundable().find(({ record }) => record.id === id);
+  if (found && !current) { digits = String(found.left); renderAmount(); }
+}
 
 function renderPayButton() {
   const button = $("pay-button");
@@ -260,13 +338,18 @@ function startPayment(request) {
   const fields = request ?? {
     terminal: selectedTerminal(), amount: amountMinor(), currency: CURRENCY,
     action: option("action"), method: option("method"),
+    ...(option("action") === "refund" && selectedRefundOf() ? { refundOf: selectedRefundOf() } : {}),
   };
   $("error-banner").hidden = true;
   const handle = client.pay(fields);
-  current = { id: handle.id, request: handle.request, handle, record: null, error: null, times: {} };
+  current = { id: handle.id, request: handle.request, fields, handle, record: null, error: null, times: {} };
   handle.result.catch((error) => {
     if (current?.id !== handle.id) return;
+    if (error.code === "unresolved_unknown") return checkFirst(error.pending, fields);
     current.error = error;
+    if (error.code === "possible_duplicate") {
+      client.get(error.previous).then((previous) => { current.previous = previous; render(); }).catch(() => {});
+    }
     render();
   });
   render();
@@ -278,6 +361,19 @@ function showRecord(record) {
   updateCurrent(record);
 }
 
+// unresolved_unknown: the check of the pending payment first, then the payment typed.
+async function checkFirst(pending, fields) {
+  try {
+    const record = await client.get(pending);
+    showRecord(record);
+    current.after = fields;
+    render();
+  } catch (error) {
+    current.error = error;
+    render();
+  }
+}
+
 // Each step lights up with the time it was first seen; a jump (re-attach after reload)
 // marks the skipped steps done without a time.
 function updateCurrent(record) {
@@ -286,6 +382,11 @@ function updateCurrent(record) {
   if (["sent", "waiting_card"].includes(record.state)) times[record.state] ??= at;
   if (isFinal(record.state)) times.result ??= at;
   current.record = record;
+  if (record.resolution && current.after) {
+    const next = current.after;
+    current = null;
+    return startPayment(next);
+  }
   render();
   if (isFinal(record.state)) client.terminals().catch(() => {});
 }
@@ -295,11 +396,12 @@ $("cancel-button").addEventListener("click", async () => {
   try {
     await client.cancel(current.id);
   } catch (error) {
-    showBanner(error.message);
+    showBanner(error);
   }
 });
 
 function showBanner(message) {
+  if (typeof message !== "string") message = errorText(message);
   const banner = $("error-banner");
   banner.textContent = message;
   banner.hidden = false;
@@ -321,6 +423,7 @@ function render() {
   $("progress").hidden = !current;
   renderAmount();
   renderTerminals();
+  renderRefundOf();
   if (current) renderProgress();
   renderRecent();
 }
@@ -391,7 +494,7 @@ function resultView(state) {
     case "declined": return declinedView(record);
     case "not_sent": return notSentView(record);
     case "unknown": return record.resolution ? resolvedView(record) : unknownView(record);
-    case "error": return errorView(current.error);
+    case "error": return current.error.code === "possible_duplicate" ? duplicateView() : errorView(current.error);
     default: return null;
   }
 }
@@ -421,10 +524,10 @@ function newButton() {
 }
 
 function retryButton() {
-  const { terminal, amount, currency, action, method } = current.request;
+  const { terminal, amount, currency, action, method, refund_of: refundOf } = current.request;
   return h("button", {
     type: "button", class: "btn", "data-testid": "retry-button",
-    onclick: () => { current = null; startPayment({ terminal, amount, currency, action, method }); },
+    onclick: () => { current = null; startPayment({ terminal, amount, currency, action, method, refundOf }); },
   }, t("pos.retry"));
 }
 
@@ -481,17 +584,20 @@ function notSentView(record) {
 
 function unknownView(record) {
   const reason = record.result?.reason;
+  const then = current.after;
   const note = h("input", { type: "text", id: "resolve-note", "data-testid": "resolve-note", maxlength: 200, autocomplete: "off" });
   const resolve = (outcome) => async () => {
     try {
       await client.resolve(record.id, outcome, note.value.trim() || undefined);
     } catch (error) {
-      showBanner(error.message);
+      showBanner(error);
     }
   };
   return {
     state: "unknown",
     children: [
+      then ? h("p", { class: "before", "data-testid": "resolve-before" },
+        t("pos.before", { amount: formatAmount(then.amount, then.currency) })) : null,
       h("h3", {}, t("pos.unknown")),
       h("p", {}, t("pos.unknown.check")),
       h("ul", { class: "checklist" },
@@ -520,10 +626,33 @@ function resolvedView(record) {
   };
 }
 
+// possible_duplicate: the same payment again only if the cashier says so (same id: the
+// refused pay left nothing behind).
+function duplicateView() {
+  const { fields, previous, id } = current;
+  const amount = formatAmount(fields.amount, fields.currency);
+  const earlier = previous ? t("pos.duplicate.previous", {
+    amount: formatAmount(previous.amount, previous.currency), time: formatTime(previous.updated_at),
+    terminal: previous.terminal, id: previous.id,
+  }) : current.error.previous;
+  return {
+    state: "duplicate",
+    children: [h("h3", {}, t("pos.duplicate")), h("p", { "data-testid": "duplicate-previous" }, earlier),
+      h("p", {}, t("pos.duplicate.ask"))],
+    actions: [
+      h("button", {
+        type: "button", class: "btn btn-primary", "data-testid": "duplicate-confirm",
+        onclick: () => { current = null; startPayment({ ...fields, id, confirmDuplicate: true }); },
+      }, t("pos.duplicate.confirm", { amount })),
+      h("button", { type: "button", class: "btn", "data-testid": "duplicate-cancel", onclick: () => finish() }, t("pos.duplicate.cancel")),
+    ],
+  };
+}
+
 function errorView(error) {
   return {
     state: "error",
-    children: [h("h3", {}, t("pos.error")), h("p", { "data-testid": "error-message" }, error.message),
+    children: [h("h3", {}, t("pos.error")), h("p", { "data-testid": "error-message" }, errorText(error)),
       h("p", { class: "muted small num" }, error.code + (error.id ? ` — ${error.id}` : ""))],
     actions: [newButton()],
   };

@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 
 use browser_support::{available, q, tid, Browser, Page};
 use caisse_ap_relay::access::{Store, Till};
-use caisse_ap_relay::config::{Role, TerminalConfig};
+use caisse_ap_relay::config::{Config, Refunds, Role};
 use caisse_ap_relay::protocol::{TicketCopy, TicketFormat, TicketRequest};
 use caisse_ap_relay::sim::{Behaviour, Fault, Simulator};
 use common::*;
@@ -27,14 +27,32 @@ struct Shop {
     browser: Browser,
 }
 
+/// A third cashier, allowed on `tpe-1` only (the guarded shop).
+const TILL_3: &str = "till-3-token-0123456789";
+
 impl Shop {
     /// `None` (test skipped) when Chromium is not installed and CI is not set.
     async fn open(test: &str) -> Option<Shop> {
-        Shop::open_with(test, |_| {}).await
+        Shop::open_with(test, |_| ()).await
     }
 
-    /// As [`Shop::open`], with `tweak` applied to `tpe-1`'s settings.
-    async fn open_with(test: &str, tweak: impl FnOnce(&mut TerminalConfig)) -> Option<Shop> {
+    /// A shop with the safety guards of api.md §10 on as shipped (`tpe-1` guarded, a 60 s
+    /// duplicate window), linked refunds, and `till-3` (cashier on `tpe-1`).
+    async fn guarded(test: &str) -> Option<Shop> {
+        Shop::open_with(test, |config| {
+            config.terminals[0].guard_unknown = true;
+            config.server.duplicate_window = Duration::from_secs(60);
+            config.server.refunds = Refunds::Linked;
+            config
+                .tills
+                .push(till("till-3", TILL_3, Role::Cashier, Some(&["tpe-1"])));
+        })
+        .await
+    }
+
+    /// As [`Shop::open`], with `adapt` applied to the configuration (`tpe-1` is
+    /// `terminals[0]`).
+    async fn open_with(test: &str, adapt: impl FnOnce(&mut Config)) -> Option<Shop> {
         if !available(test) {
             return None;
         }
@@ -44,14 +62,14 @@ impl Shop {
             ..Behaviour::demo()
         })
         .await;
-        let mut tpe1 = terminal("tpe-1", sim.addr(), Duration::from_secs(5));
-        tweak(&mut tpe1);
         let terminals = vec![
-            tpe1,
+            terminal("tpe-1", sim.addr(), Duration::from_secs(5)),
             terminal("tpe-off", closed_port().await, Duration::from_secs(5)),
         ];
         let dir = Arc::new(tempfile::tempdir().unwrap());
-        let agent = spawn_agent_in(dir, terminals, options()).await;
+        let mut config = config(dir.path(), terminals);
+        adapt(&mut config);
+        let agent = spawn_agent_with(dir, &config, options()).await;
         let browser = Browser::launch(Some(&path_in(&agent, "certs/ca.pem"))).await;
         Some(Shop {
             agent,
@@ -188,7 +206,7 @@ async fn ancv_pays_and_the_ticket_shows_and_prints() {
         format: TicketFormat::Text,
     };
     let test = "ancv_pays_and_the_ticket_shows_and_prints";
-    let Some(shop) = Shop::open_with(test, |t| t.ticket = Some(both)).await else {
+    let Some(shop) = Shop::open_with(test, |c| c.terminals[0].ticket = Some(both)).await else {
         return;
     };
     let page = shop.signed_in("/", CASHIER, None).await;
@@ -460,4 +478,261 @@ async fn a_browser_without_the_ca_refuses_the_agent() {
     let url = format!("https://localhost:{}/", agent.addr.port());
     let error = page.navigate(&url).await;
     assert_eq!(error.as_deref(), Some("net::ERR_CERT_AUTHORITY_INVALID"));
+}
+
+// ---- issue 14: the safety guards on the POS page, and bugs 1-7 --------------------------
+
+/// The cashier meets each guard of api.md §10 on the demo POS page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pos_page_meets_each_safety_guard() {
+    let Some(shop) = Shop::guarded("the_pos_page_meets_each_safety_guard").await else {
+        return;
+    };
+    let first = shop.signed_in("/", CASHIER, None).await;
+    // ,94: the terminal closes without answering: unknown, and tpe-1 is blocked.
+    let (pending, state) = pay_on_page(&first, "1294").await;
+    assert_eq!(state, "unknown");
+
+    // Another cashier on tpe-1 types 12,45 €: the page opens the check of the pending
+    // payment first, then sends the payment typed.
+    // Same browser: the tab starts signed in as till-1 (the saved token); sign out first.
+    let page = shop.browser.page().await;
+    page.goto(&shop.url("/")).await;
+    page.click(&tid("logout-button")).await;
+    page.type_into(&tid("auth-token"), TILL_3).await;
+    page.click(&tid("auth-submit")).await;
+    page.wait_for(
+        &format!("{}?.innerText === 'till-3'", q(&tid("till-name"))),
+        "till-3 signed in",
+    )
+    .await;
+    page.wait_state(&tid("connection-status"), "authenticated")
+        .await;
+    start_payment(&page, "1245").await;
+    page.wait_for(
+        &format!("{}?.checkVisibility()", q(&tid("resolve-before"))),
+        "the check first",
+    )
+    .await;
+    assert_eq!(page.text(&tid("payment-id")).await, pending);
+    assert!(page.text(&tid("resolve-before")).await.contains("12,45"));
+    page.screenshots("pos-guard-unknown").await;
+    page.click(&tid("resolve-not-charged")).await;
+    page.wait_state(&tid("result-card"), "approved").await;
+    let paid = page.text(&tid("payment-id")).await;
+    assert_ne!(paid, pending);
+    assert!(page.text("#progress-title").await.contains("12,45"));
+
+    // The same amount again: a confirmation naming the earlier payment.
+    page.click(&tid("new-payment-button")).await;
+    start_payment(&page, "1245").await;
+    page.wait_state(&tid("result-card"), "duplicate").await;
+    let previous = page
+        .wait_for(
+            &format!(
+                "{}?.innerText.includes({paid:?})",
+                q(&tid("duplicate-previous"))
+            ),
+            "the earlier payment named",
+        )
+        .await;
+    assert_eq!(previous, json!(true));
+    assert!(page
+        .text(&tid("duplicate-previous"))
+        .await
+        .contains("12,45"));
+    page.screenshots("pos-guard-duplicate").await;
+    page.click(&tid("duplicate-confirm")).await;
+    page.wait_state(&tid("result-card"), "approved").await;
+    let twice = page.text(&tid("payment-id")).await;
+
+    // A linked refund: from the list of this till's payments, capped by what is left.
+    page.click(&tid("new-payment-button")).await;
+    page.click(&tid("action-refund")).await;
+    page.wait_for(
+        &format!("{}?.checked", q(&tid(&format!("refund-of-{twice}")))),
+        "the newest payment chosen",
+    )
+    .await;
+    assert_eq!(page.data(&tid("amount-display"), "amount").await, "1245");
+    page.click(&tid("keypad-back")).await;
+    page.screenshots("pos-guard-refund").await;
+    page.click(&tid("pay-button")).await;
+    let (refund, state) = result_card(&page).await;
+    assert_eq!(state, "approved");
+
+    let (mut ws, _) = connect_as(&shop.agent, TILL_3).await;
+    send(&mut ws, json!({"type": "get", "id": refund})).await;
+    let record = until_state(&mut ws, &refund, "approved").await;
+    assert_eq!(
+        (&record["refund_of"], &record["amount"]),
+        (&json!(twice), &json!(124))
+    );
+    send(&mut ws, json!({"type": "get", "id": twice})).await;
+    let record = until_state(&mut ws, &twice, "approved").await;
+    assert_eq!(record["confirm_duplicate"], true);
+    let (mut owner, _) = connect_as(&shop.agent, CASHIER).await;
+    send(&mut owner, json!({"type": "get", "id": pending})).await;
+    let record = until_state(&mut owner, &pending, "unknown").await;
+    assert_eq!(record["resolution"]["till"], "till-3");
+}
+
+/// Bug 1: a display opened after a finished payment showed it again to the next customer.
+/// Bug 2: after a resolve, it said "checking" again. Bug 4: one tap forgot its pairing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_display_shows_only_live_results_and_asks_before_forgetting() {
+    let Some(shop) =
+        Shop::open("the_display_shows_only_live_results_and_asks_before_forgetting").await
+    else {
+        return;
+    };
+    let pos = shop.signed_in("/", CASHIER, None).await;
+    let (id, _) = pay_on_page(&pos, "3990").await;
+    let display = paired_display(&shop).await;
+    // The watch answer replays the finished payment: old news, the screen stays idle.
+    display.eval("new Promise(r => setTimeout(r, 1000))").await;
+    assert_eq!(display.data(&tid("display-screen"), "state").await, "idle");
+    assert_eq!(display.text(&tid("display-title")).await, "Bonjour");
+    display.goto(&shop.url("/display")).await;
+    display
+        .wait_state(&tid("connection-status"), "authenticated")
+        .await;
+    display.eval("new Promise(r => setTimeout(r, 1000))").await;
+    assert_eq!(
+        display.data(&tid("display-screen"), "state").await,
+        "idle",
+        "{id} shown again after a reload"
+    );
+
+    // An unknown result, then the cashier's check: the display shows what the ticket said.
+    pos.click(&tid("new-payment-button")).await;
+    let (unknown, _) = pay_on_page(&pos, "1294").await;
+    display_shows(&display, &unknown, "result", "unknown").await;
+    pos.click(&tid("resolve-approved")).await;
+    display_shows(&display, &unknown, "result", "approved").await;
+    display.eval("new Promise(r => setTimeout(r, 500))").await;
+    assert_ne!(
+        display.data(&tid("display-screen"), "result").await,
+        "unknown"
+    );
+    display.screenshots("display-resolved").await;
+
+    // "Changer de terminal" asks first; cancel keeps everything.
+    display.click(&tid("display-reset")).await;
+    display
+        .wait_for(
+            &format!("{}.checkVisibility()", q(&tid("display-reset-confirm"))),
+            "the confirmation",
+        )
+        .await;
+    display.screenshots("display-reset-ask").await;
+    display.click(&tid("display-reset-cancel")).await;
+    assert_eq!(display.eval("localStorage.length > 0 && !!Object.keys(localStorage).find(k => k.endsWith('token'))").await, json!(true));
+    assert_eq!(
+        display.data(&tid("connection-status"), "state").await,
+        "authenticated"
+    );
+    display.click(&tid("display-reset")).await;
+    display.click(&tid("display-reset-confirm")).await;
+    display
+        .wait_for(
+            &format!("{}.checkVisibility()", q(&tid("auth-form"))),
+            "the sign-in form again",
+        )
+        .await;
+}
+
+/// Bug 3: after « Nouveau paiement » focus sat on keypad "7", and Enter typed a 7.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enter_after_a_new_payment_pays_the_amount_typed() {
+    let Some(shop) = Shop::open("enter_after_a_new_payment_pays_the_amount_typed").await else {
+        return;
+    };
+    let page = shop.signed_in("/", CASHIER, None).await;
+    pay_on_page(&page, "500").await;
+    page.click(&tid("new-payment-button")).await;
+    for key in ["1", "2", "4", "5", "Enter"] {
+        page.press(key).await;
+    }
+    let (_, state) = result_card(&page).await;
+    assert_eq!(state, "approved");
+    assert_eq!(page.data(&tid("amount-display"), "amount").await, "1245");
+    assert!(page.text("#progress-title").await.contains("12,45"));
+}
+
+/// Bug 5: cut amounts on a phone, tables scrolling sideways and a long amount overflowing
+/// the display on a tablet. Element boxes are checked, not only the page's width.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_is_cut_or_sticks_out_at_phone_and_tablet_widths() {
+    let Some(shop) = Shop::open("nothing_is_cut_or_sticks_out_at_phone_and_tablet_widths").await
+    else {
+        return;
+    };
+    let pos = shop.signed_in("/", CASHIER, None).await;
+    let display = paired_display(&shop).await;
+    for amount in ["123456700", "1294", "123400"] {
+        pay_on_page(&pos, amount).await;
+        pos.click(&tid(if amount == "1294" {
+            "resolve-not-charged"
+        } else {
+            "new-payment-button"
+        }))
+        .await;
+        if amount == "1294" {
+            pos.click(&tid("new-payment-button")).await;
+        }
+    }
+    start_payment(&pos, "987654300").await;
+    display
+        .wait_for(
+            &format!(
+                "{}.innerText.replace(/\\s/g, '').includes('9876543')",
+                q(&tid("display-amount"))
+            ),
+            "the long amount",
+        )
+        .await;
+    result_card(&pos).await;
+    assert_eq!(display.overflowing().await, Vec::<String>::new(), "display");
+    display.screenshots("display-long-amount").await;
+    pos.click(&tid("new-payment-button")).await;
+    assert_eq!(pos.overflowing().await, Vec::<String>::new(), "pos");
+    pos.screenshots("pos-recent-long").await;
+    let status = shop.signed_in("/status", CASHIER, None).await;
+    status
+        .wait_for(
+            &format!("{}?.rows.length > 3", q(&tid("transactions-table"))),
+            "the transactions",
+        )
+        .await;
+    assert_eq!(status.overflowing().await, Vec::<String>::new(), "status");
+    status.screenshots("status-narrow").await;
+}
+
+/// Bug 6: a wrong pairing code showed the agent's English message on the French page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_pairing_code_is_explained_in_french() {
+    let Some(shop) = Shop::open("a_wrong_pairing_code_is_explained_in_french").await else {
+        return;
+    };
+    let page = shop.browser.page().await;
+    page.goto(&shop.url("/")).await;
+    page.type_into(&tid("auth-code"), "12345678").await;
+    page.click(&tid("auth-submit")).await;
+    let said = page
+        .wait_for(
+            &format!(
+                "(e => !e.hidden && e.innerText.includes('incorrect') && e.innerText)({})",
+                q(&tid("auth-error"))
+            ),
+            "the French message",
+        )
+        .await;
+    assert!(
+        said.as_str()
+            .unwrap()
+            .contains("Code d'appairage incorrect ou expiré"),
+        "{said}"
+    );
+    page.screenshots("pos-wrong-code").await;
 }

@@ -16,8 +16,33 @@ pub const DEADLINE: Duration = Duration::from_secs(10);
 const POLL: Duration = Duration::from_millis(50);
 
 /// Viewports every screenshot is taken at: name, width, height, mobile.
-const VIEWPORTS: [(&str, u32, u32, bool); 2] =
-    [("desktop", 1280, 900, false), ("phone", 390, 844, true)];
+const VIEWPORTS: [(&str, u32, u32, bool); 3] = [
+    ("desktop", 1280, 900, false),
+    ("tablet", 800, 1000, false),
+    ("phone", 390, 844, true),
+];
+
+/// The visible elements whose box sticks out of the viewport sideways, or whose content is
+/// wider than their box (cut, or scrolled sideways), described one per entry. Text cut on
+/// purpose with an ellipsis, form fields and visually hidden labels are not counted.
+const OVERFLOWING: &str = r#"(() => {
+  const width = document.documentElement.clientWidth;
+  const found = [];
+  for (const e of document.querySelectorAll("body *")) {
+    if (!e.checkVisibility() || ["INPUT", "TEXTAREA", "SELECT"].includes(e.tagName)) continue;
+    const r = e.getBoundingClientRect();
+    if (r.width <= 1 || r.height <= 1) continue;
+    const name = e.dataset.testid || e.id || String(e.className) || e.tagName;
+    const text = (e.innerText || "").slice(0, 40);
+    if (r.right > width + 1 || r.left < -1) {
+      found.push(`${name} "${text}" spans ${Math.round(r.left)}..${Math.round(r.right)} of ${width}`);
+    } else if (e.clientWidth > 0 && e.scrollWidth > e.clientWidth + 1 &&
+               getComputedStyle(e).textOverflow !== "ellipsis") {
+      found.push(`${name} "${text}" holds ${e.scrollWidth} px in ${e.clientWidth}`);
+    }
+  }
+  return found;
+})()"#;
 
 /// A tab attached through a flat DevTools session.
 pub struct Page {
@@ -185,7 +210,45 @@ impl Page {
         self.call("Input.insertText", json!({"text": text})).await;
     }
 
-    /// Saves `target/screenshots/{name}-desktop.png` and `{name}-phone.png` (whole page).
+    /// Presses and releases `key` (`"Enter"`, `"Backspace"`, a digit) on the focused element,
+    /// as a keyboard would.
+    pub async fn press(&self, key: &str) {
+        let (code, text, vk) = match key {
+            "Enter" => ("Enter".to_owned(), "\r".to_owned(), 13),
+            "Backspace" => ("Backspace".to_owned(), String::new(), 8),
+            digit => (
+                format!("Digit{digit}"),
+                digit.to_owned(),
+                u32::from(digit.as_bytes()[0]),
+            ),
+        };
+        let down = json!({"type": "keyDown", "key": key, "code": code, "text": text,
+                          "windowsVirtualKeyCode": vk, "nativeVirtualKeyCode": vk});
+        self.call("Input.dispatchKeyEvent", down).await;
+        let up = json!({"type": "keyUp", "key": key, "code": code,
+                        "windowsVirtualKeyCode": vk, "nativeVirtualKeyCode": vk});
+        self.call("Input.dispatchKeyEvent", up).await;
+    }
+
+    /// At each of the desktop, tablet (800 px) and phone (390 px) widths, the elements that
+    /// stick out or cut their content (see `OVERFLOWING`); empty when the page fits.
+    pub async fn overflowing(&self) -> Vec<String> {
+        let mut found = Vec::new();
+        for viewport in VIEWPORTS {
+            self.viewport(viewport).await;
+            let at = self.eval(OVERFLOWING).await;
+            let list = at.as_array().cloned().unwrap_or_default();
+            found.extend(
+                list.iter()
+                    .map(|e| format!("{}: {}", viewport.0, e.as_str().unwrap_or(""))),
+            );
+        }
+        self.viewport(VIEWPORTS[0]).await;
+        found
+    }
+
+    /// Saves `target/screenshots/{name}-desktop.png`, `-tablet.png` and `-phone.png` (whole
+    /// page), after checking that nothing sticks out sideways.
     pub async fn screenshots(&self, name: &str) {
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
         std::fs::create_dir_all(&dir).unwrap();
