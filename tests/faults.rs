@@ -208,7 +208,7 @@ async fn leave_at(state: &str, agent: &TestAgent, release: impl FnOnce()) -> Val
     assert_eq!(done["state"], "approved", "{state}: {done}");
 
     let (mut ws, _) = connect_as(agent, CASHIER).await;
-    let replayed = next_message(&mut ws).await;
+    let replayed = unreplayed(next_message(&mut ws).await);
     assert_eq!(replayed, done, "{state}: replayed after welcome");
     send(&mut ws, json!({"type": "get", "id": id})).await;
     assert_eq!(next_message(&mut ws).await, done, "{state}: get");

@@ -301,6 +301,14 @@ pub async fn next_message(ws: &mut Ws) -> Value {
     }
 }
 
+/// A record the agent replayed (after `welcome`, or in answer to `watch`): it says so with
+/// `"replay": true` (§7.1); returned without that flag, to compare with the live record.
+pub fn unreplayed(mut record: Value) -> Value {
+    let flag = record.as_object_mut().and_then(|o| o.remove("replay"));
+    assert_eq!(flag, Some(Value::Bool(true)), "a replay says so: {record}");
+    record
+}
+
 /// Transaction messages of `id` up to and including a final state; other messages fail.
 pub async fn until_final(ws: &mut Ws, id: &str) -> Vec<Value> {
     let mut seen = Vec::new();
