@@ -371,6 +371,28 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_zt_values_give_clean_text_or_an_error(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400),
+            html in proptest::prelude::any::<bool>(),
+        ) {
+            let format = if html { TicketFormat::Html } else { TicketFormat::Text };
+            let asked = Some(TicketRequest { copy: TicketCopy::Both, format });
+            // Half the cases are well-formed ZT around arbitrary ticket bytes.
+            let wrapped = encode_zt("120", &[&latin1(&bytes)]).unwrap_or_default();
+            for value in [latin1(&bytes), wrapped] {
+                if let Ok(tickets) = decode_tickets(&[&value], asked) {
+                    for ticket in tickets {
+                        proptest::prop_assert!(!ticket.text.trim().is_empty());
+                        let clean = |c: char| c == '\n' || c == '\t' || !c.is_control();
+                        proptest::prop_assert!(ticket.text.chars().all(clean));
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn oversize_tickets_are_not_encoded() {
         assert!(encode_zt("100", &[&"X".repeat(800)]).is_none());
