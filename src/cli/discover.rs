@@ -49,15 +49,9 @@ pub fn run(args: DiscoverArgs) -> ExitCode {
         .into_iter()
         .map(|t| (t.name, t.address))
         .collect();
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match super::one_shot_runtime(2) {
         Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!("error: cannot start the async runtime: {err}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     runtime.block_on(sweep_all(&subnets, args.port, &terminals));
     ExitCode::SUCCESS

@@ -105,6 +105,18 @@ fn init_logs(format: LogFormat) {
     }
 }
 
+/// The single-threaded runtime of a one-shot command (`pay`, `discover`, `resolve`); when it
+/// cannot start, the error is printed and the command exits with `code`.
+fn one_shot_runtime(code: u8) -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|err| {
+            eprintln!("error: cannot start the async runtime: {err}");
+            ExitCode::from(code)
+        })
+}
+
 /// The configuration a command works with: `--config FILE`, else `./caisse-ap-relay.toml`,
 /// else `None` (the demo default). A bad file prints its one-line error and gives exit code 2.
 fn locate_config(explicit: Option<&Path>) -> Result<Option<Config>, ExitCode> {

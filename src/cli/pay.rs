@@ -140,15 +140,9 @@ pub fn run(args: PayArgs) -> ExitCode {
         deadline: args.timeout,
         ..Timeouts::default()
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match super::one_shot_runtime(2) {
         Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!("error: cannot start the async runtime: {err}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let mut printer = Printer {
         args: &args,

@@ -63,12 +63,9 @@ pub fn run(args: ResolveArgs) -> ExitCode {
         outcome: args.outcome,
         note: args.note,
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match super::one_shot_runtime(1) {
         Ok(runtime) => runtime,
-        Err(err) => return fail(1, err),
+        Err(code) => return code,
     };
     match runtime.block_on(answer(&server, request)) {
         Ok(Answer::Done { record }) => {
