@@ -20,7 +20,7 @@ pub mod fields;
 pub(crate) mod mask;
 pub(crate) mod request;
 pub(crate) mod tags;
-pub(crate) mod ticket;
+pub mod ticket;
 
 pub use answer::{decides, interpret, AnswerReader, Step, Verdict};
 pub use currency::{parse_amount, AmountError, MAX_AMOUNT};
