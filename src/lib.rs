@@ -16,6 +16,9 @@
 //!   Prometheus metrics counted as transactions end (served at `/metrics`).
 //! - [`web`]: the TLS front: HTTP routes, static pages, WebSocket sessions and wire messages.
 //! - [`certs`]: the local CA and the leaf certificate, and the rustls server configuration.
+//! - [`receipt`]: signed receipts: the agent's Ed25519 key and the JWS on every final record
+//!   and resolution, so a POS backend can trust a result the browser forwards.
+//! - [`webhook`]: durable Standard Webhooks deliveries of results to POS backends.
 //! - [`access`]: who may connect: static and paired till tokens, rate limits.
 //! - [`agent`]: the wiring: config → certificates → journal and engine → TLS front.
 //! - [`datadir`]: the data directory's modes and owner.
