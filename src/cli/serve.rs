@@ -61,8 +61,9 @@ pub fn run(args: ServeArgs) -> ExitCode {
 }
 
 async fn serve(located: Option<(PathBuf, Config)>) -> anyhow::Result<()> {
-    // First: SIGHUP's default action would end the process.
+    // First: SIGHUP's and SIGTERM's default actions would end the process.
     let hangups = Hangups::listen();
+    let stop = shutdown_signal();
     raise_fd_limit();
     let (file, config, demo) = match located {
         Some((file, config)) => (Some(file), config, None),
@@ -88,7 +89,7 @@ async fn serve(located: Option<(PathBuf, Config)>) -> anyhow::Result<()> {
     }
     let reloads = reload_on_hangup(hangups, agent.reload_handle(), file);
     tokio::select! {
-        () = agent.serve(shutdown_signal()) => {}
+        () = agent.serve(stop) => {}
         never = reloads => match never {},
     }
     drop(demo);
@@ -241,24 +242,27 @@ fn url_host(addr: std::net::SocketAddr) -> String {
     addr.to_string()
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Resolves on Ctrl-C or SIGTERM. SIGTERM is caught from the call on, not from the first
+/// poll, so a stop sent as soon as the banner is printed ends the agent gracefully instead of
+/// by the signal's default action.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
+    let terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    async move {
+        #[cfg(unix)]
+        let terminate = async move {
+            match terminate {
+                Some(mut signal) => {
+                    signal.recv().await;
+                }
+                None => std::future::pending().await,
             }
-            Err(_) => std::future::pending().await,
+        };
+        #[cfg(not(unix))]
+        let terminate = std::future::pending::<()>();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate => {}
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = terminate => {}
     }
 }
