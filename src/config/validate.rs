@@ -108,6 +108,19 @@ impl Ctx<'_> {
         value.map_or(Ok(default), |value| self.check(value, field, rule))
     }
 
+    /// Checks every entry of a list with `rule`, naming a bad one `field[N]` (N from 1).
+    fn check_each<T, C: FromIterator<T>>(
+        &self,
+        list: &[Text],
+        field: &str,
+        rule: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<C, ConfigError> {
+        list.iter()
+            .enumerate()
+            .map(|(i, value)| self.check(value, &format!("{field}[{}]", i + 1), &rule))
+            .collect()
+    }
+
     /// Fails if `value` already appears in `seen` (at index i, reported as `what[i+1]`).
     fn unique(
         &self,
@@ -138,30 +151,17 @@ impl Ctx<'_> {
             .as_ref()
             .map(|v| self.check(v, "server.onboarding", rules::listen))
             .transpose()?;
-        let allowed_origins = raw
-            .allowed_origins
-            .iter()
-            .enumerate()
-            .map(|(i, v)| {
-                self.check(
-                    v,
-                    &format!("server.allowed_origins[{}]", i + 1),
-                    rules::origin,
-                )
-            })
-            .collect::<Result<_, _>>()?;
+        let allowed_origins = self.check_each(
+            &raw.allowed_origins,
+            "server.allowed_origins",
+            rules::origin,
+        )?;
         let data_dir = raw
             .data_dir
             .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
         let metrics_from = match &raw.metrics_from {
             None => crate::net::local_ranges(),
-            Some(list) => list
-                .iter()
-                .enumerate()
-                .map(|(i, v)| {
-                    self.check(v, &format!("server.metrics_from[{}]", i + 1), rules::cidr)
-                })
-                .collect::<Result<_, _>>()?,
+            Some(list) => self.check_each(list, "server.metrics_from", rules::cidr)?,
         };
         let max_connections_per_address = match &raw.max_connections_per_address {
             None => DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
@@ -204,12 +204,8 @@ impl Ctx<'_> {
             (Some(cert), None) => return Err(self.both(cert.span(), "tls.cert", "tls.key")),
             (None, Some(key)) => return Err(self.both(key.span(), "tls.key", "tls.cert")),
         };
-        let extra_names = raw
-            .extra_names
-            .iter()
-            .enumerate()
-            .map(|(i, v)| self.check(v, &format!("tls.extra_names[{}]", i + 1), rules::extra_name))
-            .collect::<Result<_, _>>()?;
+        let extra_names =
+            self.check_each(&raw.extra_names, "tls.extra_names", rules::extra_name)?;
         Ok(TlsConfig {
             dir: raw.dir.unwrap_or_else(|| PathBuf::from(DEFAULT_TLS_DIR)),
             own,
@@ -355,9 +351,6 @@ impl Ctx<'_> {
                 Err(format!("{name:?} is not a configured terminal"))
             }
         };
-        list.iter()
-            .enumerate()
-            .map(|(j, name)| self.check(name, &format!("{field}[{}]", j + 1), is_known))
-            .collect()
+        self.check_each(list, field, is_known)
     }
 }
