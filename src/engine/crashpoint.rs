@@ -1,6 +1,6 @@
 //! Crash and fail points: a TEST HOOK that stops the agent, or fails one journal write, at a
 //! named step of a transaction, so that tests can prove what a crash or a full disk there
-//! leaves behind (`tests/crash.rs`, `tests/journal_faults.rs`).
+//! leaves behind (`tests/suite/crash.rs`, `tests/suite/journal_faults.rs`).
 //!
 //! - `CAISSE_AP_RELAY_CRASH_AT=POINT` aborts the process (as `kill -9` would: no unwinding,
 //!   no flush) the first time `POINT` is reached.

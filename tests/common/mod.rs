@@ -87,7 +87,7 @@ impl TestAgent {
 }
 
 /// A terminal entry at `addr` with a `timeout` deadline, its unresolved-unknown guard off
-/// (v1 behaviour: tests of other features pay again after an `unknown`; tests/relay_guards.rs
+/// (v1 behaviour: tests of other features pay again after an `unknown`; tests/suite/relay_guards.rs
 /// turns it on).
 pub fn terminal(name: &str, addr: impl ToString, timeout: Duration) -> TerminalConfig {
     TerminalConfig {

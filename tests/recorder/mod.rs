@@ -1,5 +1,5 @@
 //! A driver `Hooks` that records every progress step and may refuse the send: shared by the
-//! driver's unit tests (`src/terminal/tests.rs`, through `#[path]`) and `tests/driver.rs`.
+//! driver's unit tests (`src/terminal/tests.rs`, through `#[path]`) and `tests/suite/driver.rs`.
 //! The includer brings `Hooks`, `Outcome` and `Progress` into scope.
 
 use super::*;

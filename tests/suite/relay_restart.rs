@@ -1,7 +1,7 @@
 //! The built binary, killed with SIGKILL while a terminal holds a request: after a restart
 //! the transaction is `unknown` (`agent_restart`) and the request was never sent again.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! names, labels and counts of every final state, the duration and journal histograms,
 //! open sessions by role and an unreachable terminal's `relay_terminal_up`.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

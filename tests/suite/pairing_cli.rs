@@ -11,7 +11,7 @@ use caisse_ap_relay::access::{Access, AuthError, Till};
 use caisse_ap_relay::config::{Config, Role};
 use manual_clock::ManualClock;
 
-mod manual_clock;
+use crate::manual_clock;
 
 const PEER: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 const STATIC_TOKEN: &str = "static-token-of-the-first-till";

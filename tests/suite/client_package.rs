@@ -3,7 +3,7 @@
 //! `tests/js/typed-example.ts`, which imports the package by name and uses every export,
 //! method and event.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

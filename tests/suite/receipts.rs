@@ -3,7 +3,7 @@
 //! agent's records; a tampered receipt fails in both. Also the key file's life: the same key
 //! across restarts, `receipt-key` = `GET /receipt-key`, a corrupt key → exit 2 naming it.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 use std::sync::Arc;

@@ -4,9 +4,9 @@
 //! exactly one final state, the one its faults explain; each request reached its terminal
 //! exactly once, and only for transactions that were sent; descriptors and memory are flat.
 //!
-//! The short variant runs by default; `cargo test --test soak -- --ignored` runs 10,000.
+//! The short variant runs by default; `cargo test --test suite soak -- --ignored` runs 10,000.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

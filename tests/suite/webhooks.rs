@@ -3,7 +3,7 @@
 //! a 500 then a success with the same `webhook-id`, an endpoint down across a `kill -9` of
 //! the agent, a hanging endpoint while tills pay, and bad configurations refused.
 
-mod common;
+use crate::common;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;

@@ -4,8 +4,8 @@
 //! flag), it imports `client.js` straight from the agent (CORS, contract §7.4), pairs with a
 //! one-time code, pays and shows `approved`, then posts the signed receipt to its own origin.
 
-mod browser_support;
-mod common;
+use crate::browser_support;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
@@ -18,7 +18,7 @@ use common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-const PAGE: &str = include_str!("../docs/examples/pay-button.html");
+const PAGE: &str = include_str!("../../docs/examples/pay-button.html");
 
 /// Serves the page at `/pay-button.html` and keeps the bodies POSTed to `/payments`.
 async fn pos_site(listener: TcpListener, posted: Arc<Mutex<Vec<String>>>) {

@@ -3,7 +3,7 @@
 //! same payment twice within the window needs `confirm_duplicate`, and linked refunds are
 //! capped by their debit. Also §7.1's `replay` flag on `watch` answers and after `welcome`.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

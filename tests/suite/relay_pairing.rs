@@ -2,7 +2,7 @@
 //! does) is exchanged for a token once; the token then authenticates; revoking the till
 //! closes its live socket; wrong codes are rate-limited.
 
-mod common;
+use crate::common;
 
 use std::net::Ipv4Addr;
 use std::time::SystemTime;

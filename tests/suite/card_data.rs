@@ -3,7 +3,7 @@
 //! message, no expiry in messages (AB's value in `raw` is `####`), lengths kept; §7.6: the
 //! journal and the data directory are private (0600/0700).
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt;
 

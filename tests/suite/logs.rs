@@ -2,7 +2,7 @@
 //! complete "transaction finished" line per outcome, no token, no card number beyond the
 //! last four digits (even in the debug-level raw frames).
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

@@ -3,8 +3,8 @@
 //! final state and reason the cashier is told, every state the journal went through, and
 //! how many requests the terminal received (never two).
 
-mod common;
-mod fault_kit;
+use crate::common;
+use crate::fault_kit;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! declined, not sent and unknown payments (one resolved) made over wss, then the built
 //! binary's `report --csv` totals them.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::time::Duration;

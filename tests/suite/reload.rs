@@ -2,7 +2,7 @@
 //! without losing the transaction in flight, tills closed when their token stops working,
 //! a bad file refused whole, and SIGHUP on the built binary.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -12,6 +12,7 @@ use caisse_ap_relay::terminal::{
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+#[path = "../recorder/mod.rs"]
 mod recorder;
 use recorder::Recorder;
 

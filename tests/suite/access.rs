@@ -8,7 +8,7 @@ use caisse_ap_relay::access::{Access, AuthError, Clock, Closing, Store, Till};
 use caisse_ap_relay::config::{Role, Secret, TillConfig};
 use manual_clock::ManualClock;
 
-mod manual_clock;
+use crate::manual_clock;
 
 const PEER: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 const OTHER_PEER: IpAddr = IpAddr::V6(std::net::Ipv6Addr::LOCALHOST);

@@ -2,8 +2,8 @@
 //! refused at each step of a payment. The agent keeps serving, sends nothing it could not
 //! journal as `sent` first, and never loses a result it announced.
 
-mod common;
-mod fault_kit;
+use crate::common;
+use crate::fault_kit;
 
 use std::sync::Arc;
 use std::time::Duration;

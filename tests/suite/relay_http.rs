@@ -1,6 +1,6 @@
 //! HTTP on the agent's TLS port: health, CA download and embedded pages.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

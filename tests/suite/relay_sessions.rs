@@ -1,7 +1,7 @@
 //! WebSocket sessions through the real agent: authentication, origins, roles, watching,
 //! disconnection and delivery after reconnect, malformed input and frame limits.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

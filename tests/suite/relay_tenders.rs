@@ -2,7 +2,7 @@
 //! (CK sent, ZT decoded into `result.ticket`, dropped from `raw`), the reference echo (CF),
 //! application labels, and the duplicate-tag rule, against simulators and canned terminals.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

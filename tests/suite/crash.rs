@@ -5,8 +5,8 @@
 //! and `unknown` (`agent_restart`) otherwise, a journaled result survives, earlier results
 //! are intact, and the agent serves the next payment.
 
-mod common;
-mod fault_kit;
+use crate::common;
+use crate::fault_kit;
 
 use std::sync::Arc;
 use std::time::Duration;

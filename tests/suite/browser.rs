@@ -5,8 +5,8 @@
 //! doctor passes its checks. TLS is verified: the browser's NSS database trusts the agent's
 //! generated CA, nothing else. Screenshots go to `target/screenshots/` for review.
 
-mod browser_support;
-mod common;
+use crate::browser_support;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};

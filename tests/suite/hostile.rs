@@ -3,7 +3,7 @@
 //! their TLS handshake or speak garbage. Each test shows the agent refuses cleanly, sends
 //! nothing to a terminal, and keeps serving an honest till meanwhile.
 
-mod common;
+use crate::common;
 
 use std::io::{ErrorKind, Read};
 use std::net::Ipv4Addr;

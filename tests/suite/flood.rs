@@ -4,7 +4,7 @@
 //! Contract §7.4: no such flood may make a payment fail or a till's `hello` wait more than
 //! a second. The figures (connections held, payment latency) are printed for the report.
 
-mod common;
+use crate::common;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream as StdStream};

@@ -1,7 +1,7 @@
 //! Payments through the real agent over wss against simulated terminals: every final state
 //! of the contract's table, the phase sequence, busy terminals, idempotency and cancel.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
