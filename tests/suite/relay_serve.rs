@@ -1,7 +1,7 @@
 //! `caisse-ap-relay serve` as a process: a bad configuration exits 2 with one line; a good
 //! one prints what the README says (CA fingerprint, onboarding URL).
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 
