@@ -49,37 +49,48 @@ impl Engine {
                 "a display till may not pay; pay from a cashier till".into(),
             );
         }
-        // Taken before the lookup: a reload cannot remove the terminal in between.
-        let _serial = self.inner.pay_lock.lock().await;
-        let terminal = self
-            .usable_terminal(till, &payment.terminal)
-            .map_err(|e| e.with_id(&payment.id))?;
-        if let Some(existing) = self.inner.ledger.get(&payment.id) {
-            return replay(till, &payment, existing);
-        }
-        if self.inner.stop.is_cancelled() {
-            return fail(
-                ErrorCode::Internal,
-                "the agent is shutting down; retry in a moment".into(),
-            );
-        }
-        let passed = self.guard(till, &payment, &terminal)?;
-        let lease = terminal
-            .try_begin(&payment.id)
-            .map_err(|holder| busy(&payment, holder))?;
-        let record = self
-            .inner
-            .ledger
-            .commit(new_record(till, &payment, passed))
-            .await
-            .map_err(|err| {
-                ApiError::new(
+        let ledger = &self.inner.ledger;
+        let (terminal, lease, queued, held) = loop {
+            let mut settled = self.inner.accepting.settled();
+            // Taken before the lookup: a reload cannot remove the terminal in between. Held
+            // until `accepted` is queued, not across its fsync: `pay`s of other tills share it.
+            let serial = self.inner.pay_lock.lock().await;
+            let terminal = self
+                .usable_terminal(till, &payment.terminal)
+                .map_err(|e| e.with_id(&payment.id))?;
+            if let Some(existing) = ledger.get(&payment.id) {
+                return replay(till, &payment, existing);
+            }
+            if self.inner.accepting.contains(&payment.id) {
+                // The same id is being accepted: its outcome decides this one's answer.
+                drop(serial);
+                let _ = settled.changed().await;
+                continue;
+            }
+            if self.inner.stop.is_cancelled() {
+                return fail(
                     ErrorCode::Internal,
-                    format!("journal unavailable ({err}); nothing was sent, fix the agent's data directory"),
-                )
-                .with_id(&payment.id)
-            })?;
+                    "the agent is shutting down; retry in a moment".into(),
+                );
+            }
+            let passed = self.guard(till, &payment, &terminal)?;
+            let lease = terminal
+                .try_begin(&payment.id)
+                .map_err(|holder| busy(&payment, holder))?;
+            let queued = ledger.queue(new_record(till, &payment, passed)).await;
+            let held = self.inner.accepting.hold(queued.record());
+            break (terminal, lease, queued, held);
+        };
+        let record = queued.commit().await.map_err(|err| {
+            ApiError::new(
+                ErrorCode::Internal,
+                format!("journal unavailable ({err}); nothing was sent, fix the agent's data directory"),
+            )
+            .with_id(&payment.id)
+        })?;
         self.spawn_transaction(terminal, &payment, &record, lease);
+        // Settled once stored: a `pay` of the same id that waited now finds the record.
+        drop(held);
         Ok(PayAnswer::Started(record))
     }
 
@@ -96,7 +107,15 @@ impl Engine {
             duplicate_window: options.duplicate_window,
             refunds: options.refunds,
         };
-        let records = self.inner.ledger.select(guards::relevant(till, payment));
+        let relevant = guards::relevant(till, payment);
+        let ledger = &self.inner.ledger;
+        // A linked refund's debit and other refunds may be on any terminal; everything else
+        // the guards need is on the payment's own.
+        let mut records = match payment.refund_of {
+            Some(_) => ledger.select(&relevant),
+            None => ledger.select_terminal(&payment.terminal, &relevant),
+        };
+        records.extend(self.inner.accepting.select(&relevant));
         guards::check(
             &records,
             settings,
@@ -116,7 +135,7 @@ impl Engine {
         let records = self
             .inner
             .ledger
-            .select(|r| r.terminal == terminal && r.state == State::Unknown);
+            .select_terminal(terminal, |r| r.state == State::Unknown);
         let now = time::OffsetDateTime::now_utc();
         guarded
             .then(|| guards::blocking(&records, terminal, now))
@@ -304,7 +323,7 @@ impl Engine {
     /// Checks that `till` may watch `terminal`; returns its latest record, if any.
     pub fn watch(&self, till: &Till, terminal: &str) -> Result<Option<Arc<Record>>, ApiError> {
         self.usable_terminal(till, terminal)?;
-        Ok(self.inner.ledger.select(|r| r.terminal == terminal).pop())
+        Ok(self.inner.ledger.select_terminal(terminal, |_| true).pop())
     }
 
     /// The terminals this till may use, with their state.
@@ -452,4 +471,60 @@ fn not_found(id: &str) -> ApiError {
         format!("no transaction {id:?} for this till"),
     )
     .with_id(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::TerminalConfig;
+    use crate::engine::EngineOptions;
+    use crate::sim::{Behaviour, Simulator};
+
+    async fn engine_on(dir: &std::path::Path, sim: &Simulator) -> Engine {
+        let terminal = TerminalConfig {
+            name: "tpe-1".into(),
+            address: sim.addr().to_string(),
+            pos_number: "01".into(),
+            timeout: Duration::from_secs(30),
+            guard_unknown: true,
+            ticket: None,
+            send_reference: false,
+        };
+        let options = EngineOptions {
+            probe_at_start: false,
+            ..EngineOptions::default()
+        };
+        Engine::start(&[terminal], dir, options, None).await.unwrap()
+    }
+
+    // One thread: every `pay` runs before the first one's `accepted` fsync returns.
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_same_id_paid_while_its_accepted_is_syncing_starts_one_transaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let sim = Simulator::spawn(listener, Behaviour::default());
+        let engine = engine_on(dir.path(), &sim).await;
+        let till = Till {
+            name: "till-1".into(),
+            role: Role::Cashier,
+            terminals: None,
+        };
+        let order: PayOrder = serde_json::from_value(serde_json::json!(
+            {"id": "same", "terminal": "tpe-1", "amount": 2500, "currency": "EUR"}))
+        .unwrap();
+        let answers =
+            futures_util::future::join_all((0..3).map(|_| engine.pay(&till, &order))).await;
+        let started = answers
+            .iter()
+            .filter(|a| matches!(a, Ok(PayAnswer::Started(_))))
+            .count();
+        let existing = answers
+            .iter()
+            .filter(|a| matches!(a, Ok(PayAnswer::Existing(r)) if r.id == "same"))
+            .count();
+        assert_eq!((started, existing), (1, 2), "{answers:?}");
+        sim.wait_requests(1).await;
+        engine.shutdown().await;
+        assert_eq!(sim.request_count(), 1);
+    }
 }

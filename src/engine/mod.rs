@@ -7,6 +7,7 @@
 //! terminal's lease (see [`transaction`]), so a browser going away never cuts a payment.
 //! Final states and journal syncs are counted into the engine's [`Metrics`] (`/metrics`).
 
+mod accepting;
 mod control;
 pub mod crashpoint;
 mod error;
@@ -129,8 +130,10 @@ struct Inner {
     bus: EventBus,
     // A std mutex: map lookups only, never held across an await.
     active: Mutex<HashMap<String, Arc<Control>>>,
-    // Serialises `pay` from the idempotency check to the journaled `accepted`.
+    // Serialises `pay` from the idempotency check to the queued `accepted`.
     pay_lock: tokio::sync::Mutex<()>,
+    // The `pay`s waiting for their `accepted` fsync.
+    accepting: accepting::Accepting,
     options: EngineOptions,
     tasks: TaskTracker,
     stop: CancellationToken,
@@ -170,6 +173,7 @@ impl Engine {
                 bus,
                 active: Mutex::new(HashMap::new()),
                 pay_lock: tokio::sync::Mutex::new(()),
+                accepting: accepting::Accepting::default(),
                 options,
                 tasks: TaskTracker::new(),
                 stop: CancellationToken::new(),

@@ -4,6 +4,9 @@
 //! that disconnects does not stop it. Every change is journaled before it is announced; the
 //! `sent` state is journaled and announced once, before the first byte is written (in
 //! [`Hooks::before_send`]; a write that then fails with nothing written ends `not_sent`).
+//! The TCP connect runs while `connecting` is being journaled (it writes nothing to the
+//! terminal); `sent` is queued only once both are done, so the journal order stays
+//! `connecting`, `sent` and the request still waits for `sent`'s fsync.
 //!
 //! Results at once (api.md §7.1): when the answer decides the payment, the final state is
 //! journaled and announced at once ([`Hooks::decided`]) and the lease lets one next `pay`
@@ -77,14 +80,39 @@ impl Transaction {
         if self.control.is_cancelled() {
             return cancelled();
         }
-        if let Err(err) = self.step(State::Connecting).await {
+        if let Err(err) = self.request.check() {
             return Outcome::NotSent {
-                detail: format!("journal unavailable: {err}"),
+                detail: err.to_string(),
             };
         }
         let (address, request) = (self.address.clone(), self.request.clone());
         let timeouts = self.timeouts;
         let control = Arc::clone(&self.control);
+        // `connecting` is journaled while the TCP connect runs: connecting writes nothing to
+        // the terminal, and no byte goes out before `sent` is durable, which is queued only
+        // after `connecting` is.
+        let connect = async {
+            tokio::select! {
+                biased;
+                _ = control.cancelled() => None,
+                stream = terminal::connect(&address, timeouts.connect) => Some(stream),
+            }
+        };
+        let (journaled, connected) = tokio::join!(self.step(State::Connecting), connect);
+        if let Err(err) = journaled {
+            return Outcome::NotSent {
+                detail: format!("journal unavailable: {err}"),
+            };
+        }
+        let mut stream = match connected {
+            None => return cancelled(),
+            Some(Err(detail)) => {
+                let outcome = Outcome::NotSent { detail };
+                self.note_health(&outcome, false);
+                return outcome;
+            }
+            Some(Ok(stream)) => stream,
+        };
         let mut hooks = TxHooks {
             tx: self,
             lease,
@@ -97,7 +125,7 @@ impl Transaction {
         let outcome = tokio::select! {
             biased;
             _ = control.cancelled() => cancelled(),
-            outcome = terminal::transact(&address, &request, &timeouts, &mut hooks) => outcome,
+            outcome = terminal::transact_on(&mut stream, &request, &timeouts, &mut hooks) => outcome,
         };
         let (connected, journal_failure) = (hooks.connected, hooks.journal_failure);
         // The driver only knows `before_send` said no: tell the cashier why.

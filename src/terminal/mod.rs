@@ -212,7 +212,7 @@ fn judge(verdict: Verdict, raw: String) -> Outcome {
 }
 
 /// Opens the TCP connection within the connect timeout; the error is a human detail.
-async fn connect(address: &str, limit: Duration) -> Result<TcpStream, String> {
+pub async fn connect(address: &str, limit: Duration) -> Result<TcpStream, String> {
     // Bounded because an unplugged terminal makes connect hang for minutes.
     match tokio::time::timeout(limit, TcpStream::connect(address)).await {
         Ok(Ok(stream)) => {

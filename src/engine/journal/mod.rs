@@ -10,10 +10,12 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::future::Future;
+use std::pin::Pin;
 use std::io;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc};
+use std::task::{Context, Poll};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
@@ -146,7 +148,7 @@ impl Journal {
     /// Records reach the file in the order they were submitted, so a caller that submits
     /// under its own lock fixes the journal order without waiting for the fsync there.
     /// The record is not withdrawn if the future is dropped.
-    pub fn submit(&self, record: &Record) -> io::Result<impl Future<Output = io::Result<()>>> {
+    pub fn submit(&self, record: &Record) -> io::Result<Durable> {
         let (done, durable) = oneshot::channel();
         let request = Request {
             record: record.clone(),
@@ -155,7 +157,7 @@ impl Journal {
         };
         let requests = self.requests.as_ref().ok_or_else(stopped)?;
         requests.send(request).map_err(|_| stopped())?;
-        Ok(async move { durable.await.map_err(|_| stopped())? })
+        Ok(Durable(durable))
     }
 
     /// Counters since open.
@@ -177,6 +179,19 @@ impl Drop for Journal {
         if let Some(writer) = self.writer.take() {
             let _ = writer.join();
         }
+    }
+}
+
+/// The durability of one submitted record: resolves once it is fsynced, or with why not.
+pub struct Durable(oneshot::Receiver<io::Result<()>>);
+
+impl Future for Durable {
+    type Output = io::Result<()>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|done| done.map_err(|_| stopped()).and_then(|done| done))
     }
 }
 

@@ -24,10 +24,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::crashpoint;
 use super::events::EventBus;
-use super::journal::Journal;
+use super::journal::{Durable, Journal};
 use super::record::Record;
 
+mod store;
 mod turnstile;
+
+use store::Store;
 
 use turnstile::{Ticket, Turnstile};
 
@@ -41,7 +44,7 @@ pub struct Ledger {
     // The next seq. Held to stamp and queue a record, never across its fsync.
     order: tokio::sync::Mutex<u64>,
     // A std mutex: sections are short lookups and inserts, never held across an await.
-    records: Mutex<HashMap<String, Arc<Record>>>,
+    records: Mutex<Store>,
     durability: Mutex<Durability>,
     turnstile: Turnstile,
     bus: EventBus,
@@ -85,15 +88,11 @@ impl Ledger {
     /// A ledger over `journal` holding `records` (their highest seq continues).
     pub fn new(journal: Journal, records: Vec<Record>, bus: EventBus) -> Ledger {
         let next_seq = records.iter().map(|r| r.seq).max().unwrap_or(0) + 1;
-        let records = records
-            .into_iter()
-            .map(|r| (r.id.clone(), Arc::new(r)))
-            .collect();
         Ledger {
             journal,
             seal: None,
             order: tokio::sync::Mutex::new(next_seq),
-            records: Mutex::new(records),
+            records: Mutex::new(Store::new(records)),
             durability: Mutex::new(Durability::default()),
             turnstile: Turnstile::new(next_seq),
             bus,
@@ -108,23 +107,39 @@ impl Ledger {
 
     /// Journals `record` with the next seq, then stores and announces it. On a journal
     /// failure nothing is stored or announced.
-    pub async fn commit(&self, mut record: Record) -> io::Result<Arc<Record>> {
-        let (_slot, appended) = self.append_next(&mut record).await;
-        appended?;
-        self.mark_journaled(&record.id, true);
-        Ok(self.publish(record))
+    pub async fn commit(&self, record: Record) -> io::Result<Arc<Record>> {
+        self.queue(record).await.commit().await
     }
 
     /// Like [`Ledger::commit`], but a journal failure is logged and the change is still
     /// stored and announced: once a request may have reached a terminal, the screens must
     /// learn the truth even if the disk cannot keep it.
-    pub async fn commit_anyway(&self, mut record: Record) -> Arc<Record> {
-        let (_slot, appended) = self.append_next(&mut record).await;
-        if let Err(err) = &appended {
-            tracing::error!(%err, id = %record.id, state = ?record.state, "journal append failed; kept in memory, retried later");
+    pub async fn commit_anyway(&self, record: Record) -> Arc<Record> {
+        self.queue(record).await.commit_anyway().await
+    }
+
+    /// Stamps `record` with the next seq and queues it to the journal without waiting for
+    /// its fsync: [`Queued::commit`] finishes. A caller that queues under a lock of its own
+    /// fixes the order of its changes without holding that lock across the fsync.
+    pub async fn queue(&self, mut record: Record) -> Queued<'_> {
+        let mut next_seq = self.order.lock().await;
+        // Older announced changes first, so the journal keeps seq order per id.
+        if !self.durability().unjournaled.is_empty() {
+            self.append_unjournaled().await;
         }
-        self.mark_journaled(&record.id, appended.is_ok());
-        self.publish(record)
+        record.seq = *next_seq;
+        *next_seq += 1;
+        if let Some(seal) = &self.seal {
+            seal(&mut record);
+        }
+        let slot = self.slot(&record);
+        let durable = self.submit(&record);
+        Queued {
+            ledger: self,
+            record,
+            slot,
+            durable,
+        }
     }
 
     /// Appends again every record announced but not journaled; returns how many are still
@@ -174,35 +189,6 @@ impl Ledger {
         self.durability.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Stamps the next seq, queues the record, waits for its fsync and then for its turn.
-    /// The caller stores and announces while it holds the returned slot, so announce
-    /// order = seq order; dropping the slot lets the next seq through.
-    async fn append_next(&self, record: &mut Record) -> (Slot<'_>, io::Result<()>) {
-        let (slot, durable) = {
-            let mut next_seq = self.order.lock().await;
-            // Older announced changes first, so the journal keeps seq order per id.
-            if !self.durability().unjournaled.is_empty() {
-                self.append_unjournaled().await;
-            }
-            record.seq = *next_seq;
-            *next_seq += 1;
-            if let Some(seal) = &self.seal {
-                seal(record);
-            }
-            let slot = self.slot(record);
-            (slot, self.submit(record))
-        };
-        let appended = match durable {
-            Ok(durable) => durable.await,
-            Err(err) => Err(err),
-        };
-        if appended.is_ok() {
-            crashpoint::crash_at(record.state.as_str(), "after_fsync");
-        }
-        slot.ticket.wait().await;
-        (slot, appended)
-    }
-
     fn slot(&self, record: &Record) -> Slot<'_> {
         *self
             .durability()
@@ -219,10 +205,7 @@ impl Ledger {
     }
 
     /// Queues `record` to the journal (through the crash and failure hooks of its state).
-    fn submit(
-        &self,
-        record: &Record,
-    ) -> io::Result<impl std::future::Future<Output = io::Result<()>>> {
+    fn submit(&self, record: &Record) -> io::Result<Durable> {
         let state = record.state.as_str();
         crashpoint::crash_at(state, "before_fsync");
         if crashpoint::fail_at(state, "fsync") {
@@ -236,7 +219,7 @@ impl Ledger {
 
     fn publish(&self, record: Record) -> Arc<Record> {
         let record = Arc::new(record);
-        self.lock().insert(record.id.clone(), Arc::clone(&record));
+        self.lock().insert(Arc::clone(&record));
         self.bus.announce(Arc::clone(&record));
         record
     }
@@ -248,13 +231,86 @@ impl Ledger {
 
     /// Every current record for which `keep` holds, in seq order.
     pub fn select(&self, keep: impl Fn(&Record) -> bool) -> Vec<Arc<Record>> {
-        let mut found: Vec<_> = self.lock().values().filter(|r| keep(r)).cloned().collect();
-        found.sort_by_key(|r| r.seq);
-        found
+        sorted(self.lock().all().filter(|r| keep(r)).cloned().collect())
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, Arc<Record>>> {
+    /// The current records of `terminal` for which `keep` holds, in seq order.
+    pub fn select_terminal(
+        &self,
+        terminal: &str,
+        keep: impl Fn(&Record) -> bool,
+    ) -> Vec<Arc<Record>> {
+        let store = self.lock();
+        sorted(store.of_terminal(terminal).filter(|r| keep(r)).cloned().collect())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Store> {
         self.records.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn sorted(mut records: Vec<Arc<Record>>) -> Vec<Arc<Record>> {
+    records.sort_by_key(|r| r.seq);
+    records
+}
+
+/// A change stamped and queued to the journal, neither durable nor announced yet.
+/// Dropping it lets its seq through unannounced (the journal may still get the line).
+pub struct Queued<'a> {
+    ledger: &'a Ledger,
+    record: Record,
+    slot: Slot<'a>,
+    durable: io::Result<Durable>,
+}
+
+impl Queued<'_> {
+    /// The change as stamped.
+    pub fn record(&self) -> &Record {
+        &self.record
+    }
+
+    /// Waits for the fsync, then stores and announces the change in its turn. On a journal
+    /// failure nothing is stored or announced.
+    pub async fn commit(self) -> io::Result<Arc<Record>> {
+        let (ledger, record, _slot, appended) = self.settle().await;
+        appended?;
+        ledger.mark_journaled(&record.id, true);
+        Ok(ledger.publish(record))
+    }
+
+    /// Like [`Queued::commit`], but a journal failure is logged and the change is still
+    /// stored and announced (see [`Ledger::commit_anyway`]).
+    pub async fn commit_anyway(self) -> Arc<Record> {
+        let (ledger, record, _slot, appended) = self.settle().await;
+        if let Err(err) = &appended {
+            tracing::error!(%err, id = %record.id, state = ?record.state, "journal append failed; kept in memory, retried later");
+        }
+        ledger.mark_journaled(&record.id, appended.is_ok());
+        ledger.publish(record)
+    }
+
+    /// Waits for the fsync and then for the turn. The caller stores and announces while it
+    /// holds the returned slot, so announce order = seq order; dropping the slot lets the
+    /// next seq through.
+    async fn settle<'a>(self) -> (&'a Ledger, Record, Slot<'a>, io::Result<()>)
+    where
+        Self: 'a,
+    {
+        let Queued {
+            ledger,
+            record,
+            slot,
+            durable,
+        } = self;
+        let appended = match durable {
+            Ok(durable) => durable.await,
+            Err(err) => Err(err),
+        };
+        if appended.is_ok() {
+            crashpoint::crash_at(record.state.as_str(), "after_fsync");
+        }
+        slot.ticket.wait().await;
+        (ledger, record, slot, appended)
     }
 }
 
