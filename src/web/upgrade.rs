@@ -17,7 +17,7 @@ use super::budget::Slot;
 use super::{session, App};
 
 /// Initial read buffer of a WebSocket (see [`websocket`]'s configuration).
-const READ_BUFFER: usize = 4 * 1024;
+const READ_BUFFER: usize = 512;
 
 /// The peer address of the connection a request came on (set by the server).
 #[derive(Debug, Clone, Copy)]
