@@ -7,15 +7,20 @@
 //! with its record and sent unchanged by `get`, replays and webhooks. The key file is created
 //! once and never replaced: backends pin its public key.
 //!
-//! Signing uses `jsonwebtoken` (on `ring`); the key file is PKCS#8 PEM, made and read by
-//! `rcgen` (also on `ring`).
+//! Signing is `ring`'s Ed25519 with the key pair parsed once at load: a compact JWS is
+//! `b64(header) . b64(payload) . b64(signature)`, and the protected header never changes, so
+//! it is encoded once too (`jsonwebtoken`, which the tests verify receipts with, parses the
+//! PKCS#8 key again for every signature: half the cost of a seal). The key file is PKCS#8
+//! PEM, made and read by `rcgen` (also on `ring`).
 
 mod claims;
 mod key;
 
 use std::path::Path;
 
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use ring::signature::Ed25519KeyPair;
 
 use crate::engine::record::Record;
 
@@ -26,8 +31,9 @@ pub const TYPE: &str = "caisse-ap-receipt+jwt";
 
 /// The receipt key and the issuer name: everything needed to seal records.
 pub struct Receipts {
-    signing: EncodingKey,
-    header: Header,
+    signing: Ed25519KeyPair,
+    /// `b64(protected header) .`, the start of every signing input.
+    header: String,
     jwk: String,
     issuer: String,
 }
@@ -37,12 +43,14 @@ impl Receipts {
     /// `issuer` is the receipts' `iss` (`[server] name`).
     pub fn load_or_create(data_dir: &Path, issuer: &str) -> Result<Receipts, KeyError> {
         let key = key::load_or_create(data_dir)?;
-        let mut header = Header::new(Algorithm::EdDSA);
-        header.typ = Some(TYPE.to_owned());
-        header.kid = Some(key.kid.clone());
+        let signing = Ed25519KeyPair::from_pkcs8_maybe_unchecked(&key.pkcs8)
+            .map_err(|_| KeyError::Corrupt {
+                file: data_dir.join(FILE_NAME).display().to_string(),
+            })?;
+        let header = serde_json::json!({"alg": "EdDSA", "kid": key.kid, "typ": TYPE});
         Ok(Receipts {
-            signing: EncodingKey::from_ed_der(&key.pkcs8),
-            header,
+            signing,
+            header: format!("{}.", URL_SAFE_NO_PAD.encode(header.to_string())),
             jwk: key.jwk,
             issuer: issuer.to_owned(),
         })
@@ -60,11 +68,13 @@ impl Receipts {
         if !record.state.is_final() && record.resolution.is_none() {
             return;
         }
-        let claims = claims::of(record, &self.issuer);
-        match jsonwebtoken::encode(&self.header, &claims, &self.signing) {
-            Ok(jws) => record.receipt = Some(jws),
-            Err(err) => tracing::error!(%err, id = %record.id, "receipt not signed"),
-        }
+        let claims = claims::of(record, &self.issuer).to_string();
+        let mut jws = self.header.clone();
+        URL_SAFE_NO_PAD.encode_string(claims, &mut jws);
+        let signature = self.signing.sign(jws.as_bytes());
+        jws.push('.');
+        URL_SAFE_NO_PAD.encode_string(signature.as_ref(), &mut jws);
+        record.receipt = Some(jws);
     }
 }
 
@@ -81,9 +91,7 @@ pub fn default_issuer() -> String {
 mod tests {
     use super::*;
     use crate::engine::record::{sample, Resolution, ResolvedAs, State};
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    use base64::Engine as _;
-    use jsonwebtoken::{DecodingKey, Validation};
+    use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 
     fn verify(receipts: &Receipts, jws: &str) -> jsonwebtoken::errors::Result<serde_json::Value> {
         let jwk: serde_json::Value = serde_json::from_str(receipts.jwk_json()).unwrap();
