@@ -5,23 +5,27 @@
 //! failed append, a cancelled commit) is remembered and let through as soon as
 //! its predecessors are, so nobody waits forever for a seq that will never be announced.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Mutex, MutexGuard};
 
-use tokio::sync::watch;
+use tokio::sync::oneshot;
 
-/// The seqs that went through.
+/// The seqs that went through, and who waits for which.
 #[derive(Debug)]
 struct Passed {
     /// Every seq up to this one went through.
     last: u64,
     /// Seqs above `last + 1` that finished before their turn.
     early: BTreeSet<u64>,
+    /// The ticket waiting for its turn, by seq: only the next one is woken when `last`
+    /// moves, not every waiting ticket (many commits share an fsync and wait together).
+    waiting: HashMap<u64, oneshot::Sender<()>>,
 }
 
 /// The gate all commits of a ledger pass, in seq order.
 #[derive(Debug)]
 pub struct Turnstile {
-    passed: watch::Sender<Passed>,
+    passed: Mutex<Passed>,
 }
 
 impl Turnstile {
@@ -30,9 +34,10 @@ impl Turnstile {
         let passed = Passed {
             last: next.saturating_sub(1),
             early: BTreeSet::new(),
+            waiting: HashMap::new(),
         };
         Turnstile {
-            passed: watch::Sender::new(passed),
+            passed: Mutex::new(passed),
         }
     }
 
@@ -42,6 +47,10 @@ impl Turnstile {
             turnstile: self,
             seq,
         }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Passed> {
+        self.passed.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -55,20 +64,33 @@ pub struct Ticket<'a> {
 impl Ticket<'_> {
     /// Waits until every smaller seq went through.
     pub async fn wait(&self) {
-        let mut passed = self.turnstile.passed.subscribe();
-        // The sender lives as long as the turnstile this ticket borrows: never closed here.
-        let _ = passed.wait_for(|p| p.last + 1 >= self.seq).await;
+        let turn = {
+            let mut passed = self.turnstile.lock();
+            if passed.last + 1 >= self.seq {
+                return;
+            }
+            let (tell, turn) = oneshot::channel();
+            passed.waiting.insert(self.seq, tell);
+            turn
+        };
+        // The sender is only dropped by sending: the predecessor's pass wakes this seq.
+        let _ = turn.await;
     }
 }
 
 impl Drop for Ticket<'_> {
     fn drop(&mut self) {
-        self.turnstile.passed.send_modify(|p| {
-            p.early.insert(self.seq);
-            while p.early.remove(&(p.last + 1)) {
-                p.last += 1;
-            }
-        });
+        let mut guard = self.turnstile.lock();
+        let passed = &mut *guard;
+        passed.waiting.remove(&self.seq);
+        passed.early.insert(self.seq);
+        while passed.early.remove(&(passed.last + 1)) {
+            passed.last += 1;
+        }
+        let next = passed.last + 1;
+        if let Some(tell) = passed.waiting.remove(&next) {
+            let _ = tell.send(());
+        }
     }
 }
 
