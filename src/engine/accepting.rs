@@ -47,7 +47,10 @@ impl Accepting {
     pub fn hold(&self, record: &Record) -> Held<'_> {
         let id = record.id.clone();
         self.lock().insert(id.clone(), Arc::new(record.clone()));
-        Held { accepting: self, id }
+        Held {
+            accepting: self,
+            id,
+        }
     }
 
     /// The pending records for which `keep` holds, in seq order (all newer than any stored

@@ -84,7 +84,9 @@ impl Engine {
         let record = queued.commit().await.map_err(|err| {
             ApiError::new(
                 ErrorCode::Internal,
-                format!("journal unavailable ({err}); nothing was sent, fix the agent's data directory"),
+                format!(
+                    "journal unavailable ({err}); nothing was sent, fix the agent's data directory"
+                ),
             )
             .with_id(&payment.id)
         })?;
@@ -494,7 +496,9 @@ mod tests {
             probe_at_start: false,
             ..EngineOptions::default()
         };
-        Engine::start(&[terminal], dir, options, None).await.unwrap()
+        Engine::start(&[terminal], dir, options, None)
+            .await
+            .unwrap()
     }
 
     // One thread: every `pay` runs before the first one's `accepted` fsync returns.

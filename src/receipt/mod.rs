@@ -43,10 +43,11 @@ impl Receipts {
     /// `issuer` is the receipts' `iss` (`[server] name`).
     pub fn load_or_create(data_dir: &Path, issuer: &str) -> Result<Receipts, KeyError> {
         let key = key::load_or_create(data_dir)?;
-        let signing = Ed25519KeyPair::from_pkcs8_maybe_unchecked(&key.pkcs8)
-            .map_err(|_| KeyError::Corrupt {
+        let signing = Ed25519KeyPair::from_pkcs8_maybe_unchecked(&key.pkcs8).map_err(|_| {
+            KeyError::Corrupt {
                 file: data_dir.join(FILE_NAME).display().to_string(),
-            })?;
+            }
+        })?;
         let header = serde_json::json!({"alg": "EdDSA", "kid": key.kid, "typ": TYPE});
         Ok(Receipts {
             signing,

@@ -10,9 +10,9 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::future::Future;
-use std::pin::Pin;
 use std::io;
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc};
 use std::task::{Context, Poll};

@@ -241,7 +241,13 @@ impl Ledger {
         keep: impl Fn(&Record) -> bool,
     ) -> Vec<Arc<Record>> {
         let store = self.lock();
-        sorted(store.of_terminal(terminal).filter(|r| keep(r)).cloned().collect())
+        sorted(
+            store
+                .of_terminal(terminal)
+                .filter(|r| keep(r))
+                .cloned()
+                .collect(),
+        )
     }
 
     fn lock(&self) -> MutexGuard<'_, Store> {
