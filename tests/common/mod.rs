@@ -220,7 +220,7 @@ fn tls_connector(ca_pem: &str) -> TlsConnector {
     TlsConnector::from(Arc::new(config))
 }
 
-async fn tls_connect(agent: &TestAgent) -> TlsStream<TcpStream> {
+pub async fn tls_connect(agent: &TestAgent) -> TlsStream<TcpStream> {
     let tcp = TcpStream::connect(agent.addr).await.unwrap();
     tls_over(agent, tcp).await
 }
