@@ -419,6 +419,14 @@ fn dechunk(head: &str, body: &[u8]) -> Vec<u8> {
     out
 }
 
+/// The value of header `name` (lowercase) in headers from [`https_get`].
+pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
 /// Path of a file in the agent's directory.
 pub fn path_in(agent: &TestAgent, name: &str) -> PathBuf {
     agent.dir.path().join(name)

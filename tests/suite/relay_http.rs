@@ -9,13 +9,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use caisse_ap_relay::sim::Behaviour;
 use common::*;
 
-fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
-}
-
 #[tokio::test]
 async fn healthz_reports_terminals_from_the_engine() {
     let sim = spawn_sim(Behaviour::default()).await;
