@@ -2,24 +2,18 @@
 //! how much of a record each till sees (contract §7.3: [`shown_to`]).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use super::control::{CancelReply, Control};
 use super::error::{ApiError, ErrorCode};
 use super::guards::{self, Passed};
 use super::order::{PayOrder, Payment};
-use super::record::{
-    now_rfc3339, parse_rfc3339, Record, Resolution, ResolvedAs, ResolvedBy, State,
-};
+use super::record::{now_rfc3339, Record, Resolution, ResolvedAs, ResolvedBy, State};
 use super::registry::{Terminal, TerminalStatus};
 use super::transaction::Transaction;
 use super::Engine;
 use crate::access::Till;
 use crate::config::Role;
 use crate::protocol::PaymentRequest;
-
-/// How long a finished transaction is replayed after a reconnecting till's `welcome`.
-pub const REPLAY_WINDOW: Duration = Duration::from_secs(600);
 
 /// What `pay` did.
 #[derive(Debug, Clone)]
@@ -311,12 +305,6 @@ impl Engine {
         })
     }
 
-    /// Checks that `till` may watch `terminal`; returns its latest record, if any.
-    pub fn watch(&self, till: &Till, terminal: &str) -> Result<Option<Arc<Record>>, ApiError> {
-        self.usable_terminal(till, terminal)?;
-        Ok(self.inner.ledger.select(|r| r.terminal == terminal).pop())
-    }
-
     /// The terminals this till may use, with their state.
     pub fn terminals(&self, till: &Till) -> Vec<TerminalStatus> {
         let usable = self
@@ -330,20 +318,6 @@ impl Engine {
     /// Every terminal, with its state (for `/healthz`).
     pub fn all_terminals(&self) -> Vec<TerminalStatus> {
         self.inner.registry.iter().map(|t| t.status()).collect()
-    }
-
-    /// What a till receives after `welcome`: its records still unresolved `unknown` or
-    /// finished within [`REPLAY_WINDOW`], and for an operator every till's unresolved
-    /// `unknown` on the terminals it may use, in seq order.
-    pub fn replay(&self, till: &Till) -> Vec<Arc<Record>> {
-        let horizon = time::OffsetDateTime::now_utc() - REPLAY_WINDOW;
-        self.inner.ledger.select(|r| {
-            let recent = parse_rfc3339(&r.updated_at).is_some_and(|at| at >= horizon);
-            let unresolved = r.state == State::Unknown && r.resolution.is_none();
-            let own = r.till == till.name && (unresolved || (r.state.is_final() && recent));
-            let overseen = till.role == Role::Operator && unresolved && till.may_use(&r.terminal);
-            own || overseen
-        })
     }
 
     /// Records changed after `seq` that `keep` selects, in seq order (a lagged session's
@@ -364,7 +338,11 @@ impl Engine {
         records
     }
 
-    fn usable_terminal(&self, till: &Till, name: &str) -> Result<Arc<Terminal>, ApiError> {
+    pub(super) fn usable_terminal(
+        &self,
+        till: &Till,
+        name: &str,
+    ) -> Result<Arc<Terminal>, ApiError> {
         let terminal = self.inner.registry.get(name).ok_or_else(|| {
             ApiError::new(
                 ErrorCode::UnknownTerminal,

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::protocol::mask::{mask_frame, mask_pan};
 use crate::protocol::{Action, Answer, Card, Method, Ticket};
 use crate::terminal::Outcome;
 
@@ -126,6 +127,20 @@ impl From<Outcome> for TxResult {
                 raw,
                 ..TxResult::default()
             },
+        }
+    }
+}
+
+impl TxResult {
+    /// Masks the card data as §7.2 wants it (`card.pan`, and `AA`/`AB` inside `raw`).
+    /// Records made by this version are masked already (masking twice changes nothing);
+    /// records journaled before masking existed may hold full values until loaded here.
+    pub(crate) fn mask_card_data(&mut self) {
+        if let Some(pan) = self.card.as_mut().and_then(|card| card.pan.as_mut()) {
+            *pan = mask_pan(pan);
+        }
+        if let Some(raw) = &mut self.raw {
+            *raw = mask_frame(raw);
         }
     }
 }

@@ -19,10 +19,11 @@
 //! - every record leaves as the till may see it (§7.3, [`shown_to`]): in full for an
 //!   operator and for a cashier's own records, redacted otherwise; `status` answers
 //!   operators only;
-//! - the subscription follows the session's till from before `welcome` is built, and each
-//!   terminal from before its `watch` is answered, so no change falls between a snapshot and
-//!   the live stream (a change may come twice: the record's `seq` tells); the bus wakes the
-//!   session only for those changes, and unsubscribes it when the session ends;
+//! - the engine hands the session its subscription together with the records replayed
+//!   after `welcome`, and the latest record with each `watch`, so no change falls between
+//!   a snapshot and the live stream nor comes in both (see `engine::feed`); the bus wakes
+//!   the session only for those changes (an operator's: every till's), and unsubscribes it
+//!   when the session ends;
 //! - a session whose subscription overflowed (it was not reading) is resent every record it
 //!   cares about that changed since the last one it forwarded.
 
@@ -67,14 +68,11 @@ where
     // An authenticated till keeps its place when a flood fills the connection budget.
     slot.authenticated();
     let span = tracing::info_span!("session", till = %till.name);
-    // Subscribed before the snapshot `greet` sends: no change can fall between the two.
-    // An operator follows every till.
-    let bus = match till.role {
-        Role::Operator => app.engine.subscribe(),
-        _ => app.engine.subscribe_till(&till.name),
-    };
+    // The records replayed after `welcome` and the live changes, split by the engine.
+    let (bus, replay) = app.engine.follow(&till);
     let session = Session {
         bus,
+        replay,
         socket,
         app,
         till,
@@ -213,6 +211,8 @@ struct Session<S> {
     socket: S,
     /// Announcements of this till's records and of the watched terminals' records.
     bus: Subscription,
+    /// What `welcome` is followed by (taken by `greet`).
+    replay: Vec<Arc<Record>>,
     app: Arc<App>,
     till: Till,
     watched: HashSet<String>,
@@ -275,7 +275,7 @@ where
             role: self.till.role,
             terminals: engine.terminals(&self.till),
         };
-        let replay = engine.replay(&self.till);
+        let replay = std::mem::take(&mut self.replay);
         tracing::info!(replayed = replay.len(), "till connected");
         self.reply(welcome).await?;
         for record in replay {
@@ -349,13 +349,7 @@ where
                 Ok((!self.cares(&resolved)).then(|| record(resolved)).flatten())
             }
             ClientMessage::Watch { terminal } => {
-                // Followed before the latest record is read, as for `welcome`.
-                let fresh = self.bus.watch(&terminal);
-                let latest = engine.watch(till, &terminal).inspect_err(|_| {
-                    if fresh {
-                        self.bus.unwatch(&terminal);
-                    }
-                })?;
+                let latest = engine.watch(till, &self.bus, &terminal)?;
                 self.watched.insert(terminal);
                 Ok(latest.map(|r| ServerMessage::replayed(&shown_to(till, r))))
             }

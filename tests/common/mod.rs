@@ -227,7 +227,7 @@ fn tls_connector(ca_pem: &str) -> TlsConnector {
     TlsConnector::from(Arc::new(config))
 }
 
-async fn tls_connect(agent: &TestAgent) -> TlsStream<TcpStream> {
+pub async fn tls_connect(agent: &TestAgent) -> TlsStream<TcpStream> {
     let tcp = TcpStream::connect(agent.addr).await.unwrap();
     tls_over(agent, tcp).await
 }
@@ -442,6 +442,14 @@ fn dechunk(head: &str, body: &[u8]) -> Vec<u8> {
         rest = &rest[end + 2 + size + 2..];
     }
     out
+}
+
+/// The value of header `name` (lowercase) in headers from [`https_get`].
+pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
 }
 
 /// Path of a file in the agent's directory.
