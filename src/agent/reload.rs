@@ -245,7 +245,11 @@ mod tests {
 
     #[test]
     fn only_settings_bound_at_start_need_a_restart() {
-        let old = Config::demo("127.0.0.1:9".into(), Secret("token".into()));
+        let old = Config::demo(
+            "127.0.0.1:9".into(),
+            Secret("token".into()),
+            Secret("operator-token".into()),
+        );
         let mut new = old.clone();
         new.server.allowed_origins = vec!["https://pos.example.com".into()];
         new.terminals.clear();

@@ -126,9 +126,10 @@ impl EventBus {
         let mut routes = lock(&self.routes);
         let mut closed = Vec::new();
         let by_till = route(&routes.tills, &record.till);
-        // A watcher of the terminal that follows the record's till got it with its till.
+        // A watcher of the terminal that follows the record's till got it with its till, and
+        // one that takes everything got it already.
         let watchers = route(&routes.terminals, &record.terminal)
-            .filter(|o| o.till.as_deref() != Some(record.till.as_str()));
+            .filter(|o| o.till.as_deref().is_some_and(|till| till != record.till));
         for outlet in by_till.chain(routes.everything.values()).chain(watchers) {
             if !outlet.offer(&record) {
                 closed.push(outlet.id);

@@ -15,23 +15,32 @@ use super::events::Subscription;
 use super::record::{parse_rfc3339, Record, State};
 use super::Engine;
 use crate::access::Till;
+use crate::config::Role;
 
 /// How long a finished transaction is replayed after a reconnecting till's `welcome`.
 pub const REPLAY_WINDOW: Duration = Duration::from_secs(600);
 
 impl Engine {
-    /// Subscribes a session of `till` to the changes of its records, and returns with it
-    /// what the till receives after `welcome`: its records still unresolved `unknown` or
-    /// finished within [`REPLAY_WINDOW`], in seq order (contract §5).
+    /// Subscribes a session of `till` to the changes of its records (an operator: of every
+    /// till's, §7.3), and returns with it what the till receives after `welcome`: its
+    /// records still unresolved `unknown` or finished within [`REPLAY_WINDOW`], and for an
+    /// operator every till's unresolved `unknown` on the terminals it may use, in seq order
+    /// (contract §5).
     pub fn follow(&self, till: &Till) -> (Subscription, Vec<Arc<Record>>) {
         let horizon = time::OffsetDateTime::now_utc() - REPLAY_WINDOW;
         let bus = &self.inner.bus;
+        let operator = till.role == Role::Operator;
         self.inner.ledger.follow(
-            || bus.subscribe_till(&till.name),
+            || match operator {
+                true => bus.subscribe(),
+                false => bus.subscribe_till(&till.name),
+            },
             |r| {
                 let recent = parse_rfc3339(&r.updated_at).is_some_and(|at| at >= horizon);
                 let unresolved = r.state == State::Unknown && r.resolution.is_none();
-                r.till == till.name && (unresolved || (r.state.is_final() && recent))
+                let own = r.till == till.name && (unresolved || (r.state.is_final() && recent));
+                let overseen = operator && unresolved && till.may_use(&r.terminal);
+                own || overseen
             },
         )
     }

@@ -34,7 +34,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use api::{CancelAnswer, PayAnswer};
+pub use api::{shown_to, CancelAnswer, PayAnswer};
 pub use error::{ApiError, ErrorCode};
 pub use order::{PayOrder, Payment};
 pub use record::Record;

@@ -14,11 +14,16 @@
 //! - a `pay` that starts a transaction is answered by the `accepted` record from the bus; a
 //!   replayed `pay` (same id and parameters) by the current record;
 //! - after `welcome` come the till's records still `unknown` (unresolved) or finished in the
-//!   last 10 minutes, marked `"replay": true`, then live changes;
+//!   last 10 minutes (for an operator: every till's unresolved `unknown`), marked
+//!   `"replay": true`, then live changes;
+//! - every record leaves as the till may see it (§7.3, [`shown_to`]): in full for an
+//!   operator and for a cashier's own records, redacted otherwise; `status` answers
+//!   operators only;
 //! - the engine hands the session its subscription together with the records replayed
 //!   after `welcome`, and the latest record with each `watch`, so no change falls between
 //!   a snapshot and the live stream nor comes in both (see `engine::feed`); the bus wakes
-//!   the session only for those changes, and unsubscribes it when the session ends;
+//!   the session only for those changes (an operator's: every till's), and unsubscribes it
+//!   when the session ends;
 //! - a session whose subscription overflowed (it was not reading) is resent every record it
 //!   cares about that changed since the last one it forwarded.
 
@@ -40,9 +45,10 @@ use super::messages::{
 };
 use super::App;
 use crate::access::{AuthError, Closing, Till};
+use crate::config::Role;
 use crate::engine::events::{self, Subscription};
 use crate::engine::record::format_rfc3339;
-use crate::engine::{ApiError, CancelAnswer, ErrorCode, PayAnswer, Record};
+use crate::engine::{shown_to, ApiError, CancelAnswer, ErrorCode, PayAnswer, Record};
 
 /// Close code: no valid `hello` in time.
 pub const CLOSE_UNAUTHORIZED: u16 = 4401;
@@ -273,7 +279,8 @@ where
         tracing::info!(replayed = replay.len(), "till connected");
         self.reply(welcome).await?;
         for record in replay {
-            self.reply(ServerMessage::replayed(&record)).await?;
+            let shown = shown_to(&self.till, record);
+            self.reply(ServerMessage::replayed(&shown)).await?;
         }
         Ok(())
     }
@@ -321,6 +328,7 @@ where
     ) -> Result<Option<ServerMessage>, ApiError> {
         let engine = self.app.engine.clone();
         let till = &self.till;
+        // `get` and `resolve` answer with what the engine lets this till see.
         let record = |r: Arc<Record>| Some(ServerMessage::Transaction(Box::new((*r).clone())));
         match message {
             ClientMessage::Hello { .. } | ClientMessage::Pair { .. } => Err(ApiError::bad_request(
@@ -343,16 +351,27 @@ where
             ClientMessage::Watch { terminal } => {
                 let latest = engine.watch(till, &self.bus, &terminal)?;
                 self.watched.insert(terminal);
-                Ok(latest.map(|r| ServerMessage::replayed(&r)))
+                Ok(latest.map(|r| ServerMessage::replayed(&shown_to(till, r))))
             }
             ClientMessage::Terminals => Ok(Some(ServerMessage::Terminals {
                 terminals: engine.terminals(till),
             })),
-            ClientMessage::Status => Ok(Some(self.status())),
+            ClientMessage::Status => self.status().map(Some),
         }
     }
 
-    fn status(&self) -> ServerMessage {
+    /// The operator page's overview; other roles are refused (§7.3).
+    fn status(&self) -> Result<ServerMessage, ApiError> {
+        if self.till.role != Role::Operator {
+            return Err(ApiError::new(
+                ErrorCode::Forbidden,
+                format!(
+                    "the status overview is for operator tills, and till {} is a {}: sign in with an operator's token (caisse-ap-relay pair --role operator --till NAME)",
+                    self.till.name,
+                    self.till.role.as_str()
+                ),
+            ));
+        }
         let app = &self.app;
         let tills = app
             .access
@@ -364,7 +383,7 @@ where
                 role: till.role,
             });
         let recent = app.engine.recent(&self.till, STATUS_RECORDS);
-        ServerMessage::Status {
+        Ok(ServerMessage::Status {
             terminals: app.engine.terminals(&self.till),
             transactions: recent.iter().map(|r| (**r).clone()).collect(),
             tills: tills.collect(),
@@ -373,7 +392,7 @@ where
                 fingerprint: app.certs.fingerprint(),
             },
             webhooks: app.webhooks.statuses(),
-        }
+        })
     }
 
     /// Closes the socket when this till's token stops working (4401), or when its rights
@@ -438,7 +457,8 @@ where
     }
 
     fn cares(&self, record: &Record) -> bool {
-        record.till == self.till.name || self.watched.contains(&record.terminal)
+        let overseen = self.till.role == Role::Operator && self.till.may_use(&record.terminal);
+        overseen || record.till == self.till.name || self.watched.contains(&record.terminal)
     }
 
     async fn forward_all(&mut self, records: Vec<Arc<Record>>) -> Result<(), Stop> {
@@ -448,8 +468,9 @@ where
         Ok(())
     }
 
-    async fn forward(&mut self, record: &Record) -> Result<(), Stop> {
-        self.reply(ServerMessage::Transaction(Box::new(record.clone())))
+    async fn forward(&mut self, record: &Arc<Record>) -> Result<(), Stop> {
+        let shown = shown_to(&self.till, Arc::clone(record));
+        self.reply(ServerMessage::Transaction(Box::new((*shown).clone())))
             .await
     }
 

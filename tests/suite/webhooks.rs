@@ -277,8 +277,9 @@ async fn a_refused_delivery_is_retried_with_the_same_webhook_id() {
     ] {
         assert!(metrics.contains(line), "{line} not in {metrics}");
     }
-    send(&mut ws, json!({"type": "status"})).await;
-    let status = next_message(&mut ws).await;
+    let (mut office, _) = connect_as(&agent, OPERATOR).await;
+    send(&mut office, json!({"type": "status"})).await;
+    let status = next_message(&mut office).await;
     let hook = &status["webhooks"][0];
     assert_eq!(
         (hook["name"].as_str(), hook["pending"].as_u64()),
