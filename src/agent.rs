@@ -121,6 +121,12 @@ impl Agent {
         let webhooks = Webhooks::prepare(&config.webhooks, &engine, &config.server.data_dir)?;
         warn_weak_tokens(config);
         let access = Arc::new(Access::new(&config.tills, &config.server.data_dir)?);
+        if !access.has_operator() {
+            tracing::info!(
+                "no operator till: the status page (/status) needs one; pair one with \
+                 `caisse-ap-relay pair --role operator --till operator`"
+            );
+        }
         let https_port = listener.local_addr().map_or(0, |addr| addr.port());
         let onboarding = bind_onboarding(config, &certs, https_port).await?;
         let app = App::new(

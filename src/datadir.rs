@@ -20,31 +20,49 @@ pub fn private(options: &mut OpenOptions) -> &mut OpenOptions {
     options
 }
 
-/// Creates `dir` if needed, then tightens it to 0700 and its files to 0600, with one log
-/// line when anything was wider.
+/// Creates `dir` if needed (0700 from the start), then tightens it to 0700 and its files to
+/// 0600, with one log line when anything was wider.
 pub fn secure(dir: &Path) -> io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    #[cfg(unix)]
-    {
-        let mut tightened = Vec::new();
-        if tighten(dir, DIR_MODE)? {
-            tightened.push(dir.display().to_string());
-        }
-        for entry in std::fs::read_dir(dir)? {
-            let entry = entry?;
-            if entry.file_type()?.is_file() && tighten(&entry.path(), FILE_MODE)? {
-                tightened.push(entry.file_name().to_string_lossy().into_owned());
-            }
-        }
-        if !tightened.is_empty() {
-            tracing::warn!(
-                dir = %dir.display(),
-                "data_dir was readable by others: modes tightened to 0700/0600 for {}",
-                tightened.join(", ")
-            );
-        }
+    create(dir)?;
+    let tightened = tighten_all(dir)?;
+    if !tightened.is_empty() {
+        tracing::warn!(
+            dir = %dir.display(),
+            "data_dir was readable by others: modes tightened to 0700/0600 for {}",
+            tightened.join(", ")
+        );
     }
     Ok(())
+}
+
+/// Creates `dir` and its missing parents, private to the owner whatever the umask.
+fn create(dir: &Path) -> io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, DIR_MODE);
+    builder.create(dir)
+}
+
+/// Tightens `dir` and its files; the names of those that were wider.
+#[cfg(unix)]
+fn tighten_all(dir: &Path) -> io::Result<Vec<String>> {
+    let mut tightened = Vec::new();
+    if tighten(dir, DIR_MODE)? {
+        tightened.push(dir.display().to_string());
+    }
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_file() && tighten(&entry.path(), FILE_MODE)? {
+            tightened.push(entry.file_name().to_string_lossy().into_owned());
+        }
+    }
+    Ok(tightened)
+}
+
+#[cfg(not(unix))]
+fn tighten_all(_dir: &Path) -> io::Result<Vec<String>> {
+    Ok(Vec::new())
 }
 
 /// Removes group and other bits beyond `mode`; whether anything changed.
@@ -59,9 +77,10 @@ fn tighten(path: &Path, mode: u32) -> io::Result<bool> {
     Ok(true)
 }
 
-/// For a command about to write into `dir` (`pair`, `till revoke`): an error naming the
-/// user to run `command` as, when the current user does not own `dir`. A missing `dir` is
-/// fine (the command creates it, owned by whoever runs it).
+/// For a command about to write into `dir` (`pair`, `resolve`, `till revoke`, `receipt-key`
+/// creating the key): an error naming the user to run `command` as, when the current user
+/// does not own `dir`. A missing `dir` is fine (the command creates it, owned by whoever
+/// runs it).
 pub fn check_owner(dir: &Path, command: &str) -> Result<(), String> {
     #[cfg(unix)]
     {
@@ -115,8 +134,22 @@ mod tests {
         let journal = data.join("journal.log");
         std::fs::write(&journal, "x").unwrap();
         std::fs::set_permissions(&journal, std::fs::Permissions::from_mode(0o644)).unwrap();
-        secure(&data).unwrap();
+        let mut tightened = tighten_all(&data).unwrap();
+        tightened.sort();
+        assert_eq!(
+            tightened,
+            [data.display().to_string(), "journal.log".into()]
+        );
         assert_eq!((mode(&data), mode(&journal)), (0o700, 0o600));
+    }
+
+    #[test]
+    fn a_new_data_dir_is_private_from_the_start_so_nothing_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        create(&data).unwrap();
+        assert_eq!(mode(&data), 0o700);
+        assert_eq!(tighten_all(&data).unwrap(), Vec::<String>::new());
     }
 
     #[test]

@@ -82,8 +82,9 @@ export interface TxResult {
   reason?: string;
   /** French label of the AF code, as printed by terminals. */
   label?: string;
+  /** Absent from a redacted record (a display's, another till's: §7.3). */
   card?: Card;
-  /** Authorization number. */
+  /** Authorization number; absent from a redacted record. */
   authorization?: string;
   /** Approved amount in minor units. */
   approved_amount?: number;
@@ -92,7 +93,7 @@ export interface TxResult {
   /** The terminal's tickets, when its `ticket` setting asks for them (CK). Cashier
    * records and webhooks only: a display's record and a receipt never carry them. */
   ticket?: Ticket[];
-  /** The raw answer frame (tickets left out). */
+  /** The raw answer frame (tickets left out); absent from a redacted record. */
   raw?: string;
   /** Human detail (not_sent, unknown). */
   detail?: string;
@@ -141,6 +142,7 @@ export interface TransactionRecord {
   /**
    * Signed receipt (compact JWS, EdDSA) on final and resolved records (api v2 §8): forward it
    * to your backend, which verifies it with the agent's pinned key (docs/backend.md).
+   * Absent from a redacted record.
    */
   receipt?: string;
 }
@@ -156,10 +158,19 @@ export interface TerminalInfo {
   last_seen?: string;
 }
 
+/**
+ * What a till may do (api v2 §7.3). `cashier` pays and sees its own records in full;
+ * `display` watches and sees records redacted (no `result.card`, `result.authorization`,
+ * `result.raw`, `result.ticket`, `receipt`), as a cashier sees another till's records on a
+ * terminal it watches; `operator` never pays, reads and resolves every till's records in
+ * full and alone gets `status` and `discover`.
+ */
+export type Role = "cashier" | "display" | "operator";
+
 /** A connected till (status). */
 export interface TillInfo {
   name: string;
-  role: "cashier" | "display";
+  role: Role;
   /** Open sockets. */
   sessions: number;
 }
@@ -207,7 +218,7 @@ export interface WelcomeMessage {
   agent: string;
   api: 1;
   till: string;
-  role: "cashier" | "display";
+  role: Role;
   terminals: TerminalInfo[];
 }
 export interface PairedMessage { type: "paired"; till: string; token: string }

@@ -418,11 +418,11 @@ export function setupPage(client, store, page) {
       if (saved) useToken(saved);
       else askAgain();
     },
-    /** Closes the connection, forgets the token and asks for one. */
-    signOut() {
+    /** Closes the connection, forgets the token and asks for one, saying `message` if given. */
+    signOut(message) {
       client.close();
       store.set("token", null);
-      askAgain();
+      askAgain(message);
     },
   };
 }

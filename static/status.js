@@ -1,7 +1,9 @@
 /**
  * Operator status page (`/status`): terminals, live and recent transactions (unresolved
  * `unknown` ones first and highlighted), connected tills, certificate expiry.
- * Kept live by `watch` on every terminal plus a `status` request every 10 s.
+ * Needs an operator till (contract §7.3): an operator receives every till's records live and
+ * the `status` overview every 10 s; any other till's token is refused here with a message
+ * saying how to pair an operator.
  *
  * Test hooks (data-testid), besides those of common.js:
  *   agent-name, refreshed-at, logout-button, error-banner
@@ -42,6 +44,8 @@ addStrings({
   "status.col.sessions": ["Connexions", "Connections"],
   "status.role.cashier": ["Caisse", "Cashier"],
   "status.role.display": ["Affichage", "Display"],
+  "status.role.operator": ["Opérateur", "Operator"],
+  "status.notOperator": ["Ce jeton est celui d'une caisse « {till} » (rôle {role}), pas d'un opérateur. La page d'état demande un jeton d'opérateur : sur la machine de l'agent, lancez « caisse-ap-relay pair --role operator --till bureau » et saisissez ici le code affiché.", "This token belongs to till “{till}” (role {role}), not to an operator. The status page needs an operator's token: on the agent's machine, run “caisse-ap-relay pair --role operator --till office” and enter the code it prints here."],
   "status.never": ["jamais", "never"],
   "status.noTx": ["Aucune transaction récente.", "No recent transactions."],
   "status.noTill": ["Aucune caisse.", "No till."],
@@ -71,9 +75,18 @@ function showStatus(shown) {
 
 client.on("welcome", (welcome) => {
   $("agent-name").textContent = welcome.agent;
-  welcome.terminals.forEach((term) => client.watch(term.name));
+  if (welcome.role !== "operator") {
+    refuse(welcome.till, welcome.role);
+    return;
+  }
+  // An operator receives every till's records live: no `watch` needed.
   refresh();
 });
+
+// A till that is not an operator: sign out and say how to get an operator's token.
+function refuse(till, role) {
+  page.signOut(t("status.notOperator", { till, role: t(`status.role.${role}`) }));
+}
 
 client.on("transaction", (record) => {
   merge(record);
@@ -96,6 +109,10 @@ async function refresh() {
     refreshedAt = new Date();
     $("error-banner").hidden = true;
   } catch (error) {
+    if (error.code === "forbidden") {
+      refuse(client.welcome?.till ?? "?", client.welcome?.role ?? "cashier");
+      return;
+    }
     $("error-banner").textContent = error.message;
     $("error-banner").hidden = error.code === "disconnected";
   }

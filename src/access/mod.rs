@@ -43,7 +43,7 @@ const REVOCATION_CAPACITY: usize = 64;
 pub struct Till {
     /// Till name.
     pub name: String,
-    /// Cashier or display.
+    /// Cashier, display or operator.
     pub role: Role,
     /// Terminals this till may use; `None` = all.
     pub terminals: Option<Vec<String>>,
@@ -219,6 +219,16 @@ impl Access {
     pub fn configured(&self) -> Vec<Till> {
         let tills = self.tills.read().unwrap_or_else(|e| e.into_inner());
         tills.iter().map(Till::from).collect()
+    }
+
+    /// Whether an operator till exists: in the configuration or paired (contract §7.3).
+    pub fn has_operator(&self) -> bool {
+        let configured = self.configured().iter().any(|t| t.role == Role::Operator);
+        configured
+            || lock(&self.paired)
+                .tills
+                .iter()
+                .any(|t| t.role == Role::Operator)
     }
 
     /// Makes `tills` the configured tills (a reload); new `hello`s see them at once. Announces

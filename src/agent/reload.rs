@@ -35,7 +35,7 @@ pub struct ReloadReport {
     /// Whether `server.allowed_origins` changed.
     pub origins_changed: bool,
     /// Changed settings ignored until a restart (`server.listen`, `server.onboarding`,
-    /// `server.data_dir`, `tls`).
+    /// `server.data_dir`, `tls`, …: every `[server]` setting but the origins, and webhooks).
     pub needs_restart: Vec<&'static str>,
 }
 
@@ -47,9 +47,11 @@ pub struct ReloadHandle {
     running: Arc<tokio::sync::Mutex<Running>>,
 }
 
-/// The running settings a reload is compared with. The tills are not here: their one home
-/// is the agent's `Access`, which hands back the list a reload replaces.
+/// The running settings a reload is compared with. The tills and allowed origins are not
+/// here: their one homes are the agent's `Access` and `App::allowed_origins`, which a reload
+/// replaces (and which say what changed).
 struct Running {
+    /// `[server]` without its `allowed_origins` (left empty).
     server: ServerConfig,
     tls: TlsConfig,
     terminals: Vec<TerminalConfig>,
@@ -77,15 +79,16 @@ impl ReloadHandle {
         // Terminals first: a till of the new file may name a new terminal.
         self.app.engine.set_terminals(&config.terminals).await;
         let old_tills = self.app.access.replace_tills(&config.tills);
+        let needs_restart = running.needs_restart(&config);
         let report = ReloadReport {
             terminals,
             tills: diff(&old_tills, &config.tills, |t| &t.name, same_till),
-            origins_changed: running.server.allowed_origins != config.server.allowed_origins,
-            needs_restart: running.needs_restart(&config),
+            origins_changed: self
+                .app
+                .allowed_origins
+                .replace(config.server.allowed_origins),
+            needs_restart,
         };
-        let origins = config.server.allowed_origins;
-        self.app.allowed_origins.set(origins.clone());
-        running.server.allowed_origins = origins;
         running.terminals = config.terminals;
         report.log();
         report
@@ -150,7 +153,10 @@ fn same_till(a: &TillConfig, b: &TillConfig) -> bool {
 impl Running {
     fn of(config: &Config) -> Running {
         Running {
-            server: config.server.clone(),
+            server: ServerConfig {
+                allowed_origins: Vec::new(),
+                ..config.server.clone()
+            },
             tls: config.tls.clone(),
             terminals: config.terminals.clone(),
             webhooks: config.webhooks.clone(),
@@ -173,6 +179,14 @@ impl Running {
             ("server.refunds", old.refunds != new.server.refunds),
             ("tls", tls_differs),
             ("server.name", old.name != new.server.name),
+            (
+                "server.metrics_from",
+                old.metrics_from != new.server.metrics_from,
+            ),
+            (
+                "server.max_connections_per_address",
+                old.max_connections_per_address != new.server.max_connections_per_address,
+            ),
             ("webhook", self.webhooks != new.webhooks),
         ];
         let differing = checks.into_iter().filter(|(_, differs)| *differs);
@@ -231,7 +245,11 @@ mod tests {
 
     #[test]
     fn only_settings_bound_at_start_need_a_restart() {
-        let old = Config::demo("127.0.0.1:9".into(), Secret("token".into()));
+        let old = Config::demo(
+            "127.0.0.1:9".into(),
+            Secret("token".into()),
+            Secret("operator-token".into()),
+        );
         let mut new = old.clone();
         new.server.allowed_origins = vec!["https://pos.example.com".into()];
         new.terminals.clear();

@@ -24,11 +24,12 @@ const CA_LIFETIME: Duration = Duration::days(3650);
 /// Certificates start slightly in the past so a till whose clock is a little behind accepts them.
 const BACKDATE: Duration = Duration::hours(1);
 
-/// Private and loopback ranges a constrained CA may certify.
-const PERMITTED_RANGES: [(&str, u8); 7] = [
+/// Private, link-local and loopback ranges a constrained CA may certify.
+const PERMITTED_RANGES: [(&str, u8); 8] = [
     ("10.0.0.0", 8),
     ("172.16.0.0", 12),
     ("192.168.0.0", 16),
+    ("169.254.0.0", 16),
     ("127.0.0.0", 8),
     ("::1", 128),
     ("fc00::", 7),
@@ -245,11 +246,14 @@ fn ca_params(host: &HostNames, tls: &TlsConfig) -> CertificateParams {
     params
 }
 
+/// DNS names (with their subdomains) a constrained CA may certify: the names LANs use.
+const PERMITTED_DNS: [&str; 5] = ["localhost", "local", "lan", "home.arpa", "internal"];
+
 /// Limits the CA to LAN names and private addresses, so a stolen CA key cannot impersonate
 /// public sites to the tills that trust it.
 fn name_constraints(host: &HostNames, extra_names: &[String]) -> NameConstraints {
-    let base = ["local".to_string(), "localhost".to_string()];
-    let names = base
+    let names = PERMITTED_DNS
+        .map(String::from)
         .into_iter()
         .chain(host.dns_names().into_iter().take(1))
         .map(SanName::Dns)

@@ -57,6 +57,8 @@ struct Local {
     ca: LocalCa,
     dir: PathBuf,
     extra_names: Vec<String>,
+    /// Names the CA's constraints kept out of the leaf, each warned about once.
+    left_out: Mutex<BTreeSet<SanName>>,
 }
 
 impl Certificates {
@@ -212,6 +214,7 @@ impl Local {
             ca: LocalCa::load_or_create(&config.dir, host, config)?,
             dir: config.dir.clone(),
             extra_names: config.extra_names.clone(),
+            left_out: Mutex::default(),
         })
     }
 
@@ -250,16 +253,27 @@ impl Local {
 }
 
 /// The names the leaf should carry: those of the host and config that the CA may certify.
+/// Each name left out is warned about once per run (the hourly checks would repeat it).
 fn wanted(local: &Local, host: &HostNames) -> BTreeSet<SanName> {
-    let mut names = host::wanted_names(host, &local.extra_names);
-    names.retain(|name| {
-        let permitted = local.ca.permits(name);
-        if !permitted {
-            // Hourly checks would repeat this, so it stays out of normal logs.
-            tracing::debug!(%name, "the CA's name constraints keep this name out of the leaf");
+    let (names, left_out): (BTreeSet<_>, BTreeSet<_>) =
+        host::wanted_names(host, &local.extra_names)
+            .into_iter()
+            .partition(|name| local.ca.permits(name));
+    let mut warned = local
+        .left_out
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    for name in left_out {
+        if warned.insert(name.clone()) {
+            tracing::warn!(
+                %name,
+                "left out of the TLS certificate: the local CA's name constraints do not \
+                 permit it; tills reach the agent by another name, or set \
+                 tls.name_constraints = false and create a new CA (move ca.pem and ca.key \
+                 away, then trust the new CA on every till)"
+            );
         }
-        permitted
-    });
+    }
     names
 }
 

@@ -19,8 +19,8 @@ pub struct PairArgs {
     /// Till name, `[a-z0-9_-]{1,32}`.
     #[arg(long)]
     pub till: String,
-    /// Role of a till not in the config: cashier (default) or display.
-    #[arg(long, value_parser = parse_role)]
+    /// Role of a till not in the config: cashier (default), display or operator.
+    #[arg(long)]
     pub role: Option<Role>,
     /// Terminals a till not in the config may use, comma-separated (default all).
     #[arg(long, value_delimiter = ',')]
@@ -28,14 +28,6 @@ pub struct PairArgs {
     /// Configuration file (default `./caisse-ap-relay.toml`; none → the demo's `data/`).
     #[arg(long)]
     pub config: Option<PathBuf>,
-}
-
-fn parse_role(value: &str) -> Result<Role, String> {
-    match value {
-        "cashier" => Ok(Role::Cashier),
-        "display" => Ok(Role::Display),
-        _ => Err("expected cashier or display".to_owned()),
-    }
 }
 
 /// Runs `pair`.

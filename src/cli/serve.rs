@@ -3,7 +3,7 @@
 //! Prints `listening on https://ADDR/` once the port is bound (tests bind port 0 and read it),
 //! then `onboarding on http://ADDR/` when the onboarding site is served.
 //! Without a configuration file it runs the demo: an in-process simulated terminal `demo`,
-//! a random till token printed on the console, and the CA fingerprint to check.
+//! random cashier and operator tokens printed on the console, and the CA fingerprint to check.
 //! SIGHUP re-reads the configuration file (see [`crate::agent::reload`]); the demo has none.
 
 use std::path::PathBuf;
@@ -84,7 +84,7 @@ async fn serve(located: Option<(PathBuf, Config)>) -> anyhow::Result<()> {
     }
     let ca = config.tls.dir.join("ca.pem");
     match &demo {
-        Some(demo) => print_demo_banner(&agent, addr.port(), &demo.token, &ca),
+        Some(demo) => print_demo_banner(&agent, addr.port(), demo, &ca),
         None => print_banner(&agent, addr.port()),
     }
     let reloads = reload_on_hangup(hangups, agent.reload_handle(), file);
@@ -176,10 +176,11 @@ fn raise_fd_limit() {
     }
 }
 
-/// The demo's in-process terminal and its till token.
+/// The demo's in-process terminal and its tills' tokens.
 struct Demo {
     _terminal: Simulator,
     token: String,
+    operator_token: String,
 }
 
 async fn start_demo() -> anyhow::Result<(Config, Demo)> {
@@ -188,10 +189,16 @@ async fn start_demo() -> anyhow::Result<(Config, Demo)> {
         .context("cannot start the demo terminal")?;
     let terminal = Simulator::spawn(listener, Behaviour::demo());
     let token = random_token()?;
-    let config = Config::demo(terminal.addr().to_string(), Secret(token.clone()));
+    let operator_token = random_token()?;
+    let config = Config::demo(
+        terminal.addr().to_string(),
+        Secret(token.clone()),
+        Secret(operator_token.clone()),
+    );
     let demo = Demo {
         _terminal: terminal,
         token,
+        operator_token,
     };
     Ok((config, demo))
 }
@@ -205,11 +212,15 @@ fn random_token() -> anyhow::Result<String> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-fn print_demo_banner(agent: &Agent, port: u16, token: &str, ca: &std::path::Path) {
+fn print_demo_banner(agent: &Agent, port: u16, demo: &Demo, ca: &std::path::Path) {
     let fingerprint = agent.certificates().fingerprint().unwrap_or_default();
     println!("demo mode: no configuration file found");
     println!("  open        https://localhost:{port}/");
-    println!("  till token  {token}");
+    println!("  till token  {}", demo.token);
+    println!(
+        "  operator    {}  (status page: https://localhost:{port}/status)",
+        demo.operator_token
+    );
     println!("  CA SHA-256  {fingerprint}");
     println!(
         "Your browser will warn about the certificate: trust {} (README → Certificates), \

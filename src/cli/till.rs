@@ -211,7 +211,7 @@ impl Row {
         Row {
             name: name.to_owned(),
             kind,
-            role: role_name(role),
+            role: Role::as_str(role),
             terminals: terminals_text(terminals),
             paired: "-".to_owned(),
             last_used: "-".to_owned(),
@@ -224,13 +224,6 @@ impl Row {
             self.name, self.kind, self.role, self.terminals, self.paired, self.last_used
         );
         line.trim_end().to_owned()
-    }
-}
-
-fn role_name(role: Role) -> &'static str {
-    match role {
-        Role::Cashier => "cashier",
-        Role::Display => "display",
     }
 }
 

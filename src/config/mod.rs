@@ -139,10 +139,39 @@ pub struct TerminalConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
-    /// May pay, cancel, resolve, watch.
+    /// Pays, cancels and resolves its own transactions, watches; sees its own records in
+    /// full and other tills' records redacted (contract §7.3).
     Cashier,
-    /// May only watch and read.
+    /// Only watches and reads, records redacted.
     Display,
+    /// Never pays: reads and resolves every till's records in full, and is the only role
+    /// the `status` overview (and the discovery sweep) answers.
+    Operator,
+}
+
+impl Role {
+    /// Every role, in the configuration's order.
+    pub const ALL: [Role; 3] = [Role::Cashier, Role::Display, Role::Operator];
+
+    /// The configuration's (and the wire's) name of the role.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Cashier => "cashier",
+            Role::Display => "display",
+            Role::Operator => "operator",
+        }
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Role, String> {
+        Role::ALL
+            .into_iter()
+            .find(|role| role.as_str() == value)
+            .ok_or_else(|| format!("expected cashier, display or operator, not {value:?}"))
+    }
 }
 
 /// `[[till]]`.
@@ -227,8 +256,9 @@ impl Config {
     }
 
     /// The demo configuration: one terminal `demo` at `terminal_address` (the in-process
-    /// simulator) and one cashier till `demo` holding `token`, with every default.
-    pub fn demo(terminal_address: String, token: Secret) -> Config {
+    /// simulator), a cashier till `demo` holding `token` and an operator till `operator`
+    /// holding `operator_token` (for the status page), with every default.
+    pub fn demo(terminal_address: String, token: Secret, operator_token: Secret) -> Config {
         Config {
             server: ServerConfig::default(),
             tls: TlsConfig::default(),
@@ -241,12 +271,20 @@ impl Config {
                 timeout: DEFAULT_TIMEOUT,
                 guard_unknown: true,
             }],
-            tills: vec![TillConfig {
-                name: "demo".to_owned(),
-                token: Some(token),
-                terminals: None,
-                role: Role::Cashier,
-            }],
+            tills: vec![
+                TillConfig {
+                    name: "demo".to_owned(),
+                    token: Some(token),
+                    terminals: None,
+                    role: Role::Cashier,
+                },
+                TillConfig {
+                    name: "operator".to_owned(),
+                    token: Some(operator_token),
+                    terminals: None,
+                    role: Role::Operator,
+                },
+            ],
             webhooks: Vec::new(),
         }
     }

@@ -1,24 +1,19 @@
-//! The requests sessions make of the engine, each checked against the till's rights.
+//! The requests sessions make of the engine, each checked against the till's rights, and
+//! how much of a record each till sees (contract §7.3: [`shown_to`]).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use super::control::{CancelReply, Control};
 use super::error::{ApiError, ErrorCode};
 use super::guards::{self, Passed};
 use super::order::{PayOrder, Payment};
-use super::record::{
-    now_rfc3339, parse_rfc3339, Record, Resolution, ResolvedAs, ResolvedBy, State,
-};
+use super::record::{now_rfc3339, Record, Resolution, ResolvedAs, ResolvedBy, State};
 use super::registry::{Terminal, TerminalStatus};
 use super::transaction::Transaction;
 use super::Engine;
 use crate::access::Till;
 use crate::config::Role;
 use crate::protocol::PaymentRequest;
-
-/// How long a finished transaction is replayed after a reconnecting till's `welcome`.
-pub const REPLAY_WINDOW: Duration = Duration::from_secs(600);
 
 /// What `pay` did.
 #[derive(Debug, Clone)]
@@ -43,10 +38,13 @@ impl Engine {
     pub async fn pay(&self, till: &Till, order: &PayOrder) -> Result<PayAnswer, ApiError> {
         let payment = order.validate()?;
         let fail = |code, message: String| Err(ApiError::new(code, message).with_id(&payment.id));
-        if till.role == Role::Display {
+        if till.role != Role::Cashier {
             return fail(
                 ErrorCode::Forbidden,
-                "a display till may not pay; pay from a cashier till".into(),
+                format!(
+                    "a {} till may not pay; pay from a cashier till",
+                    till.role.as_str()
+                ),
             );
         }
         let ledger = &self.inner.ledger;
@@ -199,10 +197,13 @@ impl Engine {
 
     /// Stops a transaction before its request reaches the terminal (contract §5 `cancel`).
     pub fn cancel(&self, till: &Till, id: &str) -> Result<CancelAnswer, ApiError> {
-        if till.role == Role::Display {
+        if till.role != Role::Cashier {
             return Err(ApiError::new(
                 ErrorCode::Forbidden,
-                "a display till may not cancel; cancel from the till that started the payment",
+                format!(
+                    "a {} till may not cancel; cancel from the till that started the payment",
+                    till.role.as_str()
+                ),
             )
             .with_id(id));
         }
@@ -230,14 +231,17 @@ impl Engine {
         }
     }
 
-    /// The current record of `id`, if this till may read it (contract §5 `get`).
+    /// The current record of `id`, if this till may read it, as it may see it (contract §5
+    /// `get`, §7.3: the record blocking a cashier's terminal comes in full).
     pub fn get(&self, till: &Till, id: &str) -> Result<Arc<Record>, ApiError> {
-        let record = self
-            .inner
-            .ledger
-            .get(id)
-            .filter(|r| may_read(till, r) || self.may_unblock(till, r));
-        record.ok_or_else(|| not_found(id))
+        let record = self.inner.ledger.get(id).ok_or_else(|| not_found(id))?;
+        if self.may_unblock(till, &record) {
+            return Ok(record);
+        }
+        if may_read(till, &record) {
+            return Ok(shown_to(till, record));
+        }
+        Err(not_found(id))
     }
 
     /// Journals the cashier's decision on an `unknown` record (contract §5 `resolve`).
@@ -259,11 +263,11 @@ impl Engine {
             .inner
             .ledger
             .get(id)
-            .filter(|r| r.till == till.name || self.may_unblock(till, r))
+            .filter(|r| may_resolve(till, r) || self.may_unblock(till, r))
             .ok_or_else(|| not_found(id))?;
         let by_role = match till.role {
-            Role::Cashier => ResolvedBy::Cashier,
-            _ => ResolvedBy::Operator,
+            Role::Operator => ResolvedBy::Operator,
+            _ => ResolvedBy::Cashier,
         };
         self.record_resolution(&record, &till.name, by_role, outcome, note)
             .await
@@ -322,12 +326,6 @@ impl Engine {
         })
     }
 
-    /// Checks that `till` may watch `terminal`; returns its latest record, if any.
-    pub fn watch(&self, till: &Till, terminal: &str) -> Result<Option<Arc<Record>>, ApiError> {
-        self.usable_terminal(till, terminal)?;
-        Ok(self.inner.ledger.select_terminal(terminal, |_| true).pop())
-    }
-
     /// The terminals this till may use, with their state.
     pub fn terminals(&self, till: &Till) -> Vec<TerminalStatus> {
         let usable = self
@@ -341,17 +339,6 @@ impl Engine {
     /// Every terminal, with its state (for `/healthz`).
     pub fn all_terminals(&self) -> Vec<TerminalStatus> {
         self.inner.registry.iter().map(|t| t.status()).collect()
-    }
-
-    /// What a till receives after `welcome`: its records still unresolved `unknown` or
-    /// finished within [`REPLAY_WINDOW`], in seq order.
-    pub fn replay(&self, till: &Till) -> Vec<Arc<Record>> {
-        let horizon = time::OffsetDateTime::now_utc() - REPLAY_WINDOW;
-        self.inner.ledger.select(|r| {
-            let recent = parse_rfc3339(&r.updated_at).is_some_and(|at| at >= horizon);
-            let unresolved = r.state == State::Unknown && r.resolution.is_none();
-            r.till == till.name && (unresolved || (r.state.is_final() && recent))
-        })
     }
 
     /// Records changed after `seq` that `keep` selects, in seq order (a lagged session's
@@ -372,7 +359,11 @@ impl Engine {
         records
     }
 
-    fn usable_terminal(&self, till: &Till, name: &str) -> Result<Arc<Terminal>, ApiError> {
+    pub(super) fn usable_terminal(
+        &self,
+        till: &Till,
+        name: &str,
+    ) -> Result<Arc<Terminal>, ApiError> {
         let terminal = self.inner.registry.get(name).ok_or_else(|| {
             ApiError::new(
                 ErrorCode::UnknownTerminal,
@@ -401,8 +392,40 @@ impl Engine {
     }
 }
 
+/// Whether `till` may `get` `record` (contract §5, §7.3): its own, and for a display or an
+/// operator any record of the terminals it may use.
 fn may_read(till: &Till, record: &Record) -> bool {
-    record.till == till.name || (till.role == Role::Display && till.may_use(&record.terminal))
+    record.till == till.name || (till.role != Role::Cashier && till.may_use(&record.terminal))
+}
+
+/// Whether `till` may `resolve` `record`: a cashier its own, an operator any record of the
+/// terminals it may use (the blocked terminal's exception aside).
+fn may_resolve(till: &Till, record: &Record) -> bool {
+    match till.role {
+        Role::Cashier => record.till == till.name,
+        Role::Operator => till.may_use(&record.terminal),
+        Role::Display => false,
+    }
+}
+
+/// Whether `till` sees `record` in full (contract §7.3): an operator every record, a
+/// cashier its own; a display, and a cashier watching another till's payment, see it
+/// redacted ([`Record::redacted`]).
+pub fn sees_in_full(till: &Till, record: &Record) -> bool {
+    match till.role {
+        Role::Operator => true,
+        Role::Cashier => record.till == till.name,
+        Role::Display => false,
+    }
+}
+
+/// `record` as `till` may see it: itself, or its redacted copy.
+pub fn shown_to(till: &Till, record: Arc<Record>) -> Arc<Record> {
+    if sees_in_full(till, &record) {
+        record
+    } else {
+        Arc::new(record.redacted())
+    }
 }
 
 fn replay(till: &Till, payment: &Payment, existing: Arc<Record>) -> Result<PayAnswer, ApiError> {

@@ -1,6 +1,7 @@
 //! The event bus: every announced record change, routed to the sessions that follow it.
 //!
-//! A session subscribes for its till and adds each terminal it watches; an announcement goes
+//! A session subscribes for its till and adds each terminal it watches (both through
+//! `feed`, which reads the session's snapshot in the same step); an announcement goes
 //! to the subscriptions of the record's till and the watchers of its terminal only (once to a
 //! session that is both), so a change wakes its few interested sessions, not every open
 //! socket. Each subscription has its own bounded channel and sending never waits: a full
@@ -91,8 +92,9 @@ impl EventBus {
     }
 
     /// A subscription to the announcements of `till`'s records made from now on; add
-    /// terminals with [`Subscription::watch`].
-    pub fn subscribe_till(&self, till: &str) -> Subscription {
+    /// terminals with [`Subscription::watch`]. Sessions get theirs from
+    /// [`Engine::follow`](super::Engine::follow).
+    pub(super) fn subscribe_till(&self, till: &str) -> Subscription {
         self.open(Some(till.to_owned()))
     }
 
@@ -124,9 +126,10 @@ impl EventBus {
         let mut routes = lock(&self.routes);
         let mut closed = Vec::new();
         let by_till = route(&routes.tills, &record.till);
-        // A watcher of the terminal that follows the record's till got it with its till.
+        // A watcher of the terminal that follows the record's till got it with its till, and
+        // one that takes everything got it already.
         let watchers = route(&routes.terminals, &record.terminal)
-            .filter(|o| o.till.as_deref() != Some(record.till.as_str()));
+            .filter(|o| o.till.as_deref().is_some_and(|till| till != record.till));
         for outlet in by_till.chain(routes.everything.values()).chain(watchers) {
             if !outlet.offer(&record) {
                 closed.push(outlet.id);
@@ -167,7 +170,8 @@ impl Routes {
 
 impl Subscription {
     /// Also receives the announcements of `terminal`'s records; `false` when it already did.
-    pub fn watch(&self, terminal: &str) -> bool {
+    /// Only through [`Engine::watch`](super::Engine::watch), which reads the snapshot in step.
+    pub(super) fn watch(&self, terminal: &str) -> bool {
         self.with_routes(|routes| {
             let watchers = routes.terminals.entry(terminal.to_owned()).or_default();
             watchers
@@ -175,18 +179,6 @@ impl Subscription {
                 .is_none()
         })
         .unwrap_or(false)
-    }
-
-    /// Stops receiving the announcements of `terminal`'s records (a refused `watch`).
-    pub fn unwatch(&self, terminal: &str) {
-        self.with_routes(|routes| {
-            if let Some(watchers) = routes.terminals.get_mut(terminal) {
-                watchers.remove(&self.outlet.id);
-                if watchers.is_empty() {
-                    routes.terminals.remove(terminal);
-                }
-            }
-        });
     }
 
     /// The next announcement, in seq order; [`RecvError::Lagged`] as soon as some were
@@ -263,10 +255,6 @@ mod tests {
         assert_eq!(cashier.recv().await.unwrap().seq, 1);
         assert_eq!(cashier.recv().await.unwrap().seq, 2);
         assert!(is_empty(&mut cashier), "sent once, not once per route");
-
-        display.unwatch("tpe-1");
-        bus.announce(record(3, "till-1", "tpe-1"));
-        assert!(is_empty(&mut display));
     }
 
     #[tokio::test]

@@ -225,7 +225,7 @@ impl Metrics {
         }
         for (role, count) in clients {
             let labels = RoleLabels {
-                role: role_name(*role),
+                role: Role::as_str(*role),
             };
             let count = i64::try_from(*count).unwrap_or(i64::MAX);
             self.ws_clients.get_or_create(&labels).set(count);
@@ -234,14 +234,6 @@ impl Metrics {
         // Writing into a String cannot fail.
         let _ = text::encode(&mut out, &self.registry);
         out
-    }
-}
-
-/// The configuration's name of a role.
-fn role_name(role: Role) -> &'static str {
-    match role {
-        Role::Cashier => "cashier",
-        Role::Display => "display",
     }
 }
 

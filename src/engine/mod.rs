@@ -3,7 +3,8 @@
 //!
 //! [`Engine`] is the one entry point the web sessions use. It owns no socket to a browser:
 //! sessions call it and listen to its bus, which routes each change to the sessions of
-//! its till and the watchers of its terminal only. Each `pay` runs in its own task holding the
+//! its till and the watchers of its terminal only; a session's subscription and the records
+//! it is owed at once come together from [`feed`], so none falls between the two. Each `pay` runs in its own task holding the
 //! terminal's lease (see [`transaction`]), so a browser going away never cuts a payment.
 //! Final states and journal syncs are counted into the engine's [`Metrics`] (`/metrics`).
 
@@ -12,6 +13,7 @@ mod control;
 pub mod crashpoint;
 mod error;
 pub(crate) mod events;
+mod feed;
 mod guards;
 pub(crate) mod inbox;
 pub mod journal;
@@ -33,7 +35,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use api::{CancelAnswer, PayAnswer};
+pub use api::{shown_to, CancelAnswer, PayAnswer};
 pub use error::{ApiError, ErrorCode};
 pub use order::{PayOrder, Payment};
 pub use record::Record;
@@ -269,12 +271,6 @@ impl Engine {
     /// A receiver of every record change announced from now on.
     pub fn subscribe(&self) -> Subscription {
         self.inner.bus.subscribe()
-    }
-
-    /// A receiver of the changes to `till`'s records announced from now on, and of the
-    /// terminals it then watches ([`Subscription::watch`]).
-    pub fn subscribe_till(&self, till: &str) -> Subscription {
-        self.inner.bus.subscribe_till(till)
     }
 
     /// Stops probes and new payments, then waits for running transactions to end (each is

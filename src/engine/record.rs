@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::protocol::mask::{mask_frame, mask_pan};
 use crate::protocol::{Action, Answer, Card, Method, Ticket};
 use crate::terminal::Outcome;
 
@@ -130,6 +131,20 @@ impl From<Outcome> for TxResult {
     }
 }
 
+impl TxResult {
+    /// Masks the card data as §7.2 wants it (`card.pan`, and `AA`/`AB` inside `raw`).
+    /// Records made by this version are masked already (masking twice changes nothing);
+    /// records journaled before masking existed may hold full values until loaded here.
+    pub(crate) fn mask_card_data(&mut self) {
+        if let Some(pan) = self.card.as_mut().and_then(|card| card.pan.as_mut()) {
+            *pan = mask_pan(pan);
+        }
+        if let Some(raw) = &mut self.raw {
+            *raw = mask_frame(raw);
+        }
+    }
+}
+
 impl From<Answer> for TxResult {
     fn from(answer: Answer) -> TxResult {
         TxResult {
@@ -230,6 +245,25 @@ pub struct Record {
     /// made once when the change is journaled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub receipt: Option<String>,
+}
+
+impl Record {
+    /// The record as a display sees it (contract §7.3, §11): no card, authorization, answer
+    /// frame, ticket or receipt; the state, amounts and labels stay.
+    pub fn redacted(&self) -> Record {
+        let result = self.result.as_ref().map(|result| TxResult {
+            card: None,
+            authorization: None,
+            raw: None,
+            ticket: Vec::new(),
+            ..result.clone()
+        });
+        Record {
+            result,
+            receipt: None,
+            ..self.clone()
+        }
+    }
 }
 
 /// Now, as the records carry it: RFC 3339, UTC, milliseconds.
@@ -334,6 +368,38 @@ mod tests {
         );
         assert_eq!(result.contract.as_deref(), Some("4242424"));
         assert!(result.card.is_none());
+    }
+
+    #[test]
+    fn a_redacted_record_keeps_the_outcome_and_drops_the_card_data() {
+        let mut record = sample("a", State::Approved);
+        record.receipt = Some("jws".into());
+        record.result = Some(TxResult {
+            ae: Some("10".into()),
+            label: Some("ACCEPTE".into()),
+            card: Some(Card {
+                pan: Some("497010######0001".into()),
+                ..Card::default()
+            }),
+            authorization: Some("123456".into()),
+            approved_amount: Some(100),
+            ticket: vec![Ticket {
+                kind: None,
+                text: "CB".into(),
+            }],
+            raw: Some("AE0210".into()),
+            ..TxResult::default()
+        });
+        let shown = serde_json::to_value(record.redacted()).unwrap();
+        assert_eq!(
+            shown["result"],
+            serde_json::json!({"ae": "10", "label": "ACCEPTE", "approved_amount": 100})
+        );
+        assert!(shown.get("receipt").is_none());
+        assert_eq!(
+            (shown["id"].as_str(), shown["seq"].as_u64()),
+            (Some("a"), Some(0))
+        );
     }
 
     #[test]

@@ -4,12 +4,12 @@
 //! known `type` or lacks a field is answered with an `error` (`bad_request`) whose message
 //! says what is wrong; the socket stays open.
 //!
-//! Beyond the contract, for the operator page (`/status`):
+//! For the operator page (`/status`; operator tills only, §7.3):
 //! client `{"type":"status"}` → `{"type":"status","terminals":[…],"transactions":[…],
-//! "tills":[{"name","role","sessions"}],"certificate":{"not_after","fingerprint"}}` where
-//! `transactions` holds up to 100 records of the terminals the till may use, unresolved
-//! `unknown` first, then newest first, and `certificate` describes the served leaf
-//! (`fingerprint` is the local CA's, `null` with a bring-your-own certificate).
+//! "tills":[{"name","role","sessions"}],"certificate":{"not_after","fingerprint"},
+//! "webhooks":[…]}` where `transactions` holds up to 100 records of the terminals the till
+//! may use, unresolved `unknown` first, then newest first, and `certificate` describes the
+//! served leaf (`fingerprint` is the local CA's, `null` with a bring-your-own certificate).
 //! `error` messages for `terminal_busy` also carry `current`, the id holding the terminal;
 //! those for `refund_exceeds` carry `refundable`, what is left to refund (minor units).
 

@@ -4,21 +4,22 @@
 //! switches `/ws` to a WebSocket, [`session`] runs one browser's socket, [`messages`] is the
 //! wire format; each imports only the ones after it in that list, and [`App`]. The web layer
 //! holds no transaction state: it asks the [`Engine`] and forwards what the engine's bus
-//! announces. The allowed origins, which a reload replaces, sit in a [`Reloadable`] holder;
-//! the configured tills live in [`Access`] alone.
+//! announces. The allowed origins, which a reload replaces, live in [`AllowedOrigins`]
+//! alone (read by the `/ws` check and the CORS headers); the configured tills in [`Access`].
 
 mod assets;
 pub(crate) mod budget;
 mod headers;
 pub mod messages;
 pub mod onboarding;
+mod origins;
 mod presence;
 pub(crate) mod routes;
 pub(crate) mod server;
 mod session;
 mod upgrade;
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -30,6 +31,7 @@ use crate::config::ServerConfig;
 use crate::engine::Engine;
 use crate::receipt::Receipts;
 use crate::webhook::Webhooks;
+pub use origins::AllowedOrigins;
 use presence::Presence;
 
 /// Limits and periods of the front; the defaults are the contract's.
@@ -65,27 +67,6 @@ impl Default for WebOptions {
     }
 }
 
-/// A value a reload replaces whole; readers take a cheap snapshot.
-#[derive(Debug, Default)]
-pub struct Reloadable<T>(RwLock<Arc<T>>);
-
-impl<T> Reloadable<T> {
-    /// Holds `value`.
-    pub fn new(value: T) -> Reloadable<T> {
-        Reloadable(RwLock::new(Arc::new(value)))
-    }
-
-    /// The current value.
-    pub fn get(&self) -> Arc<T> {
-        Arc::clone(&self.0.read().unwrap_or_else(|e| e.into_inner()))
-    }
-
-    /// Replaces the value; snapshots already taken keep the old one.
-    pub fn set(&self, value: T) {
-        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(value);
-    }
-}
-
 /// What every connection shares.
 pub struct App {
     /// The transaction engine.
@@ -98,8 +79,9 @@ pub struct App {
     pub receipts: Arc<Receipts>,
     /// The webhooks (for `status`).
     pub webhooks: Arc<Webhooks>,
-    /// Allowed `Origin` values besides the agent's own.
-    pub allowed_origins: Reloadable<Vec<String>>,
+    /// Allowed `Origin` values besides the agent's own (their one home, which a reload
+    /// replaces).
+    pub allowed_origins: AllowedOrigins,
     /// The TLS port, for the agent's own origins (`https://` + a leaf name + this port).
     pub https_port: u16,
     /// Client ranges `/metrics` answers.
@@ -153,7 +135,7 @@ impl App {
             certs,
             receipts,
             webhooks,
-            allowed_origins: Reloadable::new(server.allowed_origins.clone()),
+            allowed_origins: AllowedOrigins::new(server.allowed_origins.clone()),
             https_port,
             metrics_from: server.metrics_from.clone(),
             presence: Presence::default(),

@@ -15,16 +15,13 @@ pub struct Presence {
 #[derive(Debug, Default)]
 struct Counts {
     tills: HashMap<String, usize>,
-    cashiers: usize,
-    displays: usize,
+    /// Per role, in [`Role::ALL`]'s order.
+    roles: [usize; Role::ALL.len()],
 }
 
 impl Counts {
     fn role(&mut self, role: Role) -> &mut usize {
-        match role {
-            Role::Cashier => &mut self.cashiers,
-            Role::Display => &mut self.displays,
-        }
+        &mut self.roles[role as usize]
     }
 }
 
@@ -55,12 +52,9 @@ impl Presence {
     }
 
     /// Open sessions per role, every role listed.
-    pub fn by_role(&self) -> [(Role, usize); 2] {
+    pub fn by_role(&self) -> [(Role, usize); Role::ALL.len()] {
         let counts = self.lock();
-        [
-            (Role::Cashier, counts.cashiers),
-            (Role::Display, counts.displays),
-        ]
+        Role::ALL.map(|role| (role, counts.roles[role as usize]))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Counts> {
@@ -90,11 +84,17 @@ mod tests {
         let b = presence.join("till-1", Role::Cashier);
         let screen = presence.join("screen", Role::Display);
         assert_eq!(presence.sessions("till-1"), 2);
-        assert_eq!(presence.by_role(), [(Role::Cashier, 2), (Role::Display, 1)]);
+        assert_eq!(
+            presence.by_role(),
+            [(Role::Cashier, 2), (Role::Display, 1), (Role::Operator, 0)]
+        );
         drop(a);
         drop(b);
         drop(screen);
         assert_eq!(presence.sessions("till-1"), 0);
-        assert_eq!(presence.by_role(), [(Role::Cashier, 0), (Role::Display, 0)]);
+        assert_eq!(
+            presence.by_role(),
+            [(Role::Cashier, 0), (Role::Display, 0), (Role::Operator, 0)]
+        );
     }
 }

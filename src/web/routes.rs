@@ -17,7 +17,7 @@ use super::{assets, headers, onboarding, upgrade, App};
 /// The router of the TLS port.
 pub fn router(app: Arc<App>) -> Router {
     let holder = Arc::clone(&app);
-    let listed = move |origin: &str| holder.allowed_origins.get().iter().any(|o| o == origin);
+    let listed = move |origin: &str| holder.allowed_origins.contains(origin);
     Router::new()
         .route("/", get(|| async { page("index.html") }))
         .route("/display", get(|| async { page("display.html") }))

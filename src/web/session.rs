@@ -14,11 +14,16 @@
 //! - a `pay` that starts a transaction is answered by the `accepted` record from the bus; a
 //!   replayed `pay` (same id and parameters) by the current record;
 //! - after `welcome` come the till's records still `unknown` (unresolved) or finished in the
-//!   last 10 minutes, marked `"replay": true`, then live changes;
-//! - the subscription follows the session's till from before `welcome` is built, and each
-//!   terminal from before its `watch` is answered, so no change falls between a snapshot and
-//!   the live stream (a change may come twice: the record's `seq` tells); the bus wakes the
-//!   session only for those changes, and unsubscribes it when the session ends;
+//!   last 10 minutes (for an operator: every till's unresolved `unknown`), marked
+//!   `"replay": true`, then live changes;
+//! - every record leaves as the till may see it (§7.3, [`shown_to`]): in full for an
+//!   operator and for a cashier's own records, redacted otherwise; `status` answers
+//!   operators only;
+//! - the engine hands the session its subscription together with the records replayed
+//!   after `welcome`, and the latest record with each `watch`, so no change falls between
+//!   a snapshot and the live stream nor comes in both (see `engine::feed`); the bus wakes
+//!   the session only for those changes (an operator's: every till's), and unsubscribes it
+//!   when the session ends;
 //! - a session whose subscription overflowed (it was not reading) is resent every record it
 //!   cares about that changed since the last one it forwarded.
 
@@ -40,9 +45,10 @@ use super::messages::{
 };
 use super::App;
 use crate::access::{AuthError, Closing, Till};
+use crate::config::Role;
 use crate::engine::events::{self, Subscription};
 use crate::engine::record::format_rfc3339;
-use crate::engine::{ApiError, CancelAnswer, ErrorCode, PayAnswer, Record};
+use crate::engine::{shown_to, ApiError, CancelAnswer, ErrorCode, PayAnswer, Record};
 
 /// Close code: no valid `hello` in time.
 pub const CLOSE_UNAUTHORIZED: u16 = 4401;
@@ -62,10 +68,11 @@ where
     // An authenticated till keeps its place when a flood fills the connection budget.
     slot.authenticated();
     let span = tracing::info_span!("session", till = %till.name);
-    // Subscribed before the snapshot `greet` sends: no change can fall between the two.
-    let bus = app.engine.subscribe_till(&till.name);
+    // The records replayed after `welcome` and the live changes, split by the engine.
+    let (bus, replay) = app.engine.follow(&till);
     let session = Session {
         bus,
+        replay,
         socket,
         app,
         till,
@@ -204,6 +211,8 @@ struct Session<S> {
     socket: S,
     /// Announcements of this till's records and of the watched terminals' records.
     bus: Subscription,
+    /// What `welcome` is followed by (taken by `greet`).
+    replay: Vec<Arc<Record>>,
     app: Arc<App>,
     till: Till,
     watched: HashSet<String>,
@@ -266,11 +275,12 @@ where
             role: self.till.role,
             terminals: engine.terminals(&self.till),
         };
-        let replay = engine.replay(&self.till);
+        let replay = std::mem::take(&mut self.replay);
         tracing::info!(replayed = replay.len(), "till connected");
         self.reply(welcome).await?;
         for record in replay {
-            self.reply(ServerMessage::replayed(&record)).await?;
+            let shown = shown_to(&self.till, record);
+            self.reply(ServerMessage::replayed(&shown)).await?;
         }
         Ok(())
     }
@@ -318,6 +328,7 @@ where
     ) -> Result<Option<ServerMessage>, ApiError> {
         let engine = self.app.engine.clone();
         let till = &self.till;
+        // `get` and `resolve` answer with what the engine lets this till see.
         let record = |r: Arc<Record>| Some(ServerMessage::Transaction(Box::new((*r).clone())));
         match message {
             ClientMessage::Hello { .. } | ClientMessage::Pair { .. } => Err(ApiError::bad_request(
@@ -338,24 +349,29 @@ where
                 Ok((!self.cares(&resolved)).then(|| record(resolved)).flatten())
             }
             ClientMessage::Watch { terminal } => {
-                // Followed before the latest record is read, as for `welcome`.
-                let fresh = self.bus.watch(&terminal);
-                let latest = engine.watch(till, &terminal).inspect_err(|_| {
-                    if fresh {
-                        self.bus.unwatch(&terminal);
-                    }
-                })?;
+                let latest = engine.watch(till, &self.bus, &terminal)?;
                 self.watched.insert(terminal);
-                Ok(latest.map(|r| ServerMessage::replayed(&r)))
+                Ok(latest.map(|r| ServerMessage::replayed(&shown_to(till, r))))
             }
             ClientMessage::Terminals => Ok(Some(ServerMessage::Terminals {
                 terminals: engine.terminals(till),
             })),
-            ClientMessage::Status => Ok(Some(self.status())),
+            ClientMessage::Status => self.status().map(Some),
         }
     }
 
-    fn status(&self) -> ServerMessage {
+    /// The operator page's overview; other roles are refused (§7.3).
+    fn status(&self) -> Result<ServerMessage, ApiError> {
+        if self.till.role != Role::Operator {
+            return Err(ApiError::new(
+                ErrorCode::Forbidden,
+                format!(
+                    "the status overview is for operator tills, and till {} is a {}: sign in with an operator's token (caisse-ap-relay pair --role operator --till NAME)",
+                    self.till.name,
+                    self.till.role.as_str()
+                ),
+            ));
+        }
         let app = &self.app;
         let tills = app
             .access
@@ -367,7 +383,7 @@ where
                 role: till.role,
             });
         let recent = app.engine.recent(&self.till, STATUS_RECORDS);
-        ServerMessage::Status {
+        Ok(ServerMessage::Status {
             terminals: app.engine.terminals(&self.till),
             transactions: recent.iter().map(|r| (**r).clone()).collect(),
             tills: tills.collect(),
@@ -376,7 +392,7 @@ where
                 fingerprint: app.certs.fingerprint(),
             },
             webhooks: app.webhooks.statuses(),
-        }
+        })
     }
 
     /// Closes the socket when this till's token stops working (4401), or when its rights
@@ -441,7 +457,8 @@ where
     }
 
     fn cares(&self, record: &Record) -> bool {
-        record.till == self.till.name || self.watched.contains(&record.terminal)
+        let overseen = self.till.role == Role::Operator && self.till.may_use(&record.terminal);
+        overseen || record.till == self.till.name || self.watched.contains(&record.terminal)
     }
 
     async fn forward_all(&mut self, records: Vec<Arc<Record>>) -> Result<(), Stop> {
@@ -451,8 +468,9 @@ where
         Ok(())
     }
 
-    async fn forward(&mut self, record: &Record) -> Result<(), Stop> {
-        self.reply(ServerMessage::Transaction(Box::new(record.clone())))
+    async fn forward(&mut self, record: &Arc<Record>) -> Result<(), Stop> {
+        let shown = shown_to(&self.till, Arc::clone(record));
+        self.reply(ServerMessage::Transaction(Box::new((*shown).clone())))
             .await
     }
 

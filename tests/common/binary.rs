@@ -207,6 +207,15 @@ fn collect_lines(stream: impl Read + Send + 'static) -> mpsc::UnboundedReceiver<
     logs
 }
 
+/// The 8-digit code `caisse-ap-relay pair` printed in `stdout`.
+pub fn pairing_code(stdout: &str) -> String {
+    stdout
+        .split(|c: char| !c.is_ascii_digit())
+        .find(|word| word.len() == 8)
+        .unwrap_or_else(|| panic!("no code in {stdout}"))
+        .to_owned()
+}
+
 /// Writes `dir/agent.toml`: data in `dir/data`, certificates in `dir/certs`, `terminals`
 /// (name, address; a 600 s timeout, never reached in a test), tills `till-1` (cashier) and
 /// `screen` (display) with the test tokens. The safety guards are off (v1 behaviour, as in

@@ -36,6 +36,8 @@ pub const CASHIER: &str = "cashier-token-0123456789";
 pub const DISPLAY: &str = "display-token-0123456789";
 /// Token of the cashier till `till-2`, restricted to terminal `tpe-2`.
 pub const RESTRICTED: &str = "restricted-token-0123456789";
+/// Token of the operator till `office`.
+pub const OPERATOR: &str = "operator-token-0123456789";
 /// The agent's name in the test configuration (its receipts' `iss`).
 pub const AGENT_NAME: &str = "shop-test";
 /// An origin listed in the test configuration.
@@ -112,10 +114,14 @@ pub fn till(name: &str, token: &str, role: Role, terminals: Option<&[&str]>) -> 
 }
 
 /// A configuration with `terminals`, tills `till-1` (cashier, all terminals), `screen`
-/// (display) and `till-2` (cashier, only `tpe-2`), in `dir`. The possible-duplicate guard
+/// (display), `till-2` (cashier, only `tpe-2`) and `office` (operator), in `dir`. The possible-duplicate guard
 /// is off (v1 behaviour, see [`terminal`]).
 pub fn config(dir: &std::path::Path, terminals: Vec<TerminalConfig>) -> Config {
-    let mut config = Config::demo("127.0.0.1:9".into(), Secret(CASHIER.into()));
+    let mut config = Config::demo(
+        "127.0.0.1:9".into(),
+        Secret(CASHIER.into()),
+        Secret(OPERATOR.into()),
+    );
     config.server.listen = "127.0.0.1:0".parse().unwrap();
     config.server.data_dir = dir.join("data");
     config.server.allowed_origins = vec![ALLOWED_ORIGIN.to_owned()];
@@ -128,6 +134,7 @@ pub fn config(dir: &std::path::Path, terminals: Vec<TerminalConfig>) -> Config {
         till("till-1", CASHIER, Role::Cashier, None),
         till("screen", DISPLAY, Role::Display, None),
         till("till-2", RESTRICTED, Role::Cashier, Some(&["tpe-2"])),
+        till("office", OPERATOR, Role::Operator, None),
     ];
     config
 }
@@ -220,7 +227,7 @@ fn tls_connector(ca_pem: &str) -> TlsConnector {
     TlsConnector::from(Arc::new(config))
 }
 
-async fn tls_connect(agent: &TestAgent) -> TlsStream<TcpStream> {
+pub async fn tls_connect(agent: &TestAgent) -> TlsStream<TcpStream> {
     let tcp = TcpStream::connect(agent.addr).await.unwrap();
     tls_over(agent, tcp).await
 }
@@ -311,6 +318,16 @@ pub fn unreplayed(mut record: Value) -> Value {
 
 /// Transaction messages of `id` up to and including a final state; other messages fail.
 pub async fn until_final(ws: &mut Ws, id: &str) -> Vec<Value> {
+    let finals = ["approved", "declined", "not_sent", "unknown"];
+    until(ws, id, |record| {
+        finals.iter().any(|s| record["state"] == *s)
+    })
+    .await
+}
+
+/// Transaction messages of `id` up to and including the first that `last` accepts; other
+/// messages fail.
+pub async fn until(ws: &mut Ws, id: &str, last: impl Fn(&Value) -> bool) -> Vec<Value> {
     let mut seen = Vec::new();
     loop {
         let message = next_message(ws).await;
@@ -318,12 +335,20 @@ pub async fn until_final(ws: &mut Ws, id: &str) -> Vec<Value> {
         if message["id"] != id {
             continue;
         }
-        let state = message["state"].as_str().unwrap().to_owned();
+        let done = last(&message);
         seen.push(message);
-        if ["approved", "declined", "not_sent", "unknown"].contains(&state.as_str()) {
+        if done {
             return seen;
         }
     }
+}
+
+/// The `error` a request gets (any other reply fails).
+pub async fn error_of(ws: &mut Ws, message: Value) -> Value {
+    send(ws, message).await;
+    let reply = next_message(ws).await;
+    assert_eq!(reply["type"], "error", "{reply}");
+    reply
 }
 
 /// Transaction messages of `id` until one in `state`.
@@ -417,6 +442,14 @@ fn dechunk(head: &str, body: &[u8]) -> Vec<u8> {
         rest = &rest[end + 2 + size + 2..];
     }
     out
+}
+
+/// The value of header `name` (lowercase) in headers from [`https_get`].
+pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
 }
 
 /// Path of a file in the agent's directory.

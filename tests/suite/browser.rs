@@ -398,8 +398,30 @@ async fn the_status_page_lists_terminals_transactions_and_tills() {
         until_final(&mut ws, id).await;
     }
 
+    // A cashier's token is refused with the way to get an operator's (§7.3).
+    let refused = shop.browser.page().await;
+    refused.goto(&shop.url("/status")).await;
+    refused.type_into(&tid("auth-token"), CASHIER).await;
+    refused.click(&tid("auth-submit")).await;
+    let said = refused
+        .wait_for(
+            &format!(
+                "(e => !e.hidden && e.textContent)({})",
+                q(&tid("auth-error"))
+            ),
+            "the not-an-operator message",
+        )
+        .await;
+    let said = said.as_str().unwrap();
+    assert!(
+        said.contains("pas d'un opérateur") && said.contains("pair --role operator"),
+        "{said}"
+    );
+    assert!(refused.eval(&format!("{}.hidden", q("#status"))).await == json!(true));
+    refused.screenshots("status-not-operator").await;
+
     let page = shop
-        .signed_in("/status", CASHIER, Some("status-sign-in"))
+        .signed_in("/status", OPERATOR, Some("status-sign-in"))
         .await;
     page.wait_state(&tid("terminal-row-tpe-1"), "idle").await;
     page.wait_for(&q(&tid("terminal-row-tpe-off")), "terminal tpe-off")
@@ -420,7 +442,12 @@ async fn the_status_page_lists_terminals_transactions_and_tills() {
     assert_eq!(page.data(&tid("unresolved"), "count").await, "1");
     assert_eq!(page.data(&tid("certificate"), "state").await, "ok");
     let tills = page.text(&tid("till-row-till-1")).await;
-    assert!(tills.contains("2"), "two sessions of till-1: {tills}");
+    assert!(tills.contains("1"), "one session of till-1: {tills}");
+    let office = page.text(&tid("till-row-office")).await;
+    assert!(
+        office.contains("Opérateur"),
+        "the page's operator: {office}"
+    );
     page.screenshots("status").await;
 }
 
@@ -698,7 +725,7 @@ async fn nothing_is_cut_or_sticks_out_at_phone_and_tablet_widths() {
     pos.click(&tid("new-payment-button")).await;
     assert_eq!(pos.overflowing().await, Vec::<String>::new(), "pos");
     pos.screenshots("pos-recent-long").await;
-    let status = shop.signed_in("/status", CASHIER, None).await;
+    let status = shop.signed_in("/status", OPERATOR, None).await;
     status
         .wait_for(
             &format!("{}?.rows.length > 3", q(&tid("transactions-table"))),

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use caisse_ap_relay::certs::{root_store, CertError, Certificates, HostNames, SanName};
 use caisse_ap_relay::config::TlsConfig;
+use common::binary::{write_config, Process};
 use rustls::client::danger::ServerCertVerifier;
 use rustls::client::WebPkiServerVerifier;
 use rustls::ClientConfig;
@@ -19,6 +20,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 use x509_parser::extensions::{GeneralName, GeneralSubtree};
 use x509_parser::prelude::{parse_x509_certificate, X509Certificate};
+
+use crate::common;
 
 const HOST_IP: &str = "192.168.1.50";
 const MAX_LEAF_DAYS: i64 = 397;
@@ -244,12 +247,25 @@ fn name_constraints_limit_a_new_ca_to_lan_names_and_still_admit_the_leaf() {
             .map(|s| format!("{:?}", s.base))
             .collect::<Vec<_>>()
     });
-    for dns in ["local", "localhost", "till-7", "caisse.shop.lan"] {
+    for dns in [
+        "localhost",
+        "local",
+        "lan",
+        "home.arpa",
+        "internal",
+        "till-7",
+        "caisse.shop.lan",
+    ] {
         let wanted = format!("DNSName({dns:?})");
         assert!(permitted.contains(&wanted), "{dns} in {permitted:?}");
     }
-    let private = format!("IPAddress({:?})", [192u8, 168, 0, 0, 255, 255, 0, 0]);
-    assert!(permitted.contains(&private), "{permitted:?}");
+    for range in [
+        [192u8, 168, 0, 0, 255, 255, 0, 0],
+        [169, 254, 0, 0, 255, 255, 0, 0],
+    ] {
+        let range = format!("IPAddress({range:?})");
+        assert!(permitted.contains(&range), "{range} in {permitted:?}");
+    }
     let ca_pem = certificates.ca_pem().unwrap();
     let leaf = pem_der(&dir.path().join("agent.pem"));
     for name in [
@@ -261,6 +277,110 @@ fn name_constraints_limit_a_new_ca_to_lan_names_and_still_admit_the_leaf() {
     ] {
         verify(&ca_pem, &leaf, name).unwrap_or_else(|err| panic!("{name}: {err}"));
     }
+}
+
+/// A certificate for `name` signed with the CA key found in `dir`, as a thief of `ca.key`
+/// would make it.
+fn forge(dir: &Path, name: &str) -> CertificateDer<'static> {
+    use rcgen::{CertificateParams, Issuer, KeyPair};
+    let ca_key = KeyPair::from_pem(&std::fs::read_to_string(dir.join("ca.key")).unwrap()).unwrap();
+    let ca_pem = std::fs::read_to_string(dir.join("ca.pem")).unwrap();
+    let issuer = Issuer::from_ca_cert_pem(&ca_pem, ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec![name.to_string()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    cert.der().clone()
+}
+
+#[test]
+fn a_stolen_key_of_a_constrained_ca_cannot_impersonate_a_public_site() {
+    let constrained = tempfile::tempdir().unwrap();
+    let config = TlsConfig {
+        name_constraints: true,
+        ..tls(constrained.path())
+    };
+    let certificates = Certificates::load_or_create_for(&config, &host()).unwrap();
+    let ca_pem = certificates.ca_pem().unwrap();
+    let google = forge(constrained.path(), "www.google.com");
+    let err = verify(&ca_pem, &google, "www.google.com").unwrap_err();
+    assert!(format!("{err:?}").contains("NameConstraint"), "{err:?}");
+    for lan_name in [
+        "pos.shop.lan",
+        "caisse.home.arpa",
+        "till.internal",
+        "till-7",
+    ] {
+        let forged = forge(constrained.path(), lan_name);
+        verify(&ca_pem, &forged, lan_name).unwrap_or_else(|err| panic!("{lan_name}: {err}"));
+    }
+
+    // The same forgery with a CA made without constraints does verify: the constraints,
+    // not the forging, are what stop it.
+    let open = tempfile::tempdir().unwrap();
+    let certificates = Certificates::load_or_create_for(&tls(open.path()), &host()).unwrap();
+    let google = forge(open.path(), "www.google.com");
+    verify(&certificates.ca_pem().unwrap(), &google, "www.google.com").unwrap();
+}
+
+#[test]
+fn an_extra_name_added_after_the_constrained_ca_is_left_out_and_link_local_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = TlsConfig {
+        name_constraints: true,
+        ..tls(dir.path())
+    };
+    Certificates::load_or_create_for(&config, &host()).unwrap();
+    let link_local = "169.254.10.20";
+    let later_host = HostNames::new(
+        "till-7",
+        [HOST_IP, link_local].map(|ip| ip.parse().unwrap()),
+    );
+    let config = TlsConfig {
+        extra_names: vec!["caisse.shop.lan".into(), "pos.example.com".into()],
+        ..config
+    };
+    let certificates = Certificates::load_or_create_for(&config, &later_host).unwrap();
+    let names = certificates.leaf_names();
+    assert!(
+        !names.contains(&SanName::parse("pos.example.com")),
+        "{names:?}"
+    );
+    let leaf = pem_der(&dir.path().join("agent.pem"));
+    for kept in [
+        HOST_IP,
+        link_local,
+        "till-7.local",
+        "caisse.shop.lan",
+        "localhost",
+    ] {
+        assert!(
+            names.contains(&SanName::parse(kept)),
+            "{kept} missing from {names:?}"
+        );
+        verify(&certificates.ca_pem().unwrap(), &leaf, kept).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn the_agent_warns_once_about_a_name_its_ca_cannot_certify_and_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &[]);
+    Process::start(&config, &[]).await.terminate().await;
+    let text = std::fs::read_to_string(&config).unwrap();
+    let text = text.replace("[tls]\n", "[tls]\nextra_names = [\"pos.example.com\"]\n");
+    std::fs::write(&config, text).unwrap();
+
+    let mut agent = Process::start(&config, &[]).await;
+    let warning = agent.log_line("pos.example.com").await;
+    assert!(warning.contains("WARN"), "{warning}");
+    assert!(
+        warning.contains("tls.name_constraints = false"),
+        "{warning}"
+    );
+    let rest = agent.terminate().await;
+    assert!(!rest.contains("pos.example.com"), "warned twice: {rest}");
 }
 
 #[tokio::test]

@@ -34,13 +34,17 @@ fn example_file_parses_with_every_option() {
     assert_eq!(config.tls.extra_names, ["caisse.shop.lan"]);
     assert_eq!(config.terminals[0].name, "tpe-1");
     assert_eq!(config.terminals[0].address, "tpe-1.shop.lan:8888");
-    assert_eq!(config.tills.len(), 2);
+    assert_eq!(config.tills.len(), 3);
     assert_eq!(
         config.tills[0].terminals.as_deref(),
         Some(&["tpe-1".to_owned()][..])
     );
     assert_eq!(config.tills[1].role, Role::Display);
     assert_eq!(config.tills[1].token, None);
+    assert_eq!(
+        (config.tills[2].name.as_str(), config.tills[2].role),
+        ("office", Role::Operator)
+    );
     // v2 defaults, as the example shows them.
     assert!(config.tls.name_constraints);
     assert_eq!(config.server.max_connections_per_address, 64);
@@ -319,10 +323,11 @@ fn locate_explicit_file_is_loaded_and_named() {
 }
 
 #[test]
-fn demo_config_has_one_terminal_and_one_cashier() {
+fn demo_config_has_one_terminal_a_cashier_and_an_operator() {
     let config = Config::demo(
         "127.0.0.1:9999".to_owned(),
         Secret("demo-token-0123456789".to_owned()),
+        Secret("operator-token-0123456789".to_owned()),
     );
     assert_eq!(
         config.server.listen,
@@ -344,4 +349,14 @@ fn demo_config_has_one_terminal_and_one_cashier() {
     assert_eq!((till.name.as_str(), till.role), ("demo", Role::Cashier));
     assert_eq!(till.token.as_ref().unwrap().0, "demo-token-0123456789");
     assert_eq!(format!("{:?}", till.token), "Some(Secret(***))");
+    let operator = &config.tills[1];
+    assert_eq!(
+        (operator.name.as_str(), operator.role),
+        ("operator", Role::Operator)
+    );
+    assert_eq!(
+        operator.token.as_ref().unwrap().0,
+        "operator-token-0123456789"
+    );
+    assert_eq!(config.tills.len(), 2);
 }

@@ -46,5 +46,6 @@ mod relay_tenders;
 mod reload;
 mod report;
 mod report_live;
+mod roles;
 mod soak;
 mod webhooks;

@@ -11,6 +11,7 @@ use caisse_ap_relay::access::{Access, AuthError, Till};
 use caisse_ap_relay::config::{Config, Role};
 use manual_clock::ManualClock;
 
+use crate::common::binary::pairing_code;
 use crate::manual_clock;
 
 const PEER: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
@@ -77,11 +78,7 @@ impl Shop {
         let output = self.run(&[&["pair"], args].concat());
         let stdout = String::from_utf8(output.stdout).unwrap();
         assert!(output.status.success(), "{stdout}");
-        let code = stdout
-            .split(|c: char| !c.is_ascii_digit())
-            .find(|word| word.len() == 8)
-            .unwrap_or_else(|| panic!("no code in {stdout}"))
-            .to_owned();
+        let code = pairing_code(&stdout);
         assert!(!String::from_utf8_lossy(&output.stderr).contains(&code));
         code
     }

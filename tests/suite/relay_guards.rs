@@ -12,7 +12,7 @@ use caisse_ap_relay::config::{Config, Refunds, Role};
 use caisse_ap_relay::sim::{Behaviour, Fault};
 use common::binary::{write_config, Process};
 use common::*;
-use serde_json::{json, Value};
+use serde_json::json;
 
 const TILL_3: &str = "till-3-token-0123456789";
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -46,13 +46,6 @@ async fn start(
     let dir = Arc::new(tempfile::tempdir().unwrap());
     let config = guarded(dir.path(), sim.addr(), refunds);
     (spawn_agent_with(dir, &config, options()).await, sim)
-}
-
-async fn error_of(ws: &mut Ws, message: Value) -> Value {
-    send(ws, message).await;
-    let reply = next_message(ws).await;
-    assert_eq!(reply["type"], "error", "{reply}");
-    reply
 }
 
 #[tokio::test]

@@ -4,15 +4,10 @@ use crate::common;
 
 use std::time::Duration;
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
 use caisse_ap_relay::sim::Behaviour;
 use common::*;
-
-fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
-}
 
 #[tokio::test]
 async fn healthz_reports_terminals_from_the_engine() {
@@ -185,4 +180,41 @@ async fn the_client_files_carry_cors_headers_for_allowed_origins_only() {
         Some(ALLOWED_ORIGIN)
     );
     assert_eq!(header(&headers, "vary"), Some("Origin"));
+}
+
+/// Reads one small response (head and a JSON body) off a kept-alive connection.
+async fn read_response(tls: &mut tokio_rustls::client::TlsStream<tokio::net::TcpStream>) -> String {
+    let mut response = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !response.ends_with(b"}") {
+        let n = tokio::time::timeout(WAIT, tls.read(&mut chunk))
+            .await
+            .expect("a response in time")
+            .unwrap();
+        assert!(n > 0, "closed before the response ended");
+        response.extend_from_slice(&chunk[..n]);
+    }
+    String::from_utf8(response).unwrap()
+}
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed_within_30_seconds() {
+    let agent = spawn_agent(vec![]).await;
+    let mut tls = tls_connect(&agent).await;
+    let request = format!(
+        "GET /healthz HTTP/1.1\r\nHost: localhost:{}\r\n\r\n",
+        agent.addr.port()
+    );
+    for _ in 0..2 {
+        tls.write_all(request.as_bytes()).await.unwrap();
+        let response = read_response(&mut tls).await;
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    }
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(30), tls.read_to_end(&mut rest)).await;
+    assert!(
+        closed.is_ok(),
+        "an idle keep-alive connection still open after 30 s"
+    );
+    assert!(rest.is_empty(), "nothing more was sent: {rest:?}");
 }

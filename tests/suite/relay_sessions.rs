@@ -8,7 +8,7 @@ use std::time::Duration;
 use caisse_ap_relay::sim::{Behaviour, Fault, Outcome};
 use common::*;
 use futures_util::SinkExt;
-use serde_json::json;
+use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -183,7 +183,20 @@ async fn a_display_watching_a_terminal_sees_the_cashiers_transaction_live() {
     send(&mut till, pay("w-1", "tpe-1", 4200)).await;
     let cashier_view = until_final(&mut till, "w-1").await;
     let screen_view = until_final(&mut screen, "w-1").await;
-    assert_eq!(screen_view, cashier_view);
+    // The same records, redacted (§7.3): no card data and no receipt on a display.
+    let redacted: Vec<_> = cashier_view
+        .into_iter()
+        .map(|mut record| {
+            record.as_object_mut().unwrap().remove("receipt");
+            if let Some(result) = record.get_mut("result").and_then(Value::as_object_mut) {
+                for field in ["card", "authorization", "raw", "ticket"] {
+                    result.remove(field);
+                }
+            }
+            record
+        })
+        .collect();
+    assert_eq!(screen_view, redacted);
     send(&mut screen, json!({"type": "get", "id": "w-1"})).await;
     assert_eq!(next_message(&mut screen).await["state"], "approved");
 }
@@ -253,14 +266,20 @@ async fn status_lists_terminals_transactions_tills_and_certificate() {
     let (mut ws, _) = connect_as(&agent, CASHIER).await;
     send(&mut ws, pay("s-1", "tpe-1", 100)).await;
     until_final(&mut ws, "s-1").await;
-    send(&mut ws, json!({"type": "status"})).await;
-    let status = next_message(&mut ws).await;
+    let (mut office, _) = connect_as(&agent, OPERATOR).await;
+    send(&mut office, json!({"type": "status"})).await;
+    let status = next_message(&mut office).await;
     assert_eq!(status["type"], "status");
     assert_eq!(status["terminals"].as_array().unwrap().len(), 2);
     assert_eq!(status["transactions"][0]["id"], "s-1");
     let tills = status["tills"].as_array().unwrap();
     let me = tills.iter().find(|t| t["name"] == "till-1").unwrap();
     assert_eq!(me["sessions"], 1);
+    let office = tills.iter().find(|t| t["name"] == "office").unwrap();
+    assert_eq!(
+        (&office["role"], &office["sessions"]),
+        (&json!("operator"), &json!(1))
+    );
     assert!(status["certificate"]["not_after"]
         .as_str()
         .unwrap()

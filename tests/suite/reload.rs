@@ -303,3 +303,46 @@ async fn sighup_makes_the_binary_reload_its_file() {
     );
     assert_eq!(pay_to_the_end(&mut ws, "k-1", "tpe-2").await, "approved");
 }
+
+/// §4 and §7.4 read `allowed_origins` from one place, which SIGHUP replaces: an origin the
+/// new file adds may open `/ws` and import the client at once; one it removes may do neither.
+#[tokio::test]
+async fn sighup_changes_the_origins_of_websockets_and_cors_alike() {
+    const ADDED_ORIGIN: &str = "https://added.example.com";
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let file = write_config(dir.path(), &[]);
+    let mut process = Process::start(&file, &[]).await;
+    let agent = TestAgent::external(process.addr, Arc::clone(&dir));
+    assert_origin(&agent, ALLOWED_ORIGIN, true).await;
+    assert_origin(&agent, ADDED_ORIGIN, false).await;
+
+    let text = std::fs::read_to_string(&file).unwrap();
+    let listed = format!("allowed_origins = [\"{ALLOWED_ORIGIN}\"]");
+    assert!(text.contains(&listed), "{text}");
+    let text = text.replace(&listed, &format!("allowed_origins = [\"{ADDED_ORIGIN}\"]"));
+    std::fs::write(&file, text).unwrap();
+    process.signal("HUP");
+    let line = process.log_line("configuration reloaded").await;
+    assert!(line.contains("origins_changed=true"), "{line}");
+    assert_origin(&agent, ADDED_ORIGIN, true).await;
+    assert_origin(&agent, ALLOWED_ORIGIN, false).await;
+    process.terminate().await;
+}
+
+/// Whether a page of `origin` may open `/ws` and gets CORS headers on the client files and
+/// `/lna-probe`: all of them when `allowed`, none otherwise.
+async fn assert_origin(agent: &TestAgent, origin: &str, allowed: bool) {
+    match ws_connect(agent, Some(origin)).await {
+        Ok(mut ws) => {
+            assert!(allowed, "{origin} opened /ws");
+            send(&mut ws, json!({"type": "hello", "token": CASHIER})).await;
+            assert_eq!(next_message(&mut ws).await["type"], "welcome");
+        }
+        Err(err) => assert!(!allowed, "{origin} refused: {err}"),
+    }
+    for path in ["/client.js", "/client.d.ts", "/lna-probe"] {
+        let (_, headers, _) = https_get_with(agent, path, &[("Origin", origin)]).await;
+        let cors = header(&headers, "access-control-allow-origin");
+        assert_eq!(cors, allowed.then_some(origin), "{origin} on {path}");
+    }
+}

@@ -43,7 +43,12 @@ pub fn decode(line: &[u8]) -> Result<Record, LineError> {
     if crc != crc32fast::hash(json) {
         return Err(LineError::Checksum);
     }
-    Ok(serde_json::from_slice(json)?)
+    let mut record: Record = serde_json::from_slice(json)?;
+    // Lines written before card data was masked (v1) come back masked like the rest.
+    if let Some(result) = &mut record.result {
+        result.mask_card_data();
+    }
+    Ok(record)
 }
 
 /// The latest record of every id, in order of first appearance, with the byte size of
@@ -149,6 +154,7 @@ fn parse(bytes: &[u8], path: &Path) -> Loaded {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::record::State;
 
     #[test]
     fn damaged_lines_are_rejected() {
@@ -158,6 +164,27 @@ mod tests {
         let json = b"{}";
         let line = format!("{:08x} {{}}", crc32fast::hash(json));
         assert!(matches!(decode(line.as_bytes()), Err(LineError::Json(_))));
+    }
+
+    #[test]
+    fn card_data_of_a_v1_line_is_masked_on_load() {
+        let mut v1 =
+            serde_json::to_value(crate::engine::record::sample("t-1", State::Approved)).unwrap();
+        v1["result"] = serde_json::json!({
+            "ae": "10",
+            "card": {"pan": "4970101234561234", "expiry": "2612"},
+            "raw": "AE00210AA0164970101234561234AB0042612",
+        });
+        let json = serde_json::to_vec(&v1).unwrap();
+        let line = format!(
+            "{:08x} {}",
+            crc32fast::hash(&json),
+            String::from_utf8(json).unwrap()
+        );
+        let result = decode(line.as_bytes()).unwrap().result.unwrap();
+        let card = serde_json::to_value(result.card.unwrap()).unwrap();
+        assert_eq!(card, serde_json::json!({"pan": "497010######1234"}));
+        assert_eq!(result.raw.unwrap(), "AE00210AA016497010######1234AB004####");
     }
 
     #[test]

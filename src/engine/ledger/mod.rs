@@ -6,7 +6,8 @@
 //! it, so concurrent changes share one fsync (group commit); a [`turnstile`] then lets each
 //! change be stored and announced only after every smaller seq was, so announce order = seq
 //! order too (sessions rely on it: they skip `seq <= last_seq`). A change is never announced
-//! before its fsync returned.
+//! before its fsync returned. Storing and announcing happen under the records' lock, so
+//! [`Ledger::follow`] splits the changes exactly between a snapshot and a subscription.
 //!
 //! A final or resolved change is sealed (its signed receipt made, see `crate::receipt`) once
 //! its seq is stamped and before it is queued, so the journal stores the receipt it carries.
@@ -217,11 +218,30 @@ impl Ledger {
         self.journal.submit(record)
     }
 
+    /// Stores and announces `record` in one step under the records' lock, so a
+    /// [`Ledger::follow`] sees each change either in its snapshot or on its subscription.
     fn publish(&self, record: Record) -> Arc<Record> {
         let record = Arc::new(record);
-        self.lock().insert(Arc::clone(&record));
+        let mut records = self.lock();
+        records.insert(Arc::clone(&record));
         self.bus.announce(Arc::clone(&record));
         record
+    }
+
+    /// Runs `subscribe` (which opens or widens a bus subscription) and selects the current
+    /// records `keep` wants, with no change published in between: every change is then
+    /// either in the returned snapshot or announced to that subscription, never both,
+    /// never neither. `subscribe` must not touch the ledger.
+    pub fn follow<T>(
+        &self,
+        subscribe: impl FnOnce() -> T,
+        keep: impl Fn(&Record) -> bool,
+    ) -> (T, Vec<Arc<Record>>) {
+        let records = self.lock();
+        let subscribed = subscribe();
+        let found: Vec<_> = records.all().filter(|r| keep(r)).cloned().collect();
+        drop(records);
+        (subscribed, sorted(found))
     }
 
     /// The current record of `id`.
@@ -231,7 +251,7 @@ impl Ledger {
 
     /// Every current record for which `keep` holds, in seq order.
     pub fn select(&self, keep: impl Fn(&Record) -> bool) -> Vec<Arc<Record>> {
-        sorted(self.lock().all().filter(|r| keep(r)).cloned().collect())
+        self.follow(|| (), keep).1
     }
 
     /// The current records of `terminal` for which `keep` holds, in seq order.
