@@ -501,6 +501,8 @@ fn not_found(id: &str) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+
     use crate::config::TerminalConfig;
     use crate::engine::EngineOptions;
     use crate::sim::{Behaviour, Simulator};
