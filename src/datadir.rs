@@ -77,9 +77,10 @@ fn tighten(path: &Path, mode: u32) -> io::Result<bool> {
     Ok(true)
 }
 
-/// For a command about to write into `dir` (`pair`, `till revoke`): an error naming the
-/// user to run `command` as, when the current user does not own `dir`. A missing `dir` is
-/// fine (the command creates it, owned by whoever runs it).
+/// For a command about to write into `dir` (`pair`, `resolve`, `till revoke`, `receipt-key`
+/// creating the key): an error naming the user to run `command` as, when the current user
+/// does not own `dir`. A missing `dir` is fine (the command creates it, owned by whoever
+/// runs it).
 pub fn check_owner(dir: &Path, command: &str) -> Result<(), String> {
     #[cfg(unix)]
     {

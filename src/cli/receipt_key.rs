@@ -1,6 +1,7 @@
 //! `caisse-ap-relay receipt-key`: prints the receipt public key (a JWK, one line), so a POS
 //! backend can pin it at onboarding (contract §8). The key is created if absent, as the
-//! agent's first start would.
+//! agent's first start would, and then only by `data_dir`'s owner (contract §7.6): another
+//! user is refused and told whom to run it as.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -25,6 +26,11 @@ pub fn run(args: ReceiptKeyArgs) -> ExitCode {
     };
     let ServerConfig { data_dir, name, .. } = server;
     let issuer = name.unwrap_or_else(crate::receipt::default_issuer);
+    if !data_dir.join(crate::receipt::FILE_NAME).exists() {
+        if let Err(message) = crate::datadir::check_owner(&data_dir, "receipt-key") {
+            return super::till::fail(2, message);
+        }
+    }
     match Receipts::load_or_create(&data_dir, &issuer) {
         Ok(receipts) => {
             println!("{}", receipts.jwk_json());

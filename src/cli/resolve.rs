@@ -6,8 +6,9 @@
 //! With the agent running, the journal is locked: the request goes through the agent's
 //! inbox (`engine::inbox`) and the agent announces the resolution to its tills as it would
 //! a till's. Without a running agent, the command opens the journal itself and appends the
-//! resolution. Exit codes: 0 resolved, 1 refused (unknown id, not `unknown`) or no answer,
-//! 2 bad configuration or arguments.
+//! resolution. Either way it writes into `data_dir`, so only its owner may run it
+//! (contract §7.6). Exit codes: 0 resolved, 1 refused (unknown id, not `unknown`) or no
+//! answer, 2 bad configuration or arguments, or another user than `data_dir`'s owner.
 
 use std::io::ErrorKind;
 use std::path::PathBuf;
@@ -58,6 +59,10 @@ pub fn run(args: ResolveArgs) -> ExitCode {
         Err(code) => return code,
     };
     let outcome = outcome_name(args.outcome);
+    let command = format!("resolve {} --outcome {outcome}", args.id);
+    if let Err(message) = crate::datadir::check_owner(&server.data_dir, &command) {
+        return fail(2, message);
+    }
     let request = Request::Resolve {
         id: args.id,
         outcome: args.outcome,

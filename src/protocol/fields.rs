@@ -10,11 +10,10 @@ use std::fmt;
 
 use thiserror::Error;
 
+use super::tags::VERSION as VERSION_TAG;
+
 /// Size cap of everything buffered from one connection; far above any real answer.
 pub const MAX_BUFFER: usize = 64 * 1024;
-
-/// The version tag that opens every message.
-pub const VERSION_TAG: &str = "CZ";
 
 /// A value that cannot be put in a field.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -223,7 +222,10 @@ impl Decoder {
             self.fields.push(field);
             self.parsed += used;
         }
-        if self.fields.is_empty() && self.bytes.len() >= 2 && &self.bytes[..2] != b"CZ" {
+        if self.fields.is_empty()
+            && self.bytes.len() >= 2
+            && &self.bytes[..2] != VERSION_TAG.as_bytes()
+        {
             return Err(DecodeError::VersionNotFirst(latin1(&self.bytes[..2])));
         }
         Ok(())

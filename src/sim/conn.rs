@@ -68,7 +68,7 @@ pub(super) async fn serve(mut stream: TcpStream, shared: &Shared) -> io::Result<
 /// everything up to AE first (`split-after-ae`).
 fn in_two(answer: &Message, fault: Fault) -> Option<(Vec<u8>, Vec<u8>)> {
     let fields = answer.fields();
-    let ae = fields.iter().position(|f| f.tag() == "AE")?;
+    let ae = fields.iter().position(|f| f.tag() == tags::STATUS)?;
     let (mut first, mut rest) = (Vec::new(), Vec::new());
     for (i, field) in fields.iter().enumerate() {
         let early = match fault {

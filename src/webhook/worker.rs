@@ -222,13 +222,15 @@ impl Worker {
 
     fn settle(&mut self, key: &str, outcome: Outcome) {
         let name = &self.config.name;
-        self.health.attempted(name, &outcome);
         if outcome == Outcome::Delivered {
+            // Logged before it is counted: whoever sees the count may restart the agent.
             self.owed.remove(key);
             self.log.done(name, key);
             self.done.insert(key.to_owned());
+            self.health.attempted(name, &outcome);
             return;
         }
+        self.health.attempted(name, &outcome);
         let Some(owed) = self.owed.get_mut(key) else {
             return;
         };

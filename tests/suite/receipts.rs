@@ -188,3 +188,64 @@ async fn the_key_is_created_once_kept_across_restarts_and_printed_by_receipt_key
         "never replaced"
     );
 }
+
+/// A data directory owned by another user than this test's (contract §7.6): `dir/data`
+/// given to `nobody` when the test runs as root, else `/` (root's).
+fn foreign_data_dir(dir: &std::path::Path) -> std::path::PathBuf {
+    if !rustix::process::geteuid().is_root() {
+        return "/".into();
+    }
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::os::unix::fs::chown(&data, Some(65534), Some(65534)).unwrap();
+    data
+}
+
+#[test]
+fn receipt_key_and_resolve_write_into_data_dir_only_as_its_owner() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = common::binary::write_config(dir.path(), &[]);
+    let data = foreign_data_dir(dir.path());
+    let text = std::fs::read_to_string(&config).unwrap();
+    let listed = format!("data_dir = \"{}\"", dir.path().join("data").display());
+    assert!(text.contains(&listed), "{text}");
+    let text = text.replace(&listed, &format!("data_dir = \"{}\"", data.display()));
+    std::fs::write(&config, text).unwrap();
+
+    let refused = receipt_key_command(&config);
+    assert_eq!(refused.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("run as that user: sudo -u ")
+            && stderr.trim_end().ends_with(" caisse-ap-relay receipt-key"),
+        "{stderr}"
+    );
+    let key = data.join("receipt.key");
+    assert!(!key.exists(), "nothing written");
+
+    let resolve = Command::new(env!("CARGO_BIN_EXE_caisse-ap-relay"))
+        .args(["resolve", "k-1", "--outcome", "approved", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(resolve.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&resolve.stderr);
+    assert!(
+        stderr.contains("sudo -u ")
+            && stderr
+                .trim_end()
+                .ends_with(" caisse-ap-relay resolve k-1 --outcome approved"),
+        "{stderr}"
+    );
+    assert!(!data.join("journal.log").exists(), "nothing written");
+
+    // A key that exists is only read: printing it writes nothing, whoever asks.
+    if data != std::path::Path::new("/") {
+        let owned = tempfile::tempdir().unwrap();
+        let mine = common::binary::write_config(owned.path(), &[]);
+        let jwk = succeeded(&receipt_key_command(&mine));
+        std::fs::copy(owned.path().join("data/receipt.key"), &key).unwrap();
+        assert_eq!(succeeded(&receipt_key_command(&config)), jwk);
+    }
+}
