@@ -217,7 +217,8 @@ export type ClientMessage =
 export interface WelcomeMessage {
   type: "welcome";
   agent: string;
-  api: 1;
+  /** The contract version the agent speaks: 2 (a v1 agent sends 1). */
+  api: number;
   till: string;
   role: Role;
   terminals: TerminalInfo[];
