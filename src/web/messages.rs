@@ -22,8 +22,6 @@ use crate::discover::{self, Answer, Finding};
 use crate::engine::record::ResolvedAs;
 use crate::engine::{ApiError, ErrorCode, PayOrder, Record, TerminalStatus};
 
-/// The `agent` field of `welcome`.
-pub const AGENT: &str = concat!("caisse-ap-relay/", env!("CARGO_PKG_VERSION"));
 /// The `api` field of `welcome`.
 pub const API_VERSION: u32 = 2;
 

@@ -44,9 +44,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tracing::Instrument;
 
 use super::budget::Slot;
-use super::messages::{
-    CertificateInfo, ClientMessage, ServerMessage, TillPresence, AGENT, API_VERSION,
-};
+use super::messages::{CertificateInfo, ClientMessage, ServerMessage, TillPresence, API_VERSION};
 use super::App;
 use crate::access::{AuthError, Closing, Till};
 use crate::config::Role;
@@ -280,7 +278,7 @@ where
     async fn greet(&mut self) -> Result<(), Stop> {
         let engine = &self.app.engine;
         let welcome = ServerMessage::Welcome {
-            agent: AGENT,
+            agent: crate::AGENT,
             api: API_VERSION,
             till: self.till.name.clone(),
             role: self.till.role,

@@ -291,7 +291,7 @@ async fn attempt(endpoint: Endpoint, key: Vec<u8>, delivery: Delivery) -> Outcom
     let timestamp = time::OffsetDateTime::now_utc().unix_timestamp();
     let headers = [
         ("content-type", "application/json".to_owned()),
-        ("user-agent", crate::web::messages::AGENT.to_owned()),
+        ("user-agent", crate::AGENT.to_owned()),
         (
             "webhook-signature",
             sign::signature(&key, &id, timestamp, &body),
