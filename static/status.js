@@ -24,6 +24,12 @@ import {
 } from "/common.js";
 
 addStrings({
+  "auth.title": ["Connecter la page d'état", "Connect the status page"],
+  "auth.intro": [
+    "Saisissez le code d'appairage à 8 chiffres affiché par « caisse-ap-relay pair --role operator --till NOM », ou collez un jeton d'opérateur.",
+    "Enter the 8-digit pairing code printed by “caisse-ap-relay pair --role operator --till NAME”, or paste an operator token.",
+  ],
+  "auth.token": ["Jeton d'opérateur", "Operator token"],
   "status.brand": ["État de l'agent", "Agent status"],
   "status.terminals": ["Terminaux", "Terminals"],
   "status.transactions": ["Transactions en cours et récentes", "Live and recent transactions"],

@@ -417,6 +417,14 @@ async fn the_status_page_lists_terminals_transactions_and_tills() {
         said.contains("pas d'un opérateur") && said.contains("pair --role operator"),
         "{said}"
     );
+    let form = refused
+        .eval(&format!("{}.textContent", q(&tid("auth-form"))))
+        .await;
+    let form = form.as_str().unwrap();
+    assert!(
+        form.contains("la page d'état") && form.contains("pair --role operator --till NOM"),
+        "the sign-in form asks for an operator: {form}"
+    );
     assert!(refused.eval(&format!("{}.hidden", q("#status"))).await == json!(true));
     refused.screenshots("status-not-operator").await;
 
