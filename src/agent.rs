@@ -109,6 +109,7 @@ impl Agent {
         let engine_options = EngineOptions {
             duplicate_window: config.server.duplicate_window,
             refunds: config.server.refunds,
+            retention: config.server.journal_retention,
             ..options.engine
         };
         let engine = Engine::start(

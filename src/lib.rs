@@ -29,6 +29,9 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+/// The agent's name and version, as `welcome` and the webhooks' `User-Agent` give it.
+pub const AGENT: &str = concat!("caisse-ap-relay/", env!("CARGO_PKG_VERSION"));
+
 pub mod access;
 pub mod agent;
 pub mod bench;

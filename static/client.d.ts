@@ -211,12 +211,14 @@ export type ClientMessage =
   | { type: "resolve"; id: string; outcome: "approved" | "not_charged"; note?: string }
   | { type: "watch"; terminal: string }
   | { type: "terminals" }
-  | { type: "status" };
+  | { type: "status" }
+  | { type: "discover"; subnet?: string; port?: number };
 
 export interface WelcomeMessage {
   type: "welcome";
   agent: string;
-  api: 1;
+  /** The contract version the agent speaks: 2 (a v1 agent sends 1). */
+  api: number;
   till: string;
   role: Role;
   terminals: TerminalInfo[];
@@ -237,6 +239,8 @@ export interface ErrorMessage {
   previous?: string;
   /** refund_exceeds: what is left to refund, minor units. */
   refundable?: number;
+  /** rate_limited (discover): seconds until the next terminal search is allowed. */
+  retry_after?: number;
 }
 export interface StatusMessage {
   type: "status";
@@ -257,6 +261,34 @@ export interface WebhookStatus {
   last_error_at: string | null;
 }
 
+/** One open port a terminal search found (api v2 §11). */
+export interface DiscoveredTerminal {
+  /** "IP:port". */
+  address: string;
+  /** `terminal`: answered the identification; `refused`: a Caisse-AP answer, not ready;
+   * `no_answer`: open, no Caisse-AP answer; `configured`: a configured terminal, not touched. */
+  answer: "terminal" | "refused" | "no_answer" | "configured";
+  /** Protocol version (terminal). */
+  version?: string;
+  /** The terminal's CJ identifier (terminal), when it sends one. */
+  pos_id?: string;
+  /** Why not (refused, no_answer), in English. */
+  detail?: string;
+  /** The configured terminal's name (configured). */
+  name?: string;
+  /** A ready-to-paste `[[terminal]]` entry (terminal). */
+  block?: string;
+}
+/** The immediate answer to `discover`: the search runs; `discovered` follows. */
+export interface DiscoveringMessage { type: "discovering"; subnets: string[]; port: number }
+/** The end of a terminal search. */
+export interface DiscoveredMessage {
+  type: "discovered";
+  subnets: string[];
+  port: number;
+  found: DiscoveredTerminal[];
+}
+
 /** Messages sent by the agent. */
 export type AgentMessage =
   | WelcomeMessage
@@ -264,7 +296,9 @@ export type AgentMessage =
   | TransactionMessage
   | TerminalsMessage
   | ErrorMessage
-  | StatusMessage;
+  | StatusMessage
+  | DiscoveringMessage
+  | DiscoveredMessage;
 
 /** Connection states. */
 export type ConnectionState = "idle" | "connecting" | "open" | "authenticated" | "closed";
@@ -302,7 +336,7 @@ export declare class RelayError extends Error {
     message: string,
     id?: string,
     request?: string,
-    related?: string | { current?: string; pending?: string; previous?: string; refundable?: number },
+    related?: string | { current?: string; pending?: string; previous?: string; refundable?: number; retry_after?: number },
   );
   readonly name: "RelayError";
   code: ErrorCode;
@@ -316,6 +350,8 @@ export declare class RelayError extends Error {
   previous?: string;
   /** refund_exceeds: what is left to refund, minor units. */
   refundable?: number;
+  /** rate_limited (discover): seconds until the next terminal search. */
+  retryAfter?: number;
   /** Request type this error answers (`pay`, `get`, ...). */
   request?: string;
 }
@@ -388,6 +424,9 @@ export declare class RelayClient extends EventTarget {
   watch(terminal: string): void;
   terminals(): Promise<TerminalInfo[]>;
   status(): Promise<StatusMessage>;
+  /** Operator only: searches the LAN for terminals, one search a minute per agent (else
+   * `rate_limited`, the message giving the seconds left); resolves when the sweep ends. */
+  discover(options?: { subnet?: string; port?: number }): Promise<DiscoveredMessage>;
   on<K extends keyof RelayClientEventMap>(type: K, callback: (detail: RelayClientEventMap[K]["detail"]) => void): () => void;
   addEventListener<K extends keyof RelayClientEventMap>(
     type: K,

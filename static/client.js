@@ -75,7 +75,7 @@ export class RelayError extends Error {
    * @param {string} message human text saying what to do
    * @param {string} [id] the transaction id the request named (for `pay`: the refused payment)
    * @param {string} [request] the request type this error answers
-   * @param {string | {current?: string, pending?: string, previous?: string, refundable?: number}} [related]
+   * @param {string | {current?: string, pending?: string, previous?: string, refundable?: number, retry_after?: number}} [related]
    *   what the agent's error names besides `id` (a string: `current`, for `terminal_busy`)
    */
   constructor(code, message, id, request, related = {}) {
@@ -96,6 +96,8 @@ export class RelayError extends Error {
     this.previous = named.previous;
     /** `refund_exceeds`: what is left to refund, minor units. @type {number | undefined} */
     this.refundable = named.refundable;
+    /** `rate_limited` (discover): seconds until the next search. @type {number | undefined} */
+    this.retryAfter = named.retry_after;
   }
 }
 
@@ -509,6 +511,26 @@ export class RelayClient extends EventTarget {
   }
 
   /**
+   * Operator only: searches the LAN for Caisse-AP terminals (one search a minute per agent;
+   * sooner → `rate_limited`, whose message gives the seconds left). Rejects at once when
+   * refused; resolves when the sweep ends, with `{subnets, port, found}` where each found
+   * port has `address`, `answer` (`terminal` | `refused` | `no_answer` | `configured`) and,
+   * for a terminal, `version`, `pos_id` and `block` (a ready `[[terminal]]` entry).
+   * @param {{subnet?: string, port?: number}} [options] default: the agent's private /24s, port 8888
+   * @returns {Promise<{subnets: string[], port: number, found: object[]}>}
+   */
+  async discover({ subnet, port } = {}) {
+    const message = { type: "discover" };
+    if (subnet) message.subnet = subnet;
+    if (port) message.port = port;
+    await this.#request(message, { reply: "discovering" });
+    // The result comes later, after other answers: it is matched by its type only.
+    return new Promise((resolve, reject) => {
+      this.#pending.push({ type: "discover", kind: "discover", reply: "discovered", late: true, sent: true, resolve, reject });
+    });
+  }
+
+  /**
    * Shorthand for `addEventListener(type, e => callback(e.detail))`.
    * @param {string} type an event name listed on the class
    * @param {(detail: any) => void} callback
@@ -598,6 +620,8 @@ export class RelayClient extends EventTarget {
         this.dispatchEvent(new CustomEvent("terminals", { detail: msg.terminals }));
         return this.#settleOrdered("terminals", msg);
       case "status": return this.#settleOrdered("status", msg);
+      case "discovering": return this.#settleOrdered("discovering", msg);
+      case "discovered": return this.#settleOrdered("discovered", msg);
       default: return undefined;
     }
   }
@@ -640,7 +664,7 @@ export class RelayClient extends EventTarget {
   #onError(msg) {
     // An error names the request's id when it has one; otherwise the agent answers in order,
     // so it belongs to the oldest request still waiting.
-    const sent = this.#pending.filter((entry) => entry.sent);
+    const sent = this.#pending.filter((entry) => entry.sent && !entry.late);
     const entry = sent.find((e) => msg.id !== undefined && e.id === msg.id) ?? sent[0];
     const error = new RelayError(msg.code, msg.message, msg.id, entry?.type, msg);
     if (entry) {

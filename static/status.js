@@ -12,6 +12,10 @@
  *   transactions-table              rows tx-row-<id>, data-state = record state, data-to-check when unresolved unknown
  *   tills-table                     rows till-row-<name>
  *   certificate                     data-state ok|soon|expired|unknown; cert-expiry, cert-fingerprint
+ *   discovery                       the terminal search, data-state idle|running|done|refused;
+ *                                   discover-subnet, discover-port, discover-button, discover-status,
+ *                                   discover-results with items found-<address> (data-answer
+ *                                   terminal|refused|no_answer|configured) holding found-block (TOML)
  */
 import { RelayClient, isFinal } from "/client.js";
 import {
@@ -20,6 +24,12 @@ import {
 } from "/common.js";
 
 addStrings({
+  "auth.title": ["Connecter la page d'état", "Connect the status page"],
+  "auth.intro": [
+    "Saisissez le code d'appairage à 8 chiffres affiché par « caisse-ap-relay pair --role operator --till NOM », ou collez un jeton d'opérateur.",
+    "Enter the 8-digit pairing code printed by “caisse-ap-relay pair --role operator --till NAME”, or paste an operator token.",
+  ],
+  "auth.token": ["Jeton d'opérateur", "Operator token"],
   "status.brand": ["État de l'agent", "Agent status"],
   "status.terminals": ["Terminaux", "Terminals"],
   "status.transactions": ["Transactions en cours et récentes", "Live and recent transactions"],
@@ -52,6 +62,24 @@ addStrings({
   "status.refreshed": ["Mis à jour à {time}", "Updated at {time}"],
   "status.cert.ok": ["Expire le {date} (dans {days} jours)", "Expires on {date} (in {days} days)"],
   "status.cert.soon": ["Expire bientôt : le {date} (dans {days} jours) — redémarrez l'agent pour le renouveler", "Expires soon: on {date} (in {days} days) — restart the agent to renew it"],
+  "status.discover.title": ["Chercher des terminaux", "Find terminals"],
+  "status.discover.help": ["L'agent essaie le port Caisse-AP de chaque adresse du réseau (par défaut les réseaux privés de sa machine), demande à chaque terminal qui répond de s'identifier, et donne le bloc [[terminal]] à coller dans sa configuration. Un terminal déjà configuré n'est jamais contacté. Une recherche par minute.", "The agent tries the Caisse-AP port of each address of the network (by default its machine's private networks), asks each terminal that answers to identify itself, and gives the [[terminal]] block to paste into its configuration. A terminal already configured is never contacted. One search a minute."],
+  "status.discover.subnet": ["Réseau (facultatif)", "Network (optional)"],
+  "status.discover.port": ["Port", "Port"],
+  "status.discover.auto": ["les réseaux privés de l'agent", "the agent's private networks"],
+  "status.discover.button": ["Chercher des terminaux", "Find terminals"],
+  "status.discover.running": ["Recherche sur {subnets}, port {port}… (quelques secondes)", "Searching {subnets}, port {port}… (a few seconds)"],
+  "status.discover.done": ["{n} adresse(s) répondent sur {subnets}, port {port}.", "{n} address(es) answer on {subnets}, port {port}."],
+  "status.discover.none": ["Aucun terminal sur {subnets}, port {port}. Vérifiez que le terminal est allumé, sur le même réseau, et son port (8888 ou 20002).", "No terminal on {subnets}, port {port}. Check that the terminal is on, on the same network, and its port (8888 or 20002)."],
+  "status.discover.wait": ["Une seule recherche par minute : réessayez dans {seconds} s.", "One search a minute: try again in {seconds} s."],
+  "status.discover.busy": ["Une recherche est déjà en cours : son résultat s'affiche sur la page qui l'a lancée.", "A search is already running: its result shows on the page that started it."],
+  "status.discover.badPort": ["Le port est un nombre de 1 à 65535.", "The port is a number from 1 to 65535."],
+  "status.found.terminal": ["Terminal Caisse-AP, protocole {version}, identifiant {cj}", "Caisse-AP terminal, protocol {version}, id {cj}"],
+  "status.found.refused": ["Terminal Caisse-AP occupé ou pas prêt ({detail}) : réessayez plus tard", "Caisse-AP terminal busy or not ready ({detail}): try again later"],
+  "status.found.no_answer": ["Port ouvert, mais pas de réponse Caisse-AP ({detail})", "Open port, but no Caisse-AP answer ({detail})"],
+  "status.found.configured": ["Déjà configuré : « {name} » (non contacté)", "Already configured: “{name}” (not contacted)"],
+  "status.found.copy": ["Copier", "Copy"],
+  "status.found.copied": ["Copié", "Copied"],
   "status.cert.expired": ["Expiré depuis le {date} — les navigateurs refusent la connexion", "Expired since {date} — browsers refuse the connection"],
 });
 
@@ -232,7 +260,74 @@ function renderCertificate(cert) {
   $("cert-fingerprint").textContent = cert.fingerprint;
 }
 
-onLangChange(render);
+// The terminal search (operators, one a minute per agent): its last outcome, re-rendered on
+// a language change.
+let discovery = { state: "idle" };
+
+$("discover-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const subnet = $("discover-subnet").value.trim();
+  const portText = $("discover-port").value.trim();
+  const port = portText ? Number(portText) : undefined;
+  if (port !== undefined && !(Number.isInteger(port) && port >= 1 && port <= 65535)) {
+    showDiscovery({ state: "refused", text: () => t("status.discover.badPort") });
+    return;
+  }
+  $("discover-button").disabled = true;
+  const scope = () => ({ subnets: subnet || t("status.discover.auto"), port: port ?? 8888 });
+  showDiscovery({ state: "running", text: () => t("status.discover.running", scope()), result: discovery.result });
+  try {
+    const done = await client.discover({ subnet: subnet || undefined, port });
+    showDiscovery({ state: "done", result: done });
+  } catch (error) {
+    const text = error.code === "rate_limited"
+      ? () => (error.retryAfter ? t("status.discover.wait", { seconds: error.retryAfter }) : t("status.discover.busy"))
+      : () => error.message;
+    // The last search's findings stay shown under the refusal (and while one runs).
+    showDiscovery({ state: "refused", text, result: discovery.result });
+  } finally {
+    $("discover-button").disabled = false;
+  }
+});
+
+function showDiscovery(next) {
+  discovery = next;
+  renderDiscovery();
+}
+
+function renderDiscovery() {
+  const { state, result } = discovery;
+  $("discovery").dataset.state = state;
+  const scope = result && { subnets: result.subnets.join(", "), port: result.port };
+  const text = state === "done"
+    ? t(result.found.length ? "status.discover.done" : "status.discover.none", { ...scope, n: result.found.length })
+    : discovery.text?.() ?? "";
+  $("discover-status").textContent = text;
+  $("discover-status").hidden = !text;
+  $("discover-results").replaceChildren(...(result?.found ?? []).map(foundItem));
+}
+
+// One open port: what it is, and for a terminal its block with a copy button.
+function foundItem(found) {
+  const text = t(`status.found.${found.answer}`, {
+    version: found.version ?? "?", cj: found.pos_id ?? "—", detail: found.detail ?? "", name: found.name ?? "",
+  });
+  const item = h("li", { "data-testid": `found-${found.address}`, "data-answer": found.answer },
+    h("div", { class: "found-head" },
+      h("span", { class: "found-text" }, h("strong", { class: "num" }, found.address), ` — ${text}`)));
+  if (found.block) {
+    const copy = h("button", { class: "btn btn-small", type: "button", "data-testid": "found-copy" }, t("status.found.copy"));
+    copy.addEventListener("click", async () => {
+      await navigator.clipboard?.writeText(found.block).catch(() => {});
+      copy.textContent = t("status.found.copied");
+    });
+    item.firstChild.append(copy);
+    item.append(h("pre", { "data-testid": "found-block" }, found.block));
+  }
+  return item;
+}
+
+onLangChange(() => { render(); renderDiscovery(); });
 applyStrings();
 
 page.resume();

@@ -177,6 +177,10 @@ impl Running {
                 old.duplicate_window != new.server.duplicate_window,
             ),
             ("server.refunds", old.refunds != new.server.refunds),
+            (
+                "server.journal_retention",
+                old.journal_retention != new.server.journal_retention,
+            ),
             ("tls", tls_differs),
             ("server.name", old.name != new.server.name),
             (

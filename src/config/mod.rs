@@ -34,6 +34,8 @@ pub const DEFAULT_POS_NUMBER: &str = "01";
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(180);
 /// Default window of the possible-duplicate guard (contract §10).
 pub const DEFAULT_DUPLICATE_WINDOW: Duration = Duration::from_secs(60);
+/// Default time a finished record stays in the journal after its last change.
+pub const DEFAULT_JOURNAL_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// The whole validated configuration.
 #[derive(Debug, Clone)]
@@ -87,6 +89,9 @@ pub struct ServerConfig {
     pub duplicate_window: Duration,
     /// Which refunds are accepted (default free).
     pub refunds: Refunds,
+    /// How long a finished record stays in the journal after its last change (default 30
+    /// days); webhook deliveries still owed are dropped with it (contract §9).
+    pub journal_retention: Duration,
 }
 
 /// `[server] refunds`: which refunds the agent accepts (contract §10).
@@ -209,6 +214,7 @@ impl Default for ServerConfig {
             name: None,
             duplicate_window: DEFAULT_DUPLICATE_WINDOW,
             refunds: Refunds::Free,
+            journal_retention: DEFAULT_JOURNAL_RETENTION,
         }
     }
 }

@@ -40,6 +40,7 @@ pub struct RawServer {
     pub metrics_from: Option<Vec<Text>>,
     pub max_connections_per_address: Option<Spanned<i64>>,
     pub duplicate_window: Option<Text>,
+    pub journal_retention: Option<Text>,
     pub refunds: Option<Refunds>,
     pub name: Option<Text>,
 }

@@ -162,6 +162,17 @@ pub fn window(value: &str) -> Result<Duration, String> {
     }
 }
 
+/// The journal retention in humantime syntax, at least 1 s.
+pub fn retention(value: &str) -> Result<Duration, String> {
+    let parsed = humantime::parse_duration(value)
+        .map_err(|_| format!("{value:?} must be a duration such as \"30days\" or \"90d\""))?;
+    if parsed >= Duration::from_secs(1) {
+        Ok(parsed)
+    } else {
+        Err(format!("{value:?} must be at least 1s"))
+    }
+}
+
 /// A static till token: at least 16 characters, and not a placeholder of the shipped
 /// example. The value never appears in the message.
 pub fn token(value: &str) -> Result<String, String> {
@@ -267,6 +278,16 @@ fn dns_name(host: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retentions() {
+        assert_eq!(retention("30days"), Ok(Duration::from_secs(30 * 24 * 3600)));
+        assert_eq!(retention("1s"), Ok(Duration::from_secs(1)));
+        assert!(retention("0s").unwrap_err().contains("at least 1s"));
+        assert!(retention("soon")
+            .unwrap_err()
+            .contains("a duration such as"));
+    }
 
     #[test]
     fn addresses() {

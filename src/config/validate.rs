@@ -10,7 +10,7 @@ use super::{
     rules, Config, Role, Secret, ServerConfig, TerminalConfig, TillConfig, TlsConfig, WebhookConfig,
 };
 use super::{
-    DEFAULT_DATA_DIR, DEFAULT_DUPLICATE_WINDOW, DEFAULT_LISTEN,
+    DEFAULT_DATA_DIR, DEFAULT_DUPLICATE_WINDOW, DEFAULT_JOURNAL_RETENTION, DEFAULT_LISTEN,
     DEFAULT_MAX_CONNECTIONS_PER_ADDRESS, DEFAULT_POS_NUMBER, DEFAULT_TIMEOUT, DEFAULT_TLS_DIR,
 };
 use crate::protocol::{TicketFormat, TicketRequest};
@@ -179,6 +179,12 @@ impl Ctx<'_> {
             rules::window,
             DEFAULT_DUPLICATE_WINDOW,
         )?;
+        let journal_retention = self.check_or(
+            raw.journal_retention.as_ref(),
+            "server.journal_retention",
+            rules::retention,
+            DEFAULT_JOURNAL_RETENTION,
+        )?;
         let name = raw
             .name
             .as_ref()
@@ -193,6 +199,7 @@ impl Ctx<'_> {
             max_connections_per_address,
             duplicate_window,
             refunds: raw.refunds.unwrap_or_default(),
+            journal_retention,
             name,
         })
     }

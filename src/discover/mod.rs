@@ -4,10 +4,10 @@
 //! of a checked subnet ([`range`]: private or loopback, at most a /22), at most
 //! [`PARALLEL`] at once and [`CONNECT_TIMEOUT`] each, closed at once without a byte sent;
 //! then an identification (CD=I) to each open port, **one at a time**, each bounded by
-//! [`IDENTIFY_DEADLINE`]. An address that is a configured terminal is never sent anything
-//! beyond the connect: it may be in a payment, and its state is known anyway. The whole
-//! sweep is thus bounded by [`time_bound`]. Used by `caisse-ap-relay discover` and the
-//! operator page.
+//! [`IDENTIFY_DEADLINE`]. An address that is a configured terminal is not touched at all,
+//! not even connected to: it may be in a payment (some terminals take one connection at a
+//! time), and it is known anyway. The whole sweep is thus bounded by [`time_bound`]. Used
+//! by `caisse-ap-relay discover` and the operator page (`discover`, in `web::discovery`).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
@@ -67,9 +67,17 @@ pub async fn sweep(
     port: u16,
     configured: &[(SocketAddr, String)],
 ) -> Vec<Finding> {
-    let mut open: Vec<SocketAddr> = stream::iter(hosts.iter().copied())
-        .map(|ip| async move {
-            let address = SocketAddr::new(IpAddr::V4(ip), port);
+    let name_of = |address: SocketAddr| {
+        let found = configured.iter().find(|(a, _)| *a == address);
+        found.map(|(_, name)| name.clone())
+    };
+    let addresses = hosts
+        .iter()
+        .map(|ip| SocketAddr::new(IpAddr::V4(*ip), port));
+    let (known, unknown): (Vec<SocketAddr>, Vec<SocketAddr>) =
+        addresses.partition(|a| name_of(*a).is_some());
+    let mut open: Vec<SocketAddr> = stream::iter(unknown)
+        .map(|address| async move {
             let connect = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(address));
             matches!(connect.await, Ok(Ok(_))).then_some(address)
         })
@@ -77,11 +85,12 @@ pub async fn sweep(
         .filter_map(|found| async move { found })
         .collect()
         .await;
+    open.extend(known);
     open.sort();
     let mut findings = Vec::with_capacity(open.len());
     for address in open {
-        let answer = match configured.iter().find(|(a, _)| *a == address) {
-            Some((_, name)) => Answer::Configured(name.clone()),
+        let answer = match name_of(address) {
+            Some(name) => Answer::Configured(name),
             None => identify(address).await,
         };
         findings.push(Finding { address, answer });
@@ -116,16 +125,24 @@ pub async fn configured_addresses(terminals: &[(String, String)]) -> Vec<(Socket
     out
 }
 
+/// The ready-to-paste `[[terminal]]` block of an identified terminal.
+pub fn block(finding: &Finding) -> Option<String> {
+    let address = finding.address;
+    matches!(finding.answer, Answer::Terminal(_)).then(|| {
+        let name = format!("tpe-{}", address.ip()).replace('.', "-");
+        format!("[[terminal]]\nname = \"{name}\"\naddress = \"{address}\"\npos_number = \"01\"\n")
+    })
+}
+
 /// A ready-to-paste `[[terminal]]` block for an identified terminal, else a comment line.
 pub fn describe(finding: &Finding) -> String {
     let address = finding.address;
     match &finding.answer {
         Answer::Terminal(identity) => {
             let cj = identity.pos_id.as_deref().unwrap_or("-");
-            let name = format!("tpe-{}", address.ip()).replace('.', "-");
+            let block = block(finding).unwrap_or_default();
             format!(
-                "# {address}: Caisse-AP terminal, protocol {}, CJ {cj}\n\
-                 [[terminal]]\nname = \"{name}\"\naddress = \"{address}\"\npos_number = \"01\"\n",
+                "# {address}: Caisse-AP terminal, protocol {}, CJ {cj}\n{block}",
                 identity.version
             )
         }

@@ -50,6 +50,8 @@ pub struct ApiError {
     pub related: Option<String>,
     /// For `refund_exceeds`: what may still be refunded, in minor units.
     pub refundable: Option<u64>,
+    /// For `rate_limited` where the wait is known (a terminal search): seconds to wait.
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -61,6 +63,7 @@ impl ApiError {
             id: None,
             related: None,
             refundable: None,
+            retry_after: None,
         }
     }
 

@@ -258,6 +258,18 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_subscription_to_everything_that_watches_gets_each_change_once() {
+        let bus = EventBus::new(8);
+        let mut operator = bus.subscribe();
+        assert!(operator.watch("tpe-1"));
+        bus.announce(record(1, "till-1", "tpe-1"));
+        bus.announce(record(2, "till-2", "tpe-2"));
+        assert_eq!(operator.recv().await.unwrap().seq, 1);
+        assert_eq!(operator.recv().await.unwrap().seq, 2);
+        assert!(is_empty(&mut operator), "sent once, not once per route");
+    }
+
+    #[tokio::test]
     async fn a_full_channel_lags_its_subscription_alone_without_blocking() {
         let bus = EventBus::new(2);
         let mut slow = bus.subscribe_till("till-1");

@@ -49,7 +49,7 @@ use metrics::Metrics;
 use record::{now_rfc3339, State, TxResult};
 use registry::Registry;
 
-use crate::config::{Refunds, TerminalConfig, DEFAULT_DUPLICATE_WINDOW};
+use crate::config::{Refunds, TerminalConfig, DEFAULT_DUPLICATE_WINDOW, DEFAULT_JOURNAL_RETENTION};
 use crate::terminal::Timeouts;
 
 /// How often announced changes that the journal refused are appended again.
@@ -76,6 +76,8 @@ pub struct EngineOptions {
     pub duplicate_window: Duration,
     /// Which refunds are accepted (contract §10).
     pub refunds: Refunds,
+    /// How long the journal keeps a finished record after its last change.
+    pub retention: Duration,
 }
 
 impl Default for EngineOptions {
@@ -91,6 +93,7 @@ impl Default for EngineOptions {
             bus_capacity: BUS_CAPACITY,
             duplicate_window: DEFAULT_DUPLICATE_WINDOW,
             refunds: Refunds::Free,
+            retention: DEFAULT_JOURNAL_RETENTION,
         }
     }
 }
@@ -159,7 +162,7 @@ impl Engine {
         };
         let dir = data_dir.to_path_buf();
         let metrics = Arc::new(Metrics::new());
-        let journal_options = journal_options(&metrics);
+        let journal_options = journal_options(&metrics, options.retention);
         // Reading and checking the whole journal blocks: keep it off the runtime threads.
         let (journal, records) =
             tokio::task::spawn_blocking(move || Journal::open_with(&dir, journal_options))
@@ -286,10 +289,11 @@ impl Engine {
     }
 }
 
-/// The journal's options, with each sync timed into `metrics`.
-fn journal_options(metrics: &Arc<Metrics>) -> journal::Options {
+/// The journal's options: `retention`, and each sync timed into `metrics`.
+fn journal_options(metrics: &Arc<Metrics>, retention: Duration) -> journal::Options {
     let metrics = Arc::clone(metrics);
     journal::Options {
+        retention,
         on_sync: Some(Arc::new(move |took| metrics.journal_synced(took))),
         ..journal::Options::default()
     }

@@ -11,22 +11,22 @@
 //! may use, unresolved `unknown` first, then newest first, and `certificate` describes the
 //! served leaf (`fingerprint` is the local CA's, `null` with a bring-your-own certificate).
 //! `error` messages for `terminal_busy` also carry `current`, the id holding the terminal;
-//! those for `refund_exceeds` carry `refundable`, what is left to refund (minor units).
+//! those for `refund_exceeds` carry `refundable`, what is left to refund (minor units);
+//! a `rate_limited` refusal of `discover` carries `retry_after`, the seconds to wait.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::config::Role;
+use crate::discover::{self, Answer, Finding};
 use crate::engine::record::ResolvedAs;
 use crate::engine::{ApiError, ErrorCode, PayOrder, Record, TerminalStatus};
 
-/// The `agent` field of `welcome`.
-pub const AGENT: &str = concat!("caisse-ap-relay/", env!("CARGO_PKG_VERSION"));
 /// The `api` field of `welcome`.
 pub const API_VERSION: u32 = 2;
 
 /// Every `type` of [`ClientMessage`], in its order (checked against the enum by a test).
-const CLIENT_TYPES: [&str; 9] = [
+const CLIENT_TYPES: [&str; 10] = [
     "hello",
     "pair",
     "pay",
@@ -36,6 +36,7 @@ const CLIENT_TYPES: [&str; 9] = [
     "watch",
     "terminals",
     "status",
+    "discover",
 ];
 
 /// Client → agent.
@@ -81,8 +82,17 @@ pub enum ClientMessage {
     },
     /// List the terminals.
     Terminals,
-    /// The operator page's overview (extension).
+    /// The operator page's overview (operators only).
     Status,
+    /// Search the LAN for terminals (contract §11; operators only, one a minute).
+    Discover {
+        /// Private or loopback IPv4 subnet, at most a /22; default the host's private /24s.
+        #[serde(default)]
+        subnet: Option<String>,
+        /// Caisse-AP port; default 8888.
+        #[serde(default)]
+        port: Option<u16>,
+    },
 }
 
 impl ClientMessage {
@@ -184,6 +194,9 @@ pub enum ServerMessage {
         /// For `refund_exceeds`: what may still be refunded, in minor units.
         #[serde(skip_serializing_if = "Option::is_none")]
         refundable: Option<u64>,
+        /// For a `rate_limited` `discover`: seconds until the next search is allowed.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        retry_after: Option<u64>,
     },
     /// The operator page's overview (extension).
     Status {
@@ -198,6 +211,78 @@ pub enum ServerMessage {
         /// Each webhook's backlog and last error.
         webhooks: Vec<crate::webhook::WebhookStatus>,
     },
+    /// A terminal search started (the immediate answer to `discover`); `discovered` follows.
+    Discovering {
+        /// The subnets it sweeps.
+        subnets: Vec<String>,
+        /// The port it tries.
+        port: u16,
+    },
+    /// What a terminal search found (the answer to `discover`, when the sweep ends).
+    Discovered {
+        /// The subnets swept.
+        subnets: Vec<String>,
+        /// The port tried.
+        port: u16,
+        /// Each open port, by address.
+        found: Vec<DiscoveredTerminal>,
+    },
+}
+
+/// One open port a terminal search found, for `discovered`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DiscoveredTerminal {
+    /// `IP:port`.
+    pub address: String,
+    /// `terminal` (answered the identification), `refused` (a Caisse-AP answer, not ready),
+    /// `no_answer` (open, no Caisse-AP answer) or `configured` (a configured terminal, not
+    /// touched).
+    pub answer: &'static str,
+    /// Protocol version (`terminal`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// The terminal's CJ identifier (`terminal`), when it sends one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pos_id: Option<String>,
+    /// Why not (`refused`, `no_answer`), in English.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// The configured terminal's name (`configured`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// A ready-to-paste `[[terminal]]` block (`terminal`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub block: Option<String>,
+}
+
+impl From<&Finding> for DiscoveredTerminal {
+    fn from(finding: &Finding) -> DiscoveredTerminal {
+        let mut found = DiscoveredTerminal {
+            address: finding.address.to_string(),
+            answer: "terminal",
+            version: None,
+            pos_id: None,
+            detail: None,
+            name: None,
+            block: discover::block(finding),
+        };
+        match &finding.answer {
+            Answer::Terminal(identity) => {
+                found.version = Some(identity.version.clone());
+                found.pos_id = identity.pos_id.clone();
+            }
+            Answer::Refused(detail) => {
+                (found.answer, found.detail) = ("refused", Some(detail.clone()))
+            }
+            Answer::NoAnswer(detail) => {
+                (found.answer, found.detail) = ("no_answer", Some(detail.clone()))
+            }
+            Answer::Configured(name) => {
+                (found.answer, found.name) = ("configured", Some(name.clone()))
+            }
+        }
+        found
+    }
 }
 
 /// A record with `"replay": true`.
@@ -229,6 +314,7 @@ impl From<ApiError> for ServerMessage {
             message: error.message,
             id: error.id,
             refundable: error.refundable,
+            retry_after: error.retry_after,
         }
     }
 }

@@ -9,6 +9,7 @@
 
 mod assets;
 pub(crate) mod budget;
+mod discovery;
 mod headers;
 pub mod messages;
 pub mod onboarding;
@@ -31,6 +32,7 @@ use crate::config::ServerConfig;
 use crate::engine::Engine;
 use crate::receipt::Receipts;
 use crate::webhook::Webhooks;
+use discovery::Discovery;
 pub use origins::AllowedOrigins;
 use presence::Presence;
 
@@ -51,6 +53,8 @@ pub struct WebOptions {
     pub max_connections: usize,
     /// Largest WebSocket message and frame.
     pub max_message: usize,
+    /// At most one terminal search per this long (contract §11: a minute).
+    pub discover_interval: Duration,
 }
 
 impl Default for WebOptions {
@@ -63,6 +67,7 @@ impl Default for WebOptions {
             send_timeout: Duration::from_secs(10),
             max_connections: 20_000,
             max_message: 64 * 1024,
+            discover_interval: Duration::from_secs(60),
         }
     }
 }
@@ -88,6 +93,8 @@ pub struct App {
     pub metrics_from: Vec<ipnet::IpNet>,
     /// Open sessions per till.
     pub presence: Presence,
+    /// The terminal searches of the operator page.
+    pub discovery: Discovery,
     /// Limits and periods.
     pub options: WebOptions,
     /// Cancelled when the agent shuts down.
@@ -139,6 +146,7 @@ impl App {
             https_port,
             metrics_from: server.metrics_from.clone(),
             presence: Presence::default(),
+            discovery: Discovery::new(options.discover_interval),
             options,
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),

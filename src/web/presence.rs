@@ -21,6 +21,7 @@ struct Counts {
 
 impl Counts {
     fn role(&mut self, role: Role) -> &mut usize {
+        // `Role::ALL` lists the roles in their declaration order: `role as usize` indexes it.
         &mut self.roles[role as usize]
     }
 }
@@ -83,14 +84,16 @@ mod tests {
         let a = presence.join("till-1", Role::Cashier);
         let b = presence.join("till-1", Role::Cashier);
         let screen = presence.join("screen", Role::Display);
+        let office = presence.join("office", Role::Operator);
         assert_eq!(presence.sessions("till-1"), 2);
         assert_eq!(
             presence.by_role(),
-            [(Role::Cashier, 2), (Role::Display, 1), (Role::Operator, 0)]
+            [(Role::Cashier, 2), (Role::Display, 1), (Role::Operator, 1)]
         );
         drop(a);
         drop(b);
         drop(screen);
+        drop(office);
         assert_eq!(presence.sessions("till-1"), 0);
         assert_eq!(
             presence.by_role(),

@@ -9,6 +9,9 @@
 //!   rights changed, or revocations were missed);
 //! - `watch` answers with the terminal's latest record, if any, marked `"replay": true`
 //!   (§7.1), then streams its changes;
+//! - `discover` (operators, one a minute) is answered with `discovering` at once and with
+//!   `discovered` when the sweep ends, seconds later; the session serves its other messages
+//!   meanwhile;
 //! - `resolve` is answered by the bus, except for another till's record (the blocked
 //!   terminal's exception, §7.3), which is answered with the resolved record;
 //! - a `pay` that starts a transaction is answered by the `accepted` record from the bus; a
@@ -33,6 +36,7 @@ use std::sync::Arc;
 
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio::time::{sleep_until, timeout, timeout_at, Instant};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -40,9 +44,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tracing::Instrument;
 
 use super::budget::Slot;
-use super::messages::{
-    CertificateInfo, ClientMessage, ServerMessage, TillPresence, AGENT, API_VERSION,
-};
+use super::messages::{CertificateInfo, ClientMessage, ServerMessage, TillPresence, API_VERSION};
 use super::App;
 use crate::access::{AuthError, Closing, Till};
 use crate::config::Role;
@@ -70,9 +72,12 @@ where
     let span = tracing::info_span!("session", till = %till.name);
     // The records replayed after `welcome` and the live changes, split by the engine.
     let (bus, replay) = app.engine.follow(&till);
+    let (outbox, deferred) = tokio::sync::mpsc::unbounded_channel();
     let session = Session {
         bus,
         replay,
+        outbox,
+        deferred,
         socket,
         app,
         till,
@@ -213,6 +218,9 @@ struct Session<S> {
     bus: Subscription,
     /// What `welcome` is followed by (taken by `greet`).
     replay: Vec<Arc<Record>>,
+    /// Answers made later, off the loop (a terminal search), and where the loop reads them.
+    outbox: UnboundedSender<ServerMessage>,
+    deferred: UnboundedReceiver<ServerMessage>,
     app: Arc<App>,
     till: Till,
     watched: HashSet<String>,
@@ -249,6 +257,7 @@ where
                 }
                 event = self.bus.recv() => self.on_event(event).await,
                 revoked = revocations.recv() => self.on_revocation(revoked).await,
+                Some(answer) = self.deferred.recv() => self.reply(answer).await,
                 _ = ping.tick() => self.write(Message::Ping(Default::default())).await,
                 _ = &mut idle => {
                     self.close(CLOSE_IDLE, "no frame for too long").await;
@@ -269,7 +278,7 @@ where
     async fn greet(&mut self) -> Result<(), Stop> {
         let engine = &self.app.engine;
         let welcome = ServerMessage::Welcome {
-            agent: AGENT,
+            agent: crate::AGENT,
             api: API_VERSION,
             till: self.till.name.clone(),
             role: self.till.role,
@@ -357,6 +366,20 @@ where
                 terminals: engine.terminals(till),
             })),
             ClientMessage::Status => self.status().map(Some),
+            ClientMessage::Discover { subnet, port } => {
+                let terminals = engine.all_terminals();
+                let sweep = self
+                    .app
+                    .discovery
+                    .admit(till, subnet.as_deref(), port, &terminals)?;
+                // Answered at once, then when done (seconds): the session goes on meanwhile.
+                let started = sweep.started();
+                let outbox = self.outbox.clone();
+                tokio::spawn(async move {
+                    let _ = outbox.send(sweep.run().await);
+                });
+                Ok(Some(started))
+            }
         }
     }
 

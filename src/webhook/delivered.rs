@@ -2,12 +2,15 @@
 //!
 //! - `since NAME SEQ`: webhook NAME was first configured when the journal's last seq was
 //!   SEQ; changes after it are owed to NAME (contract §9: owed while the name is configured).
-//! - `done NAME KEY`: the delivery KEY (see `event::Delivery::key`) got a 2xx.
+//! - `owed NAME KEY`: the delivery KEY (see `event::Delivery::key`) became owed to NAME.
+//! - `done NAME KEY`: the delivery KEY got a 2xx.
 //!
-//! What is owed is derived, at start, from the journal's records minus these lines, so a
-//! crash at any point at worst repeats a delivery (at least once). Lines are appended without
-//! fsync for that reason. At start the file is rewritten keeping only the lines of records
-//! the journal still holds.
+//! What is owed is derived, at start, from the journal's records minus the `done` lines, so
+//! a crash at any point at worst repeats a delivery (at least once). Lines are appended
+//! without fsync for that reason. At start the file is rewritten keeping only the lines of
+//! records the journal still holds; an `owed` line without its `done` whose record the
+//! journal no longer holds (retention) is a delivery dropped with its record: one error line
+//! per webhook says so (contract §9).
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
@@ -25,6 +28,10 @@ pub struct Memory {
     pub since: Option<u64>,
     /// Delivered keys.
     pub done: HashSet<String>,
+    /// Keys already written as owed and not delivered.
+    pub owed: HashSet<String>,
+    /// Keys owed and not delivered whose record the journal no longer holds (retention).
+    pub dropped: Vec<String>,
 }
 
 /// The open log, shared by every webhook's worker.
@@ -35,8 +42,9 @@ pub struct Delivered {
 }
 
 impl Delivered {
-    /// Reads the log in `data_dir`, rewrites it keeping the `done` lines whose transaction
-    /// `live` still knows, and opens it for appending.
+    /// Reads the log in `data_dir`, rewrites it keeping the lines whose transaction `live`
+    /// still knows (the others owed and not delivered are listed in [`Memory::dropped`]),
+    /// and opens it for appending.
     pub fn open(
         data_dir: &Path,
         live: impl Fn(&str) -> bool,
@@ -49,7 +57,13 @@ impl Delivered {
         };
         let mut memory = parse(&text);
         for webhook in memory.values_mut() {
-            webhook.done.retain(|key| live(transaction_of(key)));
+            let Memory { done, owed, .. } = webhook;
+            owed.retain(|key| !done.contains(key));
+            let gone = |key: &String| !live(transaction_of(key));
+            done.retain(|key| !gone(key));
+            webhook.dropped = owed.iter().filter(|key| gone(key)).cloned().collect();
+            webhook.dropped.sort();
+            owed.retain(|key| !gone(key));
         }
         rewrite(&path, &memory)?;
         let file = append_to(&path)?;
@@ -63,6 +77,11 @@ impl Delivered {
     /// Remembers that `webhook` is owed the changes after `seq`.
     pub fn since(&self, webhook: &str, seq: u64) {
         self.append(&format!("since {webhook} {seq}\n"));
+    }
+
+    /// Remembers that `webhook` is owed delivery `key`.
+    pub fn owed(&self, webhook: &str, key: &str) {
+        self.append(&format!("owed {webhook} {key}\n"));
     }
 
     /// Remembers that `webhook` got delivery `key`.
@@ -99,12 +118,13 @@ fn parse(text: &str) -> HashMap<String, Memory> {
                     *since = Some(since.map_or(seq, |s: u64| s.min(seq)));
                 }
             }
-            (Some("done"), Some(name), Some(key), None) => {
-                memory
-                    .entry(name.to_owned())
-                    .or_default()
-                    .done
-                    .insert(key.to_owned());
+            (Some(fact @ ("done" | "owed")), Some(name), Some(key), None) => {
+                let webhook = memory.entry(name.to_owned()).or_default();
+                let keys = match fact {
+                    "done" => &mut webhook.done,
+                    _ => &mut webhook.owed,
+                };
+                keys.insert(key.to_owned());
             }
             // A line cut by a crash: the delivery is repeated, nothing is lost.
             _ => tracing::debug!(line, "webhook log line ignored"),
@@ -122,6 +142,9 @@ fn rewrite(path: &Path, memory: &HashMap<String, Memory>) -> io::Result<()> {
         }
         for key in &webhook.done {
             text += &format!("done {name} {key}\n");
+        }
+        for key in &webhook.owed {
+            text += &format!("owed {name} {key}\n");
         }
     }
     let staging = path.with_extension("log.tmp");
@@ -178,6 +201,31 @@ mod tests {
         assert_eq!(hook.done, done);
         assert!(memory["other"].done.is_empty());
         assert_eq!(memory["other"].since, None);
+    }
+
+    #[test]
+    fn owed_deliveries_of_forgotten_records_are_listed_as_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, _) = Delivered::open(dir.path(), |_| true).unwrap();
+        for key in ["final:paid", "final:lost", "resolved:lost.9", "final:kept"] {
+            log.owed("hook", key);
+        }
+        log.done("hook", "final:paid");
+        drop(log);
+
+        let kept = |id: &str| id == "kept";
+        let (_, memory) = Delivered::open(dir.path(), kept).unwrap();
+        let hook = &memory["hook"];
+        assert_eq!(
+            hook.dropped,
+            ["final:lost", "resolved:lost.9"],
+            "paid was delivered"
+        );
+        assert_eq!(hook.owed, HashSet::from(["final:kept".to_owned()]));
+        assert!(hook.done.is_empty());
+        let (_, memory) = Delivered::open(dir.path(), kept).unwrap();
+        assert!(memory["hook"].dropped.is_empty(), "reported once");
+        assert_eq!(memory["hook"].owed.len(), 1, "still owed");
     }
 
     #[test]

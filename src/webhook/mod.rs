@@ -142,8 +142,9 @@ impl Webhooks {
             .iter()
             .map(|c| Endpoint::new(&c.name, &c.url, c.ca.as_deref()))
             .collect::<Result<Vec<_>, _>>()?;
-        let (log, mut memory) = Delivered::open(data_dir, |id| engine.record(id).is_some())
-            .map_err(|source| WebhookError::Log {
+        let live = |id: &str| engine.record(id).is_some();
+        let (log, mut memory) =
+            Delivered::open(data_dir, live).map_err(|source| WebhookError::Log {
                 file: data_dir.join(delivered::FILE_NAME).display().to_string(),
                 source,
             })?;

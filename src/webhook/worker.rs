@@ -51,6 +51,8 @@ pub struct Worker {
     health: Arc<Health>,
     done: HashSet<String>,
     owed: HashMap<String, Owed>,
+    /// Owed keys written to the log (not again after a restart).
+    logged: HashSet<String>,
     /// Final records whose transaction still holds its terminal, by id.
     held: HashSet<String>,
     /// Changes with a seq up to this are not owed (made before the webhook existed).
@@ -68,6 +70,7 @@ impl Worker {
         memory: Memory,
         health: Arc<Health>,
     ) -> Worker {
+        report_dropped(&config.name, memory.dropped);
         let since = memory.since.unwrap_or_else(|| {
             let last = engine
                 .changed_since(0, |_| true)
@@ -83,6 +86,7 @@ impl Worker {
             log,
             health,
             done: memory.done,
+            logged: memory.owed,
             owed: HashMap::new(),
             held: HashSet::new(),
             since,
@@ -191,6 +195,13 @@ impl Worker {
         if self.done.contains(&key) || self.owed.contains_key(&key) {
             return;
         }
+        // A final or resolved delivery is owed across restarts: remembered, so that a
+        // start after the journal dropped its record can say so (`updated` ones live in
+        // memory only).
+        let durable = delivery.kind != Kind::Updated;
+        if durable && self.logged.insert(key.clone()) {
+            self.log.owed(&self.config.name, &key);
+        }
         let owed = Owed {
             delivery,
             failures: 0,
@@ -227,6 +238,7 @@ impl Worker {
             self.owed.remove(key);
             self.log.done(name, key);
             self.done.insert(key.to_owned());
+            self.logged.remove(key);
             self.health.attempted(name, &outcome);
             return;
         }
@@ -255,6 +267,23 @@ impl Worker {
     }
 }
 
+/// Logs the deliveries owed to `webhook` that the journal's retention dropped with their
+/// records: one error line, naming up to ten of them.
+fn report_dropped(webhook: &str, mut dropped: Vec<String>) {
+    if dropped.is_empty() {
+        return;
+    }
+    let count = dropped.len();
+    dropped.truncate(10);
+    tracing::error!(
+        webhook = %webhook,
+        count,
+        deliveries = %dropped.join(" "),
+        "owed webhook deliveries dropped with their records (journal retention): the backend \
+         never got them; check it against the agent's report"
+    );
+}
+
 /// One attempt: signs with this attempt's timestamp and posts.
 async fn attempt(endpoint: Endpoint, key: Vec<u8>, delivery: Delivery) -> Outcome {
     let body = delivery.body();
@@ -262,7 +291,7 @@ async fn attempt(endpoint: Endpoint, key: Vec<u8>, delivery: Delivery) -> Outcom
     let timestamp = time::OffsetDateTime::now_utc().unix_timestamp();
     let headers = [
         ("content-type", "application/json".to_owned()),
-        ("user-agent", crate::web::messages::AGENT.to_owned()),
+        ("user-agent", crate::AGENT.to_owned()),
         (
             "webhook-signature",
             sign::signature(&key, &id, timestamp, &body),

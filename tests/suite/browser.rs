@@ -417,6 +417,14 @@ async fn the_status_page_lists_terminals_transactions_and_tills() {
         said.contains("pas d'un opérateur") && said.contains("pair --role operator"),
         "{said}"
     );
+    let form = refused
+        .eval(&format!("{}.textContent", q(&tid("auth-form"))))
+        .await;
+    let form = form.as_str().unwrap();
+    assert!(
+        form.contains("la page d'état") && form.contains("pair --role operator --till NOM"),
+        "the sign-in form asks for an operator: {form}"
+    );
     assert!(refused.eval(&format!("{}.hidden", q("#status"))).await == json!(true));
     refused.screenshots("status-not-operator").await;
 
@@ -449,6 +457,60 @@ async fn the_status_page_lists_terminals_transactions_and_tills() {
         "the page's operator: {office}"
     );
     page.screenshots("status").await;
+}
+
+/// Issue 16: « Chercher des terminaux » on the operator page, on loopback only (two
+/// simulated terminals on 127.0.0.41 and .42); a second search within the minute is refused
+/// with the seconds left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_page_finds_terminals_and_gives_their_blocks() {
+    let Some(shop) = Shop::open("the_operator_page_finds_terminals_and_gives_their_blocks").await
+    else {
+        return;
+    };
+    let first = tokio::net::TcpListener::bind("127.0.0.41:0").await.unwrap();
+    let port = first.local_addr().unwrap().port();
+    let second = tokio::net::TcpListener::bind(("127.0.0.42", port))
+        .await
+        .unwrap();
+    let _terminals = [
+        Simulator::spawn(first, Behaviour::default()),
+        Simulator::spawn(second, Behaviour::default()),
+    ];
+    let page = shop.signed_in("/status", OPERATOR, None).await;
+    page.type_into(&tid("discover-subnet"), "127.0.0.40/29")
+        .await;
+    page.eval(&format!("{}.value = ''", q(&tid("discover-port"))))
+        .await;
+    page.type_into(&tid("discover-port"), &port.to_string())
+        .await;
+    page.click(&tid("discover-button")).await;
+    page.wait_state(&tid("discovery"), "done").await;
+    let status = page.text(&tid("discover-status")).await;
+    assert!(status.contains("2 adresse(s)"), "{status}");
+    for host in [41, 42] {
+        let address = format!("127.0.0.{host}:{port}");
+        let item = tid(&format!("found-{address}"));
+        assert_eq!(page.data(&item, "answer").await, "terminal");
+        let block = page
+            .eval(&format!(
+                "{}.querySelector('[data-testid=found-block]').textContent",
+                q(&item)
+            ))
+            .await;
+        let block = block.as_str().unwrap();
+        assert!(
+            block.contains(&format!("address = \"{address}\"")),
+            "{block}"
+        );
+    }
+    page.screenshots("status-discovery").await;
+
+    page.click(&tid("discover-button")).await;
+    page.wait_state(&tid("discovery"), "refused").await;
+    let refused = page.text(&tid("discover-status")).await;
+    assert!(refused.contains("réessayez dans"), "{refused}");
+    page.screenshots("status-discovery-wait").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -49,6 +49,10 @@ fn example_file_parses_with_every_option() {
     assert!(config.tls.name_constraints);
     assert_eq!(config.server.max_connections_per_address, 64);
     assert_eq!(config.server.metrics_from.len(), 8);
+    assert_eq!(
+        config.server.journal_retention,
+        caisse_ap_relay::config::DEFAULT_JOURNAL_RETENTION
+    );
 }
 
 #[test]

@@ -2,7 +2,8 @@
 //! port that accepts and never answers, one that answers garbage, a closed one, a configured
 //! terminal that must not be probed, and the sweep's own time bound. The refusal of public
 //! ranges is a unit test of the range check (`discover::range`): no sweep here, or anywhere,
-//! ever targets an address outside 127.0.0.0/8.
+//! ever targets an address outside 127.0.0.0/8. Also the operator page's search over the
+//! WebSocket (`discover`): operators only, one a minute, the session answering meanwhile.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::Command;
@@ -166,4 +167,97 @@ async fn the_cli_prints_blocks_that_parse_as_configuration() {
         .unwrap();
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("/22 or smaller"));
+}
+
+/// The operator page's search (`discover` over the WebSocket, §11): terminals on .17 and
+/// .18, the agent's configured terminal on .19 (never touched), a silent port on .20; the
+/// session serves other messages while the sweep runs; one search a minute; operators only.
+#[tokio::test]
+async fn the_operator_searches_over_the_websocket_once_a_minute() {
+    use crate::common::{self, connect_as, next_message, send, CASHIER, DISPLAY, OPERATOR, WAIT};
+    use serde_json::json;
+
+    let first = bind(17, 0).await;
+    let port = first.local_addr().unwrap().port();
+    let found = [
+        Simulator::spawn(first, Behaviour::default()),
+        Simulator::spawn(bind(18, port).await, Behaviour::default()),
+    ];
+    let configured = Simulator::spawn(bind(19, port).await, Behaviour::default());
+    silent(bind(20, port).await);
+    let agent = common::spawn_agent(vec![common::terminal("tpe-1", configured.addr(), WAIT)]).await;
+
+    for token in [CASHIER, DISPLAY] {
+        let (mut ws, _) = connect_as(&agent, token).await;
+        send(
+            &mut ws,
+            json!({"type": "discover", "subnet": "127.0.0.16/29"}),
+        )
+        .await;
+        let refused = next_message(&mut ws).await;
+        assert_eq!(refused["code"], "forbidden", "{refused}");
+    }
+    let (mut office, _) = connect_as(&agent, OPERATOR).await;
+    let search = json!({"type": "discover", "subnet": "127.0.0.16/29", "port": port});
+    send(&mut office, search.clone()).await;
+    let started = next_message(&mut office).await;
+    assert_eq!(
+        started,
+        json!({"type": "discovering", "subnets": ["127.0.0.16/29"], "port": port})
+    );
+    // The silent port holds the sweep for seconds: the session answers meanwhile.
+    send(&mut office, json!({"type": "terminals"})).await;
+    assert_eq!(next_message(&mut office).await["type"], "terminals");
+    let done = next_message(&mut office).await;
+    assert_eq!(done["type"], "discovered", "{done}");
+    let at = |host: u8| {
+        let address = format!("127.0.0.{host}:{port}");
+        let list = done["found"].as_array().unwrap();
+        list.iter()
+            .find(|f| f["address"] == address.as_str())
+            .cloned()
+    };
+    for host in [17, 18] {
+        let terminal = at(host).unwrap_or_else(|| panic!(".{host}: {done}"));
+        assert_eq!(
+            (
+                &terminal["answer"],
+                &terminal["version"],
+                &terminal["pos_id"]
+            ),
+            (&json!("terminal"), &json!("0300"), &json!("987654321098"))
+        );
+        let block = terminal["block"].as_str().unwrap();
+        assert!(block.starts_with("[[terminal]]\n"), "{block}");
+        assert!(
+            block.contains(&format!("address = \"127.0.0.{host}:{port}\"")),
+            "{block}"
+        );
+    }
+    let known = at(19).unwrap();
+    assert_eq!(
+        (&known["answer"], &known["name"]),
+        (&json!("configured"), &json!("tpe-1"))
+    );
+    assert_eq!(at(20).unwrap()["answer"], "no_answer");
+    assert_eq!(done["found"].as_array().unwrap().len(), 4, "{done}");
+    assert_eq!(
+        configured.request_count(),
+        0,
+        "the configured terminal was touched"
+    );
+    assert!(found.iter().all(|sim| sim.request_count() == 1));
+
+    send(&mut office, search).await;
+    let refused = next_message(&mut office).await;
+    assert_eq!(refused["code"], "rate_limited", "{refused}");
+    let wait = refused["retry_after"].as_u64().unwrap();
+    assert!((50..=60).contains(&wait), "{refused}");
+    let message = refused["message"].as_str().unwrap();
+    assert!(message.contains(&format!("{wait} s")), "{message}");
+    assert!(
+        found.iter().all(|sim| sim.request_count() == 1),
+        "no second sweep"
+    );
+    agent.stop().await;
 }

@@ -365,6 +365,64 @@ async fn an_owed_delivery_survives_a_killed_agent_and_an_endpoint_that_was_down(
     third.terminate().await;
 }
 
+/// Contract §9: an owed delivery is dropped only with its record (journal retention), with
+/// an error in the log; the agent goes on delivering the rest.
+#[tokio::test]
+async fn a_delivery_still_owed_when_retention_drops_its_record_is_logged_as_an_error() {
+    let sim = spawn_sim(Behaviour::default()).await;
+    let mut refusing = Endpoint::start(&[Answer::Status(500); 64]).await;
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let config = write_config(dir.path(), &[("tpe-1", sim.addr())]);
+    let text = std::fs::read_to_string(&config).unwrap();
+    let text = text.replacen("[server]\n", "[server]\njournal_retention = \"1s\"\n", 1);
+    let text = text
+        + &format!(
+            "\n[[webhook]]\nname = \"backend\"\nurl = \"{}\"\nsecret = \"{SECRET}\"\n",
+            refusing.url()
+        );
+    std::fs::write(&config, text).unwrap();
+
+    let mut first = Process::start(&config, &[]).await;
+    let agent = TestAgent::external(first.addr, Arc::clone(&dir));
+    let (mut ws, _) = connect_as(&agent, CASHIER).await;
+    send(&mut ws, pay("k-1", "tpe-1", 700)).await;
+    until_final(&mut ws, "k-1").await;
+    assert_eq!(refusing.next().await.json()["data"]["id"], "k-1");
+    first.log_line("webhook delivery failed").await;
+    // Past its retention, the record goes when the next start compacts the journal.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    first.terminate().await;
+    // The same webhook (its name) now at an endpoint that accepts: whatever reaches it
+    // comes from the second start.
+    let mut endpoint = Endpoint::start(&[]).await;
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text.replace(&refusing.url(), &endpoint.url())).unwrap();
+
+    let mut second = Process::start(&config, &[]).await;
+    let line = second.log_line("owed webhook deliveries dropped").await;
+    assert!(
+        line.contains("ERROR") && line.contains("webhook=backend") && line.contains("final:k-1"),
+        "{line}"
+    );
+    let agent = TestAgent::external(second.addr, Arc::clone(&dir));
+    let (mut ws, _) = connect_as(&agent, CASHIER).await;
+    send(&mut ws, json!({"type": "get", "id": "k-1"})).await;
+    assert_eq!(
+        next_message(&mut ws).await["code"],
+        "not_found",
+        "retention"
+    );
+    send(&mut ws, pay("k-2", "tpe-1", 800)).await;
+    let last = until_final(&mut ws, "k-2").await.pop().unwrap();
+    assert_eq!(last["state"], "approved");
+    // k-1, were it still owed, would be tried first, at start, and counted.
+    assert_eq!(endpoint.next().await.json()["data"]["id"], "k-2");
+    let metrics = settled_metrics(&agent).await;
+    assert_eq!(delivered(&metrics), Some("1"), "{metrics}");
+    assert!(endpoint.received.try_recv().is_err());
+    second.terminate().await;
+}
+
 #[tokio::test]
 async fn a_hanging_endpoint_delays_neither_payments_nor_another_webhook_nor_shutdown() {
     let sim = spawn_sim(Behaviour::default()).await;

@@ -35,8 +35,6 @@ pub const FILE_NAME: &str = "journal.log";
 pub const LOCK_NAME: &str = "journal.lock";
 /// Where a compaction writes before renaming over the journal.
 pub const TMP_NAME: &str = "journal.log.tmp";
-/// How long a finished record is kept after its last update.
-pub const RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// The current time, injectable for tests.
 pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
@@ -63,7 +61,7 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Options {
         Options {
-            retention: RETENTION,
+            retention: crate::config::DEFAULT_JOURNAL_RETENTION,
             compact_min_bytes: 1024 * 1024,
             compact_ratio: 4,
             clock: Arc::new(SystemTime::now),
