@@ -501,22 +501,11 @@ fn not_found(id: &str) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
-
-    use crate::config::TerminalConfig;
     use crate::engine::EngineOptions;
     use crate::sim::{Behaviour, Simulator};
 
     async fn engine_on(dir: &std::path::Path, sim: &Simulator) -> Engine {
-        let terminal = TerminalConfig {
-            name: "tpe-1".into(),
-            address: sim.addr().to_string(),
-            pos_number: "01".into(),
-            timeout: Duration::from_secs(30),
-            guard_unknown: true,
-            ticket: None,
-            send_reference: false,
-        };
+        let terminal = crate::engine::sample_terminal("tpe-1", &sim.addr().to_string());
         let options = EngineOptions {
             probe_at_start: false,
             ..EngineOptions::default()

@@ -72,7 +72,7 @@ mod tests {
     use futures_util::FutureExt;
 
     use super::*;
-    use crate::config::{Role, TerminalConfig};
+    use crate::config::Role;
     use crate::engine::record::{now_rfc3339, sample};
     use crate::engine::EngineOptions;
 
@@ -87,16 +87,8 @@ mod tests {
     }
 
     async fn engine(dir: &std::path::Path) -> Engine {
-        let terminal = TerminalConfig {
-            name: "tpe-1".into(),
-            // Never dialled: no payment runs and the probe waits a period first.
-            address: "127.0.0.1:9".into(),
-            pos_number: "01".into(),
-            timeout: Duration::from_secs(30),
-            guard_unknown: true,
-            ticket: None,
-            send_reference: false,
-        };
+        // Never dialled: no payment runs and the probe waits a period first.
+        let terminal = crate::engine::sample_terminal("tpe-1", "127.0.0.1:9");
         let options = EngineOptions {
             bus_capacity: CHANGES as usize + 8,
             probe_at_start: false,

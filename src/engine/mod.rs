@@ -299,6 +299,20 @@ fn journal_options(metrics: &Arc<Metrics>, retention: Duration) -> journal::Opti
     }
 }
 
+/// Terminal `name` at `address`, POS number 01, 30 s deadline, guarded: the unit tests' terminal.
+#[cfg(test)]
+pub(crate) fn sample_terminal(name: &str, address: &str) -> TerminalConfig {
+    TerminalConfig {
+        name: name.into(),
+        address: address.into(),
+        pos_number: "01".into(),
+        timeout: Duration::from_secs(30),
+        guard_unknown: true,
+        ticket: None,
+        send_reference: false,
+    }
+}
+
 /// What a record interrupted by a restart becomes (contract §5).
 fn settle_after_restart(mut record: Record) -> Record {
     let result = match record.state {

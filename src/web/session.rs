@@ -529,7 +529,7 @@ mod tests {
 
     use super::*;
     use crate::certs::Certificates;
-    use crate::config::{Role, Secret, TerminalConfig, TillConfig, TlsConfig};
+    use crate::config::{Role, Secret, TillConfig, TlsConfig};
     use crate::engine::{Engine, EngineOptions, PayOrder};
     use crate::sim::{Behaviour, Simulator};
     use crate::web::WebOptions;
@@ -578,16 +578,9 @@ mod tests {
     }
 
     async fn app(dir: &std::path::Path, sim: &Simulator) -> Arc<App> {
+        let address = sim.addr().to_string();
         let terminals: Vec<_> = ["tpe-1", "tpe-2"]
-            .map(|name| TerminalConfig {
-                name: name.into(),
-                address: sim.addr().to_string(),
-                pos_number: "01".into(),
-                timeout: Duration::from_secs(30),
-                guard_unknown: true,
-                ticket: None,
-                send_reference: false,
-            })
+            .map(|name| crate::engine::sample_terminal(name, &address))
             .into();
         let options = EngineOptions {
             bus_capacity: 2,
