@@ -44,9 +44,9 @@ impl Accepting {
     }
 
     /// Holds `record`'s id as pending until the returned guard is dropped.
-    pub fn hold(&self, record: &Record) -> Held<'_> {
+    pub fn hold(&self, record: &Arc<Record>) -> Held<'_> {
         let id = record.id.clone();
-        self.lock().insert(id.clone(), Arc::new(record.clone()));
+        self.lock().insert(id.clone(), Arc::clone(record));
         Held {
             accepting: self,
             id,
@@ -89,7 +89,7 @@ mod tests {
     async fn a_held_id_is_pending_until_dropped_and_waiters_are_told() {
         let accepting = Accepting::default();
         let mut settled = accepting.settled();
-        let held = accepting.hold(&sample("a", State::Accepted));
+        let held = accepting.hold(&Arc::new(sample("a", State::Accepted)));
         assert!(accepting.contains("a"));
         assert_eq!(accepting.select(|r| r.id == "a").len(), 1);
         assert!(accepting.select(|r| r.id == "b").is_empty());

@@ -156,7 +156,7 @@ impl Engine {
         &self,
         terminal: Arc<Terminal>,
         payment: &Payment,
-        record: &Record,
+        record: &Arc<Record>,
         lease: super::registry::Lease,
     ) {
         let control = Arc::new(Control::default());
@@ -183,7 +183,7 @@ impl Engine {
             address: config.address.clone(),
             terminal,
             control,
-            record: record.clone(),
+            record: Arc::clone(record),
             started: std::time::Instant::now(),
         };
         let engine = self.clone();

@@ -37,7 +37,7 @@ pub struct Transaction {
     /// Cancel handshake.
     pub control: Arc<Control>,
     /// The record as last committed.
-    pub record: Record,
+    pub record: Arc<Record>,
     /// What to send.
     pub request: PaymentRequest,
     /// Driver deadlines.
@@ -139,10 +139,10 @@ impl Transaction {
 
     /// Journals and announces a new state (journal failure is returned, nothing announced).
     async fn step(&mut self, state: State) -> std::io::Result<()> {
-        let mut next = self.record.clone();
+        let mut next = (*self.record).clone();
         next.state = state;
         next.updated_at = now_rfc3339();
-        self.record = (*self.ledger.commit(next).await?).clone();
+        self.record = self.ledger.commit(next).await?;
         Ok(())
     }
 
@@ -180,11 +180,11 @@ impl Transaction {
         if already_final && self.record.result.as_ref() == Some(&result) {
             return;
         }
-        let mut next = self.record.clone();
+        let mut next = (*self.record).clone();
         next.state = state;
         next.result = Some(result);
         next.updated_at = now_rfc3339();
-        self.record = (*self.ledger.commit_anyway(next).await).clone();
+        self.record = self.ledger.commit_anyway(next).await;
         if !already_final {
             let took = self.started.elapsed();
             self.metrics.transaction_finished(&self.record, Some(took));
@@ -249,10 +249,10 @@ impl Hooks for TxHooks<'_> {
             return;
         }
         self.waiting = true;
-        let mut next = self.tx.record.clone();
+        let mut next = (*self.tx.record).clone();
         next.state = State::WaitingCard;
         next.updated_at = now_rfc3339();
-        self.tx.record = (*self.tx.ledger.commit_anyway(next).await).clone();
+        self.tx.record = self.tx.ledger.commit_anyway(next).await;
     }
 
     async fn decided(&mut self, outcome: &Outcome) {

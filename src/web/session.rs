@@ -34,11 +34,13 @@ use std::collections::HashSet;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio::time::{sleep_until, timeout, timeout_at, Instant};
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
+use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tracing::Instrument;
@@ -159,16 +161,39 @@ fn auth_refusal(err: AuthError) -> ApiError {
     }
 }
 
+/// Largest frame the agent writes. tungstenite keeps its write buffer at the size of the
+/// largest frame it wrote, for the socket's whole life: a `welcome` listing 200 terminals
+/// (~20 KB) sent whole doubled the memory of every idle display client. Longer messages go
+/// out as a text frame and continuation frames (RFC 6455 §5.4), each flushed in turn.
+const MAX_FRAME: usize = 4 * 1024;
+
 /// Sends one message under the send deadline; `false` when the socket is gone or stuck.
 async fn send<S>(socket: &mut S, app: &App, message: ServerMessage) -> bool
 where
     S: Sink<Message, Error = WsError> + Unpin,
 {
-    let frame = Message::text(message.to_json());
-    matches!(
-        timeout(app.options.send_timeout, socket.send(frame)).await,
-        Ok(Ok(()))
-    )
+    let frames = async {
+        for frame in frames(message.to_json()) {
+            socket.send(frame).await?;
+        }
+        Ok::<(), WsError>(())
+    };
+    matches!(timeout(app.options.send_timeout, frames).await, Ok(Ok(())))
+}
+
+/// `text` as one text message, or cut into frames of at most [`MAX_FRAME`] bytes.
+fn frames(text: String) -> Vec<Message> {
+    if text.len() <= MAX_FRAME {
+        return vec![Message::text(text)];
+    }
+    let bytes = Bytes::from(text);
+    let count = bytes.len().div_ceil(MAX_FRAME);
+    let frame = |i: usize| {
+        let part = bytes.slice(i * MAX_FRAME..bytes.len().min((i + 1) * MAX_FRAME));
+        let data = if i == 0 { Data::Text } else { Data::Continue };
+        Message::Frame(Frame::message(part, OpCode::Data(data), i + 1 == count))
+    };
+    (0..count).map(frame).collect()
 }
 
 /// Sends a close frame, best effort.
@@ -533,6 +558,27 @@ mod tests {
     use crate::engine::{Engine, EngineOptions, PayOrder};
     use crate::sim::{Behaviour, Simulator};
     use crate::web::WebOptions;
+
+    #[tokio::test]
+    async fn a_long_message_goes_out_in_frames_and_arrives_whole() {
+        use tokio_tungstenite::tungstenite::protocol::Role as WsRole;
+        use tokio_tungstenite::WebSocketStream;
+        let (agent_end, browser_end) = tokio::io::duplex(64 * 1024);
+        let mut agent = WebSocketStream::from_raw_socket(agent_end, WsRole::Server, None).await;
+        let mut browser = WebSocketStream::from_raw_socket(browser_end, WsRole::Client, None).await;
+        // Multi-byte characters, so that some frame boundaries fall inside one.
+        let long = "é€x".repeat(MAX_FRAME);
+        let parts = frames(long.clone());
+        assert!(parts.len() > 3, "{} frames", parts.len());
+        assert_eq!(frames("short".into()), [Message::text("short")]);
+        let sending = async {
+            for part in parts {
+                agent.send(part).await.unwrap();
+            }
+        };
+        let (received, ()) = tokio::join!(browser.next(), sending);
+        assert_eq!(received.unwrap().unwrap(), Message::text(long));
+    }
 
     /// A socket made of two channels; the outgoing one holds a single message, so the
     /// session blocks on its second send until the test reads.

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
+use std::sync::Arc;
 
 use crate::engine::record::Record;
 
@@ -55,14 +56,14 @@ pub fn decode(line: &[u8]) -> Result<Record, LineError> {
 /// each one's line (to decide when compaction pays off).
 #[derive(Debug, Default)]
 pub struct Live {
-    records: Vec<(Record, u64)>,
+    records: Vec<(Arc<Record>, u64)>,
     index: HashMap<String, usize>,
     bytes: u64,
 }
 
 impl Live {
     /// Records `record` (whose line is `line_len` bytes) as the latest for its id.
-    pub fn update(&mut self, record: Record, line_len: u64) {
+    pub fn update(&mut self, record: Arc<Record>, line_len: u64) {
         self.bytes += line_len;
         match self.index.get(&record.id) {
             Some(&i) => {
@@ -92,12 +93,15 @@ impl Live {
 
     /// The records, oldest first.
     pub fn records(&self) -> impl Iterator<Item = &Record> {
-        self.records.iter().map(|(record, _)| record)
+        self.records.iter().map(|(record, _)| &**record)
     }
 
     /// The records, oldest first, by value.
     pub fn into_records(self) -> Vec<Record> {
-        self.records.into_iter().map(|(record, _)| record).collect()
+        let records = self.records.into_iter();
+        records
+            .map(|(record, _)| Arc::unwrap_or_clone(record))
+            .collect()
     }
 }
 
@@ -140,7 +144,7 @@ fn parse(bytes: &[u8], path: &Path) -> Loaded {
         };
         offset += line.len();
         match decode(content) {
-            Ok(record) => loaded.live.update(record, line.len() as u64),
+            Ok(record) => loaded.live.update(Arc::new(record), line.len() as u64),
             Err(err) => {
                 tracing::warn!(path = %path.display(), line = number + 1, %err, "journal: skipping damaged line");
                 loaded.damaged += 1;

@@ -139,18 +139,18 @@ impl Journal {
     /// (group commit). An error means the record may not be durable: nothing was acknowledged.
     /// Dropping the future after the first poll does not withdraw the record.
     pub async fn append(&self, record: &Record) -> io::Result<()> {
-        self.submit(record)?.await
+        self.submit(Arc::new(record.clone()))?.await
     }
 
     /// Queues `record` for the writer and returns at once with the future of its durability.
     /// Records reach the file in the order they were submitted, so a caller that submits
     /// under its own lock fixes the journal order without waiting for the fsync there.
     /// The record is not withdrawn if the future is dropped.
-    pub fn submit(&self, record: &Record) -> io::Result<Durable> {
+    pub fn submit(&self, record: Arc<Record>) -> io::Result<Durable> {
         let (done, durable) = oneshot::channel();
         let request = Request {
-            record: record.clone(),
-            line: format::encode(record),
+            line: format::encode(&record),
+            record,
             done,
         };
         let requests = self.requests.as_ref().ok_or_else(stopped)?;

@@ -19,8 +19,8 @@ use crate::engine::record::Record;
 
 /// One append waiting for durability.
 pub struct Request {
-    /// The record, kept for compaction.
-    pub record: Record,
+    /// The record, kept for compaction (shared with the ledger, not copied).
+    pub record: Arc<Record>,
     /// Its encoded line.
     pub line: Vec<u8>,
     /// Told once the line is durable, or why not.

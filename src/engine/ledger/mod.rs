@@ -133,6 +133,7 @@ impl Ledger {
         if let Some(seal) = &self.seal {
             seal(&mut record);
         }
+        let record = Arc::new(record);
         let slot = self.slot(&record);
         let durable = self.submit(&record);
         Queued {
@@ -206,7 +207,7 @@ impl Ledger {
     }
 
     /// Queues `record` to the journal (through the crash and failure hooks of its state).
-    fn submit(&self, record: &Record) -> io::Result<Durable> {
+    fn submit(&self, record: &Arc<Record>) -> io::Result<Durable> {
         let state = record.state.as_str();
         crashpoint::crash_at(state, "before_fsync");
         if crashpoint::fail_at(state, "fsync") {
@@ -215,13 +216,12 @@ impl Ledger {
                 "injected journal failure (test hook)",
             ));
         }
-        self.journal.submit(record)
+        self.journal.submit(Arc::clone(record))
     }
 
     /// Stores and announces `record` in one step under the records' lock, so a
     /// [`Ledger::follow`] sees each change either in its snapshot or on its subscription.
-    fn publish(&self, record: Record) -> Arc<Record> {
-        let record = Arc::new(record);
+    fn publish(&self, record: Arc<Record>) -> Arc<Record> {
         let mut records = self.lock();
         records.insert(Arc::clone(&record));
         self.bus.announce(Arc::clone(&record));
@@ -284,14 +284,14 @@ fn sorted(mut records: Vec<Arc<Record>>) -> Vec<Arc<Record>> {
 /// Dropping it lets its seq through unannounced (the journal may still get the line).
 pub struct Queued<'a> {
     ledger: &'a Ledger,
-    record: Record,
+    record: Arc<Record>,
     slot: Slot<'a>,
     durable: io::Result<Durable>,
 }
 
 impl Queued<'_> {
     /// The change as stamped.
-    pub fn record(&self) -> &Record {
+    pub fn record(&self) -> &Arc<Record> {
         &self.record
     }
 
@@ -318,7 +318,7 @@ impl Queued<'_> {
     /// Waits for the fsync and then for the turn. The caller stores and announces while it
     /// holds the returned slot, so announce order = seq order; dropping the slot lets the
     /// next seq through.
-    async fn settle<'a>(self) -> (&'a Ledger, Record, Slot<'a>, io::Result<()>)
+    async fn settle<'a>(self) -> (&'a Ledger, Arc<Record>, Slot<'a>, io::Result<()>)
     where
         Self: 'a,
     {
