@@ -37,7 +37,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use tokio::time::{sleep_until, timeout, timeout_at, Instant};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
@@ -74,12 +74,10 @@ where
     let span = tracing::info_span!("session", till = %till.name);
     // The records replayed after `welcome` and the live changes, split by the engine.
     let (bus, replay) = app.engine.follow(&till);
-    let (outbox, deferred) = tokio::sync::mpsc::unbounded_channel();
     let session = Session {
         bus,
         replay,
-        outbox,
-        deferred,
+        deferred: None,
         socket,
         app,
         till,
@@ -238,16 +236,30 @@ where
     }
 }
 
+/// The channel of a session's deferred answers, boxed: a channel allocates 32 slots at once
+/// (5 KB of unboxed messages).
+type Deferred = (
+    UnboundedSender<Box<ServerMessage>>,
+    UnboundedReceiver<Box<ServerMessage>>,
+);
+
+/// The next deferred answer; never, while no search was started.
+async fn next_deferred(deferred: &mut Option<Deferred>) -> Option<Box<ServerMessage>> {
+    match deferred {
+        Some((_, answers)) => answers.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 struct Session<S> {
     socket: S,
     /// Announcements of this till's records and of the watched terminals' records.
     bus: Subscription,
     /// What `welcome` is followed by (taken by `greet`).
     replay: Vec<Arc<Record>>,
-    /// Answers made later, off the loop (a terminal search), and where the loop reads them.
-    /// Boxed: the channel allocates 32 slots at once, 5 KB per idle session unboxed.
-    outbox: UnboundedSender<Box<ServerMessage>>,
-    deferred: UnboundedReceiver<Box<ServerMessage>>,
+    /// Answers made later, off the loop (a terminal search): where they are sent and where
+    /// the loop reads them. Opened by the first search: an idle session holds no channel.
+    deferred: Option<Deferred>,
     app: Arc<App>,
     till: Till,
     watched: HashSet<String>,
@@ -284,7 +296,7 @@ where
                 }
                 event = self.bus.recv() => self.on_event(event).await,
                 revoked = revocations.recv() => self.on_revocation(revoked).await,
-                Some(answer) = self.deferred.recv() => self.reply(*answer).await,
+                Some(answer) = next_deferred(&mut self.deferred) => self.reply(*answer).await,
                 _ = ping.tick() => self.write(Message::Ping(Default::default())).await,
                 _ = &mut idle => {
                     self.close(CLOSE_IDLE, "no frame for too long").await;
@@ -401,7 +413,8 @@ where
                     .admit(till, subnet.as_deref(), port, &terminals)?;
                 // Answered at once, then when done (seconds): the session goes on meanwhile.
                 let started = sweep.started();
-                let outbox = self.outbox.clone();
+                let deferred = self.deferred.get_or_insert_with(unbounded_channel);
+                let outbox = deferred.0.clone();
                 tokio::spawn(async move {
                     let _ = outbox.send(Box::new(sweep.run().await));
                 });
