@@ -3,8 +3,9 @@
 //! `confirm_duplicate`, and (with `refunds = "linked"`) a refund names the debit it reverses
 //! and may not exceed what is left of it.
 //!
-//! Pure functions over the ledger's current records: the caller holds the pay lock, so no
-//! other `pay` can slip in between the check and the journaled `accepted`.
+//! Pure functions over the ledger's current records and the `accepted` ones still syncing
+//! (`super::accepting`): the caller holds the pay lock until its `accepted` is queued, so no
+//! other `pay` can slip in between the check and that record.
 
 use std::sync::Arc;
 use std::time::Duration;

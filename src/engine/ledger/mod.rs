@@ -6,8 +6,11 @@
 //! it, so concurrent changes share one fsync (group commit); a [`turnstile`] then lets each
 //! change be stored and announced only after every smaller seq was, so announce order = seq
 //! order too (sessions rely on it: they skip `seq <= last_seq`). A change is never announced
-//! before its fsync returned. Storing and announcing happen under the records' lock, so
-//! [`Ledger::follow`] splits the changes exactly between a snapshot and a subscription.
+//! before its fsync returned. [`Ledger::queue`] and [`Queued::commit`] are the two halves of
+//! a commit, for a caller that queues under a lock of its own (`pay`) and waits outside it.
+//! Storing and announcing happen under the records' lock, so [`Ledger::follow`] splits the
+//! changes exactly between a snapshot and a subscription. The current records are kept by
+//! id and by terminal ([`store`]), so a `pay`'s guards read its terminal's records only.
 //!
 //! A final or resolved change is sealed (its signed receipt made, see `crate::receipt`) once
 //! its seq is stamped and before it is queued, so the journal stores the receipt it carries.
