@@ -179,7 +179,7 @@ async fn measure(
 }
 
 /// Makes `sims` approve at once, with `fault` (keep the socket open when `None`).
-fn answering(sims: &[Simulator], fault: Option<Fault>) {
+pub(super) fn answering(sims: &[Simulator], fault: Option<Fault>) {
     for sim in sims {
         sim.set_behaviour(Behaviour {
             fault,

@@ -26,6 +26,7 @@ use super::{io_error, BenchError, Plan};
 use crate::engine::record::{now_rfc3339, parse_rfc3339, Record, State, TxResult};
 use crate::protocol::{Action, Method};
 use crate::receipt::Receipts;
+use crate::sim::Fault;
 
 /// A Standard Webhooks secret for the bench's endpoints.
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -67,6 +68,9 @@ pub async fn run(plan: &Plan, exe: &Path) -> Result<WebhookFigures, BenchError> 
         .map_err(io_error("reading the agent's CA"))?;
     let tls = Tls::trusting(&ca)?;
     agent.ready(&tls).await?;
+    // As in the main latency run: terminals close after answering, so the direct `pay`
+    // ends at the decision too (a kept-open socket would add its 300 ms drain to it only).
+    super::answering(&sims, Some(Fault::AnswerClose));
     let with_hanging = latency::run(agent.addr(), &tls, &sims, plan.latency_samples).await?;
     let paid = with_hanging.relayed_ids.len();
     let deadline = Instant::now() + SETTLE;
