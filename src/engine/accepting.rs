@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::watch;
 
+use super::ledger::sorted;
 use super::record::Record;
 
 /// The pending `accepted` records by id.
@@ -56,9 +57,7 @@ impl Accepting {
     /// The pending records for which `keep` holds, in seq order (all newer than any stored
     /// record: a seq is announced only after every smaller one).
     pub fn select(&self, keep: impl Fn(&Record) -> bool) -> Vec<Arc<Record>> {
-        let mut found: Vec<_> = self.lock().values().filter(|r| keep(r)).cloned().collect();
-        found.sort_by_key(|r| r.seq);
-        found
+        sorted(self.lock().values().filter(|r| keep(r)).cloned().collect())
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Arc<Record>>> {

@@ -31,9 +31,12 @@ impl Engine {
         let bus = &self.inner.bus;
         let operator = till.role == Role::Operator;
         self.inner.ledger.follow(
-            || match operator {
-                true => bus.subscribe(),
-                false => bus.subscribe_till(&till.name),
+            || {
+                if operator {
+                    bus.subscribe()
+                } else {
+                    bus.subscribe_till(&till.name)
+                }
             },
             |r| {
                 let recent = parse_rfc3339(&r.updated_at).is_some_and(|at| at >= horizon);

@@ -251,18 +251,15 @@ impl Record {
     /// The record as a display sees it (contract §7.3, §11): no card, authorization, answer
     /// frame, ticket or receipt; the state, amounts and labels stay.
     pub fn redacted(&self) -> Record {
-        let result = self.result.as_ref().map(|result| TxResult {
-            card: None,
-            authorization: None,
-            raw: None,
-            ticket: Vec::new(),
-            ..result.clone()
-        });
-        Record {
-            result,
-            receipt: None,
-            ..self.clone()
+        let mut record = self.clone();
+        if let Some(result) = &mut record.result {
+            result.card = None;
+            result.authorization = None;
+            result.raw = None;
+            result.ticket = Vec::new();
         }
+        record.receipt = None;
+        record
     }
 }
 

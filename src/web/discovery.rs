@@ -133,7 +133,7 @@ impl Sweep {
     /// The immediate answer: `discovering`, naming what will be swept.
     pub fn started(&self) -> ServerMessage {
         ServerMessage::Discovering {
-            subnets: self.subnets.iter().map(ToString::to_string).collect(),
+            subnets: self.subnet_names(),
             port: self.port,
         }
     }
@@ -147,17 +147,22 @@ impl Sweep {
             let findings = discover::sweep(&hosts, self.port, &configured).await;
             found.extend(findings.iter().map(DiscoveredTerminal::from));
         }
+        let subnets = self.subnet_names();
         tracing::info!(
-            subnets = ?self.subnets.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            ?subnets,
             port = self.port,
             found = found.len(),
             "terminal search done"
         );
         ServerMessage::Discovered {
-            subnets: self.subnets.iter().map(ToString::to_string).collect(),
+            subnets,
             port: self.port,
             found,
         }
+    }
+
+    fn subnet_names(&self) -> Vec<String> {
+        self.subnets.iter().map(ToString::to_string).collect()
     }
 }
 

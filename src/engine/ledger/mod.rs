@@ -278,7 +278,8 @@ impl Ledger {
     }
 }
 
-fn sorted(mut records: Vec<Arc<Record>>) -> Vec<Arc<Record>> {
+/// `records` in seq order.
+pub(super) fn sorted(mut records: Vec<Arc<Record>>) -> Vec<Arc<Record>> {
     records.sort_by_key(|r| r.seq);
     records
 }
