@@ -9,7 +9,7 @@ use super::guards::{self, Passed};
 use super::order::{PayOrder, Payment};
 use super::record::{now_rfc3339, Record, Resolution, ResolvedAs, ResolvedBy, State};
 use super::registry::{Terminal, TerminalStatus};
-use super::transaction::Transaction;
+use super::transaction::{Journaling, Transaction};
 use super::Engine;
 use crate::access::Till;
 use crate::config::Role;
@@ -48,10 +48,11 @@ impl Engine {
             );
         }
         let ledger = &self.inner.ledger;
-        let (terminal, lease, queued, held) = loop {
+        let (terminal, lease, record, held) = loop {
             let mut settled = self.inner.accepting.settled();
             // Taken before the lookup: a reload cannot remove the terminal in between. Held
-            // until `accepted` is queued, not across its fsync: `pay`s of other tills share it.
+            // until `accepted` is pending, not until it is journaled: `pay`s of other tills
+            // go on meanwhile.
             let serial = self.inner.pay_lock.lock().await;
             let terminal = self
                 .usable_terminal(till, &payment.terminal)
@@ -75,23 +76,28 @@ impl Engine {
             let lease = terminal
                 .try_begin(&payment.id)
                 .map_err(|holder| busy(&payment, holder))?;
-            let queued = ledger.queue(new_record(till, &payment, passed)).await;
-            let held = self.inner.accepting.hold(queued.record());
-            break (terminal, lease, queued, held);
+            let record = Arc::new(new_record(till, &payment, passed));
+            let held = self.inner.accepting.hold(&record);
+            break (terminal, lease, record, held);
         };
-        let record = queued.commit().await.map_err(|err| {
+        // The transaction journals `accepted` with its next changes (one fsync when the
+        // terminal connects quickly) and tells this `pay` once it is durable and announced.
+        let (journaling, accepted) = Journaling::accepted(&record, held);
+        self.spawn_transaction(terminal, &payment, record, journaling, lease);
+        let refused = |detail: String| {
             ApiError::new(
                 ErrorCode::Internal,
                 format!(
-                    "journal unavailable ({err}); nothing was sent, fix the agent's data directory"
+                    "journal unavailable ({detail}); nothing was sent, fix the agent's data directory"
                 ),
             )
             .with_id(&payment.id)
-        })?;
-        self.spawn_transaction(terminal, &payment, &record, lease);
-        // Settled once stored: a `pay` of the same id that waited now finds the record.
-        drop(held);
-        Ok(PayAnswer::Started(record))
+        };
+        match accepted.await {
+            Ok(Ok(record)) => Ok(PayAnswer::Started(record)),
+            Ok(Err(err)) => Err(refused(err.to_string())),
+            Err(_) => Err(refused("the transaction stopped".to_owned())),
+        }
     }
 
     /// The guards of contract §10 for a `pay` that would start a new transaction.
@@ -156,7 +162,8 @@ impl Engine {
         &self,
         terminal: Arc<Terminal>,
         payment: &Payment,
-        record: &Arc<Record>,
+        record: Arc<Record>,
+        journaling: Journaling,
         lease: super::registry::Lease,
     ) {
         let control = Arc::new(Control::default());
@@ -183,7 +190,8 @@ impl Engine {
             address: config.address.clone(),
             terminal,
             control,
-            record: Arc::clone(record),
+            record,
+            journaling,
             started: std::time::Instant::now(),
         };
         let engine = self.clone();
@@ -515,9 +523,9 @@ mod tests {
             .unwrap()
     }
 
-    // One thread: every `pay` runs before the first one's `accepted` fsync returns.
+    // One thread: every `pay` runs before the first one's `accepted` is journaled.
     #[tokio::test(flavor = "current_thread")]
-    async fn the_same_id_paid_while_its_accepted_is_syncing_starts_one_transaction() {
+    async fn the_same_id_paid_while_its_accepted_is_pending_starts_one_transaction() {
         let dir = tempfile::tempdir().unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let sim = Simulator::spawn(listener, Behaviour::default());
