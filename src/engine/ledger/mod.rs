@@ -446,6 +446,36 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn changes_queued_together_share_one_fsync_or_are_all_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (journal, _) = Journal::open(dir.path()).unwrap();
+        let ledger = Ledger::new(journal, Vec::new(), EventBus::new(8));
+        let mut bus = ledger.bus.subscribe();
+        let states = [State::Accepted, State::Connecting, State::Sent];
+        let batch = ledger.queue(states.map(|s| record("a", s)).into()).await;
+        for queued in batch {
+            queued.commit().await.unwrap();
+        }
+        assert_eq!(
+            (ledger.journal.stats().appends, ledger.journal.stats().syncs),
+            (3, 1)
+        );
+        for (seq, state) in (1..).zip(states) {
+            let announced = bus.recv().await.unwrap();
+            assert_eq!((announced.seq, announced.state), (seq, state));
+        }
+        assert_eq!(journaled(dir.path()), [("a".to_owned(), State::Sent)]);
+
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = full_ledger(dir.path());
+        let batch = ledger.queue(states.map(|s| record("b", s)).into()).await;
+        for queued in batch {
+            assert!(queued.commit().await.is_err());
+        }
+        assert!(ledger.get("b").is_none(), "nothing stored");
+    }
+
+    #[tokio::test]
     async fn a_refused_result_is_announced_kept_and_journaled_once_space_returns() {
         let dir = tempfile::tempdir().unwrap();
         let ledger = full_ledger(dir.path());
