@@ -44,6 +44,11 @@ impl Accepting {
         self.lock().contains_key(id)
     }
 
+    /// The pending record of `id`.
+    pub fn get(&self, id: &str) -> Option<Arc<Record>> {
+        self.lock().get(id).cloned()
+    }
+
     /// Holds `record`'s id as pending until the returned guard is dropped.
     pub fn hold(self: &Arc<Self>, record: &Arc<Record>) -> Held {
         let id = record.id.clone();

@@ -3,13 +3,15 @@
 
 use std::sync::Arc;
 
+use tokio::sync::oneshot;
+
 use super::control::{CancelReply, Control};
 use super::error::{ApiError, ErrorCode};
 use super::guards::{self, Passed};
 use super::order::{PayOrder, Payment};
 use super::record::{now_rfc3339, Record, Resolution, ResolvedAs, ResolvedBy, State};
 use super::registry::{Terminal, TerminalStatus};
-use super::transaction::{Journaling, Transaction};
+use super::transaction::{AcceptedAnswer, Journaling, Transaction};
 use super::Engine;
 use crate::access::Till;
 use crate::config::Role;
@@ -48,7 +50,7 @@ impl Engine {
             );
         }
         let ledger = &self.inner.ledger;
-        let (terminal, lease, record, held) = loop {
+        let accepted = loop {
             let mut settled = self.inner.accepting.settled();
             // Taken before the lookup: a reload cannot remove the terminal in between. Held
             // until `accepted` is pending, not until it is journaled: `pay`s of other tills
@@ -76,14 +78,10 @@ impl Engine {
             let lease = terminal
                 .try_begin(&payment.id)
                 .map_err(|holder| busy(&payment, holder))?;
-            let record = Arc::new(new_record(till, &payment, passed));
-            let held = self.inner.accepting.hold(&record);
-            break (terminal, lease, record, held);
+            let record = new_record(till, &payment, passed);
+            // Under the lock: the next `pay`'s guards see this one as pending.
+            break self.spawn_transaction(terminal, &payment, record, lease);
         };
-        // The transaction journals `accepted` with its next changes (one fsync when the
-        // terminal connects quickly) and tells this `pay` once it is durable and announced.
-        let (journaling, accepted) = Journaling::accepted(&record, held);
-        self.spawn_transaction(terminal, &payment, record, journaling, lease);
         let refused = |detail: String| {
             ApiError::new(
                 ErrorCode::Internal,
@@ -158,17 +156,23 @@ impl Engine {
                 .is_some_and(|pending| pending.id == record.id)
     }
 
+    /// Starts the transaction of `record` (`accepted`, not journaled yet), which journals it
+    /// with its next changes (one fsync when the terminal connects quickly); the receiver
+    /// learns once it is durable and announced, or why not.
     fn spawn_transaction(
         &self,
         terminal: Arc<Terminal>,
         payment: &Payment,
-        record: Arc<Record>,
-        journaling: Journaling,
+        record: Record,
         lease: super::registry::Lease,
-    ) {
+    ) -> oneshot::Receiver<AcceptedAnswer> {
         let control = Arc::new(Control::default());
         self.active()
             .insert(payment.id.clone(), Arc::clone(&control));
+        // Pending once cancellable: a `cancel` right after the `pay` finds its control.
+        let record = Arc::new(record);
+        let held = self.inner.accepting.hold(&record);
+        let (journaling, accepted) = Journaling::accepted(&record, held);
         let options = self.inner.options;
         // The settings as of now: a reload during the transaction applies to the next one.
         let config = terminal.config();
@@ -201,6 +205,7 @@ impl Engine {
             engine.active().remove(&id);
             engine.inner.released.send_modify(|count| *count += 1);
         });
+        accepted
     }
 
     /// Stops a transaction before its request reaches the terminal (contract §5 `cancel`).
@@ -390,8 +395,11 @@ impl Engine {
         Ok(terminal)
     }
 
+    /// `till`'s record `id`, journaled or still pending (a `cancel` may follow its `pay` at once).
     fn own_record(&self, till: &Till, id: &str) -> Result<Arc<Record>, ApiError> {
-        let record = self.inner.ledger.get(id).filter(|r| r.till == till.name);
+        let record = self.inner.ledger.get(id);
+        let record = record.or_else(|| self.inner.accepting.get(id));
+        let record = record.filter(|r| r.till == till.name);
         record.ok_or_else(|| not_found(id))
     }
 
@@ -523,6 +531,46 @@ mod tests {
             .unwrap()
     }
 
+    fn cashier() -> Till {
+        Till {
+            name: "till-1".into(),
+            role: Role::Cashier,
+            terminals: None,
+        }
+    }
+
+    fn order(id: &str) -> PayOrder {
+        serde_json::from_value(serde_json::json!(
+            {"id": id, "terminal": "tpe-1", "amount": 2500, "currency": "EUR"}))
+        .unwrap()
+    }
+
+    // One thread: the cancel runs before the transaction's first step.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_pay_cancelled_before_its_accepted_is_journaled_sends_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let sim = Simulator::spawn(listener, Behaviour::default());
+        let engine = engine_on(dir.path(), &sim).await;
+        let (till, order) = (cashier(), order("c"));
+        let cancel = async {
+            while !engine.inner.accepting.contains("c") {
+                tokio::task::yield_now().await;
+            }
+            engine.cancel(&till, "c")
+        };
+        let (paid, cancelled) = tokio::join!(engine.pay(&till, &order), cancel);
+        assert!(matches!(paid, Ok(PayAnswer::Started(_))), "{paid:?}");
+        assert!(
+            matches!(cancelled, Ok(CancelAnswer::Cancelled)),
+            "{cancelled:?}"
+        );
+        engine.shutdown().await;
+        let record = engine.record("c").unwrap();
+        assert_eq!(record.state, State::NotSent);
+        assert_eq!(sim.request_count(), 0);
+    }
+
     // One thread: every `pay` runs before the first one's `accepted` is journaled.
     #[tokio::test(flavor = "current_thread")]
     async fn the_same_id_paid_while_its_accepted_is_pending_starts_one_transaction() {
@@ -530,14 +578,7 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let sim = Simulator::spawn(listener, Behaviour::default());
         let engine = engine_on(dir.path(), &sim).await;
-        let till = Till {
-            name: "till-1".into(),
-            role: Role::Cashier,
-            terminals: None,
-        };
-        let order: PayOrder = serde_json::from_value(serde_json::json!(
-            {"id": "same", "terminal": "tpe-1", "amount": 2500, "currency": "EUR"}))
-        .unwrap();
+        let (till, order) = (cashier(), order("same"));
         let answers =
             futures_util::future::join_all((0..3).map(|_| engine.pay(&till, &order))).await;
         let started = answers
