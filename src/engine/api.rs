@@ -520,15 +520,20 @@ mod tests {
     use crate::engine::EngineOptions;
     use crate::sim::{Behaviour, Simulator};
 
-    async fn engine_on(dir: &std::path::Path, sim: &Simulator) -> Engine {
+    /// An engine in a fresh data dir, its one terminal a simulator answering at once.
+    async fn engine() -> (tempfile::TempDir, Simulator, Engine) {
+        let dir = tempfile::tempdir().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let sim = Simulator::spawn(listener, Behaviour::default());
         let terminal = crate::engine::sample_terminal("tpe-1", &sim.addr().to_string());
         let options = EngineOptions {
             probe_at_start: false,
             ..EngineOptions::default()
         };
-        Engine::start(&[terminal], dir, options, None)
+        let engine = Engine::start(&[terminal], dir.path(), options, None)
             .await
-            .unwrap()
+            .unwrap();
+        (dir, sim, engine)
     }
 
     fn cashier() -> Till {
@@ -548,10 +553,7 @@ mod tests {
     // One thread: the cancel runs before the transaction's first step.
     #[tokio::test(flavor = "current_thread")]
     async fn a_pay_cancelled_before_its_accepted_is_journaled_sends_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let sim = Simulator::spawn(listener, Behaviour::default());
-        let engine = engine_on(dir.path(), &sim).await;
+        let (_dir, sim, engine) = engine().await;
         let (till, order) = (cashier(), order("c"));
         let cancel = async {
             while !engine.inner.accepting.contains("c") {
@@ -574,10 +576,7 @@ mod tests {
     // One thread: every `pay` runs before the first one's `accepted` is journaled.
     #[tokio::test(flavor = "current_thread")]
     async fn the_same_id_paid_while_its_accepted_is_pending_starts_one_transaction() {
-        let dir = tempfile::tempdir().unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let sim = Simulator::spawn(listener, Behaviour::default());
-        let engine = engine_on(dir.path(), &sim).await;
+        let (_dir, sim, engine) = engine().await;
         let (till, order) = (cashier(), order("same"));
         let answers =
             futures_util::future::join_all((0..3).map(|_| engine.pay(&till, &order))).await;
