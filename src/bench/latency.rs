@@ -5,8 +5,8 @@
 //! The lanes' simulators close the connection right after answering (`answer-close`), so
 //! neither path waits a drain: the direct one ends at the close, the agent announces the
 //! result when the answer decides it (api.md §7.1). The difference is the agent's own cost:
-//! TLS, WebSocket, JSON, the journal fsyncs on the path (`accepted`, `connecting` beside the
-//! TCP connect, `sent`, final) and scheduling. Answer → till is measured from the
+//! TLS, WebSocket, JSON, the two journal fsyncs on the path (`accepted`, `connecting` and
+//! `sent` together once the TCP connect is done, then the final state) and scheduling. Answer → till is measured from the
 //! simulator's last answer byte to the final record's arrival at the till.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
