@@ -9,11 +9,12 @@
 //! never answers). The latency run is split into [`ROUNDS`] rounds; in each, every agent is
 //! measured in turn (the order rotating), the two others frozen (SIGSTOP) so that neither
 //! their background work nor the machine's noise of that moment falls on one variant only.
-//! Each variant's added latency is compared with the no-webhook one of the same phase. The
-//! delivery delay is the healthy endpoint's arrival time minus the final record's
-//! `updated_at` (the agent's clock is the same machine's; `updated_at` has millisecond
-//! resolution), beside the hanging endpoint; the endpoints only note the arrival and keep
-//! the body, parsed once the run is over.
+//! Each variant's added latency is compared with the no-webhook one of the same phase, and
+//! so is its agent's CPU time per payment (counted during its turns, which last until its
+//! healthy endpoint got the turn's finals). The delivery delay is the healthy endpoint's
+//! arrival time minus the final record's `updated_at` (the agent's clock is the same
+//! machine's; `updated_at` has millisecond resolution), beside the hanging endpoint; the
+//! endpoints only note the arrival and keep the body, parsed once the run is over.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -38,6 +39,8 @@ use crate::sim::{Fault, Simulator};
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 /// How long the bench waits for the last deliveries after the last payment.
 const SETTLE: Duration = Duration::from_secs(10);
+/// The longest a turn waits for its last deliveries.
+const TURN_SETTLE: Duration = Duration::from_secs(2);
 /// Payments per lane in each variant's turn of a round: short turns, so that a burst of
 /// the machine's noise falls on every variant alike.
 const PER_TURN: usize = 4;
@@ -155,11 +158,20 @@ impl Variant {
     }
 
     /// One turn: `samples` payments with the agent thawed, its CPU time counted.
+    /// The agent stays thawed until its healthy endpoint got the turn's finals (at most
+    /// [`TURN_SETTLE`]), so no delivery waits for the next turn.
     async fn turn(&mut self, samples: usize, round: usize) -> Result<(), BenchError> {
         let before = self.agent.cpu_time()?;
         self.agent.freeze(false);
         let measured = latency::sample(self.agent.addr(), &self.tls, &self.sims, samples, round);
         let measured = measured.await;
+        if let (Some(healthy), Ok(measured)) = (&self.healthy, &measured) {
+            let owed = self.samples.paid() + measured.paid();
+            let deadline = Instant::now() + TURN_SETTLE;
+            while healthy.count() < owed && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
         self.agent.freeze(true);
         self.cpu += self.agent.cpu_time()?.saturating_sub(before);
         self.samples.merge(measured?);
@@ -304,6 +316,14 @@ impl Endpoint {
             }
         });
         Ok(Endpoint { addr, received })
+    }
+
+    /// Requests received (the healthy endpoint's webhook takes finals only).
+    fn count(&self) -> usize {
+        self.received
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
     }
 
     /// The delay of each `transaction.final` received.
