@@ -55,10 +55,6 @@ use crate::terminal::Timeouts;
 /// How often announced changes that the journal refused are appended again.
 pub const JOURNAL_RETRY: Duration = Duration::from_secs(1);
 
-/// How often the ledger forgets what the journal's retention no longer keeps (more often
-/// when the retention itself is shorter).
-pub const PRUNE_EVERY: Duration = Duration::from_secs(3600);
-
 /// Tunables of the engine; the defaults are the contract's.
 #[derive(Debug, Clone, Copy)]
 pub struct EngineOptions {
@@ -239,15 +235,12 @@ impl Engine {
         });
     }
 
-    /// Prunes the ledger every [`PRUNE_EVERY`] (or every `retention`, if shorter): a
-    /// long-running agent holds the records a restart would load, not all it ever saw.
+    /// Prunes the ledger every [`journal::prune_period`] (hourly): a long-running agent
+    /// holds the records a restart would load, not all it ever saw.
     fn start_pruning(&self) {
         let ledger = Arc::clone(&self.inner.ledger);
         let stop = self.inner.stop.clone();
-        let every = PRUNE_EVERY.clamp(
-            Duration::from_secs(1),
-            self.inner.options.retention.max(Duration::from_secs(1)),
-        );
+        let every = journal::prune_period(self.inner.options.retention);
         self.inner.tasks.spawn(async move {
             let mut ticks = tokio::time::interval(every);
             loop {

@@ -280,6 +280,39 @@ async fn retention_drops_old_finished_records_but_keeps_unresolved_unknowns() {
     );
 }
 
+/// A running journal applies retention to its live set (every `prune_period`, here 1 s):
+/// expired records stop counting as live, so a file of one line per id, which never reaches
+/// the compaction ratio otherwise, compacts down to what is kept.
+#[tokio::test]
+async fn a_running_journal_drops_expired_records_and_compacts_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options {
+        retention: std::time::Duration::from_secs(1),
+        compact_min_bytes: 16 * 1024,
+        ..options_at("2026-11-23T13:00:00Z")
+    };
+    let (journal, _) = Journal::open_with(dir.path(), options.clone()).unwrap();
+    for seq in 1..=200 {
+        journal
+            .append(&record(&format!("old-{seq}"), seq))
+            .await
+            .unwrap();
+    }
+    assert_eq!(journal.stats().compactions, 0, "one line per id: all live");
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let mut unresolved = record("unknown", 201);
+    unresolved.state = State::Unknown;
+    journal.append(&unresolved).await.unwrap();
+    // The writer compacts after acknowledging; the next append is answered after that.
+    unresolved.seq = 202;
+    journal.append(&unresolved).await.unwrap();
+    let stats = journal.stats();
+    assert_eq!(stats.compactions, 1, "{stats:?}");
+    assert!(stats.file_bytes < 1024, "{stats:?}");
+    drop(journal);
+    assert_eq!(ids(&Journal::read(dir.path()).unwrap()), ["unknown"]);
+}
+
 #[tokio::test]
 async fn a_stale_compaction_file_is_ignored() {
     let dir = tempfile::tempdir().unwrap();

@@ -6,7 +6,9 @@
 //! `journal.damaged-<unix time>.log` (the damaged file as it was). One writer thread owns the
 //! file (`writer`): concurrent appends share one write and one fdatasync (group commit), and
 //! the records of one [`Journal::submit`] always do: they become durable together or not at all.
-//! Compaction (`compact`) keeps the latest record of each id still within retention.
+//! Compaction (`compact`) keeps the latest record of each id still within retention; between
+//! compactions the writer drops expired records from its live set every [`prune_period`],
+//! so they leave memory and stop counting as live (which lets the next compaction come).
 //! What a restart does to unfinished records is the engine's business, not the journal's.
 
 use std::fs::{self, File, OpenOptions};
@@ -37,6 +39,14 @@ pub const FILE_NAME: &str = "journal.log";
 pub const LOCK_NAME: &str = "journal.lock";
 /// Where a compaction writes before renaming over the journal.
 pub const TMP_NAME: &str = "journal.log.tmp";
+
+/// How often retention is applied to what is held in memory (the writer's live set, the
+/// ledger's records) between compactions: hourly, or every `retention` if shorter.
+pub fn prune_period(retention: Duration) -> Duration {
+    Duration::from_secs(3600)
+        .min(retention)
+        .max(Duration::from_secs(1))
+}
 
 /// The current time, injectable for tests.
 pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;

@@ -72,6 +72,8 @@ pub struct Writer {
     /// A failed write may have left bytes after `len`: reopen and cut them first.
     dirty: bool,
     live: Live,
+    /// When retention was last applied to `live`.
+    pruned_at: Instant,
     /// No compaction is tried below this length (raised after a failed attempt).
     compact_floor: u64,
     /// Held for the writer's whole life: two agents never share a data dir.
@@ -108,6 +110,7 @@ impl Writer {
             dirty: false,
             live: loaded.live,
             compact_floor,
+            pruned_at: Instant::now(),
             _lock: lock,
         })
     }
@@ -118,6 +121,7 @@ impl Writer {
         while let Ok(mut batch) = requests.recv() {
             batch.extend(requests.try_iter().flatten());
             self.commit(batch);
+            self.maybe_prune();
             self.maybe_compact();
         }
     }
@@ -173,6 +177,18 @@ impl Writer {
         self.file = file;
         self.dirty = false;
         Ok(())
+    }
+
+    /// Drops expired records from `live` every [`super::prune_period`]: an agent that runs
+    /// for months holds the retained records only, and expired ones no longer count as
+    /// live, so the file compacts once it holds mostly them. Their lines stay in the file
+    /// until then (a restart skips them).
+    fn maybe_prune(&mut self) {
+        if self.pruned_at.elapsed() < super::prune_period(self.options.retention) {
+            return;
+        }
+        self.pruned_at = Instant::now();
+        self.live.retain(self.options.keeper());
     }
 
     fn maybe_compact(&mut self) {
