@@ -287,7 +287,11 @@ where
         );
         let idle = sleep_until(Instant::now() + options.idle_timeout);
         tokio::pin!(idle);
+        // Made once: a `cancelled()` made on each turn would join and leave the waiters of
+        // the one token every session shares, under its lock, at every message.
         let shutdown = self.app.shutdown.clone();
+        let stopping = shutdown.cancelled();
+        tokio::pin!(stopping);
         loop {
             let step = tokio::select! {
                 frame = self.socket.next() => {
@@ -302,7 +306,7 @@ where
                     self.close(CLOSE_IDLE, "no frame for too long").await;
                     Err(Stop)
                 }
-                _ = shutdown.cancelled() => {
+                () = &mut stopping => {
                     self.close(CloseCode::Away.into(), "agent shutting down").await;
                     Err(Stop)
                 }
@@ -328,7 +332,7 @@ where
         self.reply(welcome).await?;
         for record in replay {
             let shown = shown_to(&self.till, record);
-            self.reply(ServerMessage::replayed(&shown)).await?;
+            self.reply(ServerMessage::replayed(shown)).await?;
         }
         Ok(())
     }
@@ -377,7 +381,7 @@ where
         let engine = self.app.engine.clone();
         let till = &self.till;
         // `get` and `resolve` answer with what the engine lets this till see.
-        let record = |r: Arc<Record>| Some(ServerMessage::Transaction(Box::new((*r).clone())));
+        let record = |r: Arc<Record>| Some(ServerMessage::Transaction(r));
         match message {
             ClientMessage::Hello { .. } | ClientMessage::Pair { .. } => Err(ApiError::bad_request(
                 format!("already authenticated as till {}", till.name),
@@ -399,7 +403,7 @@ where
             ClientMessage::Watch { terminal } => {
                 let latest = engine.watch(till, &self.bus, &terminal)?;
                 self.watched.insert(terminal);
-                Ok(latest.map(|r| ServerMessage::replayed(&shown_to(till, r))))
+                Ok(latest.map(|r| ServerMessage::replayed(shown_to(till, r))))
             }
             ClientMessage::Terminals => Ok(Some(ServerMessage::Terminals {
                 terminals: engine.terminals(till),
@@ -448,7 +452,7 @@ where
         let recent = app.engine.recent(&self.till, STATUS_RECORDS);
         Ok(ServerMessage::Status {
             terminals: app.engine.terminals(&self.till),
-            transactions: recent.iter().map(|r| (**r).clone()).collect(),
+            transactions: recent,
             tills: tills.collect(),
             certificate: CertificateInfo {
                 not_after: format_rfc3339(app.certs.leaf_not_after()),
@@ -533,8 +537,7 @@ where
 
     async fn forward(&mut self, record: &Arc<Record>) -> Result<(), Stop> {
         let shown = shown_to(&self.till, Arc::clone(record));
-        self.reply(ServerMessage::Transaction(Box::new((*shown).clone())))
-            .await
+        self.reply(ServerMessage::Transaction(shown)).await
     }
 
     async fn reply(&mut self, message: ServerMessage) -> Result<(), Stop> {
