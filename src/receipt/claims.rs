@@ -191,15 +191,48 @@ mod tests {
             at: "2026-03-01T10:21:00.000Z".into(),
         });
         let claims = claims(&record);
-        let members: BTreeSet<&str> = claims.as_object().unwrap().keys().map(String::as_str).collect();
+        let members: BTreeSet<&str> = claims
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
         let expected = [
-            "iss", "iat", "jti", "id", "till", "terminal", "action", "method", "amount",
-            "currency", "state", "seq", "refund_of", "confirm_duplicate", "approved_amount",
-            "partial", "authorization", "pan_last4", "resolution",
+            "iss",
+            "iat",
+            "jti",
+            "id",
+            "till",
+            "terminal",
+            "action",
+            "method",
+            "amount",
+            "currency",
+            "state",
+            "seq",
+            "refund_of",
+            "confirm_duplicate",
+            "approved_amount",
+            "partial",
+            "authorization",
+            "pan_last4",
+            "resolution",
         ];
         assert_eq!(members, expected.into_iter().collect());
         let full = serde_json::to_value(&record).unwrap();
-        for name in ["id", "till", "terminal", "action", "method", "amount", "currency", "state", "seq", "refund_of", "confirm_duplicate"] {
+        for name in [
+            "id",
+            "till",
+            "terminal",
+            "action",
+            "method",
+            "amount",
+            "currency",
+            "state",
+            "seq",
+            "refund_of",
+            "confirm_duplicate",
+        ] {
             assert_eq!(claims[name], full[name], "{name}");
         }
         assert_eq!(claims["iat"], 1772360430);

@@ -328,9 +328,10 @@ impl From<ApiError> for ServerMessage {
 impl ServerMessage {
     /// The JSON text of this message.
     pub fn to_json(&self) -> String {
-        // Room for a transaction record with its receipt, so the text is not regrown on the
-        // way; serialising these types cannot fail (no maps with non-string keys).
-        let mut json = Vec::with_capacity(1024);
+        // Room for most messages at once (a record before its final state: ~250 bytes), so
+        // the text is regrown less on the way, while staying below the size from which glibc
+        // consolidates its free lists; serialising these types cannot fail.
+        let mut json = Vec::with_capacity(512);
         match serde_json::to_writer(&mut json, self) {
             Ok(()) => String::from_utf8(json).unwrap_or_else(|_| String::from("{}")),
             Err(_) => String::from("{}"),

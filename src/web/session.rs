@@ -28,14 +28,16 @@
 //!   the session only for those changes (an operator's: every till's), and unsubscribes it
 //!   when the session ends;
 //! - a session whose subscription overflowed (it was not reading) is resent every record it
-//!   cares about that changed since the last one it forwarded.
+//!   cares about that changed since the last one it forwarded;
+//! - changes already announced when the session takes one (a payment's first states, made
+//!   durable by one fsync) go out with it in one write: one TLS record, one syscall.
 
 use std::collections::HashSet;
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use futures_util::{FutureExt, Sink, SinkExt, Stream, StreamExt};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use tokio::time::{sleep_until, timeout, timeout_at, Instant};
@@ -60,6 +62,8 @@ pub const CLOSE_UNAUTHORIZED: u16 = 4401;
 pub const CLOSE_IDLE: u16 = 4408;
 /// Records listed by `status`.
 const STATUS_RECORDS: usize = 100;
+/// Most announcements a session forwards in one write (it then serves its socket again).
+const BATCH: usize = 8;
 
 /// Runs one WebSocket session to its end, on the connection holding `slot`.
 pub async fn run<S>(mut socket: S, app: Arc<App>, peer: IpAddr, slot: Arc<Slot>)
@@ -171,8 +175,16 @@ async fn send<S>(socket: &mut S, app: &App, message: ServerMessage) -> bool
 where
     S: Sink<Message, Error = WsError> + Unpin,
 {
+    send_text(socket, app, message.to_json()).await
+}
+
+/// Sends one message's JSON text under the send deadline, in frames if it is long.
+async fn send_text<S>(socket: &mut S, app: &App, text: String) -> bool
+where
+    S: Sink<Message, Error = WsError> + Unpin,
+{
     let frames = async {
-        for frame in frames(message.to_json()) {
+        for frame in frames(text) {
             socket.send(frame).await?;
         }
         Ok::<(), WsError>(())
@@ -491,35 +503,88 @@ where
         }
     }
 
+    /// Forwards a change the till cares about, with every announcement already queued
+    /// behind it (up to [`BATCH`]) in the same write: a payment's first states are often
+    /// announced together, after one fsync.
     async fn on_event(
         &mut self,
         event: Result<Arc<Record>, events::RecvError>,
     ) -> Result<(), Stop> {
-        match event {
-            Ok(record) if record.seq > self.last_seq => {
-                self.last_seq = record.seq;
-                if self.cares(&record) {
-                    return self.forward(&record).await;
+        let mut fed = 0;
+        let mut event = event;
+        for _ in 0..BATCH {
+            match event {
+                Ok(record) if record.seq > self.last_seq => {
+                    self.last_seq = record.seq;
+                    if self.cares(&record) {
+                        let shown = shown_to(&self.till, record);
+                        self.feed(ServerMessage::Transaction(shown), &mut fed)
+                            .await?;
+                    }
                 }
-                Ok(())
+                Ok(_) => {}
+                Err(events::RecvError::Lagged(missed)) => {
+                    self.flush(&mut fed).await?;
+                    self.resynchronise(missed).await?;
+                }
+                Err(events::RecvError::Closed) => return Err(Stop),
             }
-            Ok(_) => Ok(()),
-            Err(events::RecvError::Lagged(missed)) => {
-                tracing::info!(missed, "session lagged; resynchronising");
-                let records = {
-                    let session = &*self;
-                    session
-                        .app
-                        .engine
-                        .changed_since(session.last_seq, |r| session.cares(r))
-                };
-                let newest = records.iter().map(|r| r.seq).max().unwrap_or(0);
-                self.forward_all(records).await?;
-                // Later bus entries up to `newest` are older states of what was just sent.
-                self.last_seq = self.last_seq.max(newest);
-                Ok(())
+            match self.bus.recv().now_or_never() {
+                Some(next) => event = next,
+                None => break,
             }
-            Err(events::RecvError::Closed) => Err(Stop),
+        }
+        self.flush(&mut fed).await
+    }
+
+    /// Resends every record the till cares about that changed since the last one forwarded.
+    async fn resynchronise(&mut self, missed: u64) -> Result<(), Stop> {
+        tracing::info!(missed, "session lagged; resynchronising");
+        let records = {
+            let session = &*self;
+            session
+                .app
+                .engine
+                .changed_since(session.last_seq, |r| session.cares(r))
+        };
+        let newest = records.iter().map(|r| r.seq).max().unwrap_or(0);
+        self.forward_all(records).await?;
+        // Later bus entries up to `newest` are older states of what was just sent.
+        self.last_seq = self.last_seq.max(newest);
+        Ok(())
+    }
+
+    /// Queues `message` for the next [`Session::flush`], `fed` counting the bytes queued.
+    /// tungstenite keeps its write buffer at the largest size it reached, so the queue stays
+    /// within [`MAX_FRAME`]: what would pass it is flushed first, and a longer message is
+    /// sent in frames at once.
+    async fn feed(&mut self, message: ServerMessage, fed: &mut usize) -> Result<(), Stop> {
+        let text = message.to_json();
+        if *fed + text.len() > MAX_FRAME {
+            self.flush(fed).await?;
+        }
+        if text.len() > MAX_FRAME {
+            return self.reply_text(text).await;
+        }
+        *fed += text.len();
+        let queued = timeout(
+            self.app.options.send_timeout,
+            self.socket.feed(Message::text(text)),
+        );
+        match queued.await {
+            Ok(Ok(())) => Ok(()),
+            _ => Err(Stop),
+        }
+    }
+
+    /// Writes what [`Session::feed`] queued, if anything.
+    async fn flush(&mut self, fed: &mut usize) -> Result<(), Stop> {
+        if std::mem::take(fed) == 0 {
+            return Ok(());
+        }
+        match timeout(self.app.options.send_timeout, self.socket.flush()).await {
+            Ok(Ok(())) => Ok(()),
+            _ => Err(Stop),
         }
     }
 
@@ -541,7 +606,11 @@ where
     }
 
     async fn reply(&mut self, message: ServerMessage) -> Result<(), Stop> {
-        if send(&mut self.socket, &self.app, message).await {
+        self.reply_text(message.to_json()).await
+    }
+
+    async fn reply_text(&mut self, text: String) -> Result<(), Stop> {
+        if send_text(&mut self.socket, &self.app, text).await {
             Ok(())
         } else {
             Err(Stop)
@@ -599,10 +668,24 @@ mod tests {
     }
 
     /// A socket made of two channels; the outgoing one holds a single message, so the
-    /// session blocks on its second send until the test reads.
+    /// session blocks on its second send until the test reads. Counts its flushes.
     struct Pipe {
         incoming: mpsc::Receiver<Result<Message, WsError>>,
         outgoing: PollSender<Message>,
+        flushes: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl Pipe {
+        fn new(
+            incoming: mpsc::Receiver<Result<Message, WsError>>,
+            outgoing: mpsc::Sender<Message>,
+        ) -> Pipe {
+            Pipe {
+                incoming,
+                outgoing: PollSender::new(outgoing),
+                flushes: Arc::default(),
+            }
+        }
     }
 
     impl Stream for Pipe {
@@ -625,6 +708,8 @@ mod tests {
                 .map_err(|_| WsError::ConnectionClosed)
         }
         fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), WsError>> {
+            self.flushes
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             Poll::Ready(Ok(()))
         }
         fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), WsError>> {
@@ -742,10 +827,7 @@ mod tests {
         let app = app(dir.path(), &sim).await;
         let (to_session, incoming) = mpsc::channel(8);
         let (outgoing, mut from_session) = mpsc::channel(1);
-        let pipe = Pipe {
-            incoming,
-            outgoing: PollSender::new(outgoing),
-        };
+        let pipe = Pipe::new(incoming, outgoing);
         tokio::spawn(run(
             pipe,
             Arc::clone(&app),
@@ -773,6 +855,44 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn changes_announced_while_the_session_writes_go_out_in_one_flush() {
+        let dir = tempfile::tempdir().unwrap();
+        let sim = Simulator::spawn(
+            tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+            Behaviour::default(),
+        );
+        let app = app(dir.path(), &sim).await;
+        let (to_session, incoming) = mpsc::channel(8);
+        let (outgoing, mut from_session) = mpsc::channel(1);
+        let pipe = Pipe::new(incoming, outgoing);
+        let flushes = Arc::clone(&pipe.flushes);
+        tokio::spawn(run(
+            pipe,
+            Arc::clone(&app),
+            IpAddr::from([127, 0, 0, 1]),
+            slot(),
+        ));
+        let hello = json!({"type": "hello", "token": "token-one-0123456789"}).to_string();
+        to_session.send(Ok(Message::text(hello))).await.unwrap();
+        assert_eq!(text(from_session.recv().await)["type"], "welcome");
+        let before = flushes.load(std::sync::atomic::Ordering::Relaxed);
+
+        // The session writes `accepted`, then blocks on the next record (the test does not
+        // read) while the later states are announced (the bus holds 2): those follow it in
+        // the same write.
+        pay_to_the_end(&app, "till-1", &[("a", "tpe-1")]).await;
+        let mut states = Vec::new();
+        while states.last().map(String::as_str) != Some("approved") {
+            let message = tokio::time::timeout(Duration::from_secs(5), from_session.recv());
+            let message = text(message.await.unwrap());
+            states.push(message["state"].as_str().unwrap().to_owned());
+        }
+        assert_eq!(states, ["accepted", "connecting", "sent", "approved"]);
+        let writes = flushes.load(std::sync::atomic::Ordering::Relaxed) - before;
+        assert!(writes < states.len(), "{writes} flushes for {states:?}");
+    }
+
+    #[tokio::test]
     async fn rule_breaking_frames_close_with_their_code_even_before_hello() {
         use tokio_tungstenite::tungstenite::error::CapacityError;
         let dir = tempfile::tempdir().unwrap();
@@ -792,10 +912,7 @@ mod tests {
         for (error, code) in cases {
             let (to_session, incoming) = mpsc::channel(8);
             let (outgoing, mut from_session) = mpsc::channel(1);
-            let pipe = Pipe {
-                incoming,
-                outgoing: PollSender::new(outgoing),
-            };
+            let pipe = Pipe::new(incoming, outgoing);
             let session = tokio::spawn(run(
                 pipe,
                 Arc::clone(&app),
