@@ -162,13 +162,20 @@ impl fmt::Display for Message {
     }
 }
 
-/// Decodes bytes as Latin-1, which maps every byte to one char and never fails.
+/// Decodes bytes as Latin-1, which maps every byte to one char and never fails. ASCII (what
+/// terminals send, tickets aside) is copied as it is.
 pub fn latin1(bytes: &[u8]) -> String {
-    bytes.iter().map(|&b| char::from(b)).collect()
+    match bytes.is_ascii().then(|| std::str::from_utf8(bytes)) {
+        Some(Ok(ascii)) => ascii.to_owned(),
+        _ => bytes.iter().map(|&b| char::from(b)).collect(),
+    }
 }
 
 /// Encodes text as Latin-1; a character beyond U+00FF becomes `?`.
 pub fn to_latin1(text: &str) -> Vec<u8> {
+    if text.is_ascii() {
+        return text.as_bytes().to_vec();
+    }
     text.chars()
         .map(|c| u8::try_from(u32::from(c)).unwrap_or(b'?'))
         .collect()
