@@ -5,8 +5,8 @@
 //! The lanes' simulators close the connection right after answering (`answer-close`), so
 //! neither path waits a drain: the direct one ends at the close, the agent announces the
 //! result when the answer decides it (api.md §7.1). The difference is the agent's own cost:
-//! TLS, WebSocket, JSON, the journal fsyncs on the path (`accepted`, `connecting` beside the
-//! TCP connect, `sent`, final) and scheduling. Answer → till is measured from the
+//! TLS, WebSocket, JSON, the two journal fsyncs on the path (`accepted`, `connecting` and
+//! `sent` together once the TCP connect is done, then the final state) and scheduling. Answer → till is measured from the
 //! simulator's last answer byte to the final record's arrival at the till.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -45,9 +45,9 @@ pub struct Latency {
     pub answer_to_till: Summary,
 }
 
-/// What one lane measured.
-#[derive(Default)]
-struct Lane {
+/// The raw samples of one lane or of several runs merged, before [`Samples::summarise`].
+#[derive(Debug, Default)]
+pub struct Samples {
     direct: Vec<Duration>,
     relayed: Vec<Duration>,
     answer_to_till: Vec<Duration>,
@@ -63,6 +63,36 @@ fn summarise(marks: &[Marks]) -> [Summary; 3] {
     [of(|m| m.accepted), of(|m| m.connecting), of(|m| m.sent)]
 }
 
+impl Samples {
+    /// Adds `other`'s samples to these.
+    pub fn merge(&mut self, other: Samples) {
+        self.direct.extend(other.direct);
+        self.relayed.extend(other.relayed);
+        self.answer_to_till.extend(other.answer_to_till);
+        self.marks.extend(other.marks);
+        self.ids.extend(other.ids);
+        self.busy_refusals += other.busy_refusals;
+    }
+
+    /// Payments made through the agent, warm-ups included.
+    pub fn paid(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// The percentiles of both paths and the ids paid.
+    pub fn summarise(self) -> Latency {
+        Latency {
+            direct: Summary::of(self.direct),
+            relayed: Summary::of(self.relayed),
+            direct_count: self.ids.len(),
+            relayed_ids: self.ids,
+            busy_refusals: self.busy_refusals,
+            marks: summarise(&self.marks),
+            answer_to_till: Summary::of(self.answer_to_till),
+        }
+    }
+}
+
 /// Samples each path `samples` times in total, spread over `sims.len()` lanes.
 pub async fn run(
     agent: SocketAddr,
@@ -70,29 +100,28 @@ pub async fn run(
     sims: &[Simulator],
     samples: usize,
 ) -> Result<Latency, BenchError> {
+    Ok(sample(agent, tls, sims, samples, 0).await?.summarise())
+}
+
+/// The raw samples of [`run`]; `round` tells the payment ids of successive calls against
+/// the same agent apart.
+pub async fn sample(
+    agent: SocketAddr,
+    tls: &Tls,
+    sims: &[Simulator],
+    samples: usize,
+    round: usize,
+) -> Result<Samples, BenchError> {
     let per_lane = samples.div_ceil(sims.len().max(1));
     let lanes = sims
         .iter()
         .enumerate()
-        .map(|(i, sim)| lane(agent, tls, i, sim, per_lane));
-    let mut all = Lane::default();
+        .map(|(i, sim)| lane(agent, tls, i, sim, per_lane, round));
+    let mut all = Samples::default();
     for lane in try_join_all(lanes).await? {
-        all.direct.extend(lane.direct);
-        all.relayed.extend(lane.relayed);
-        all.answer_to_till.extend(lane.answer_to_till);
-        all.marks.extend(lane.marks);
-        all.ids.extend(lane.ids);
-        all.busy_refusals += lane.busy_refusals;
+        all.merge(lane);
     }
-    Ok(Latency {
-        direct: Summary::of(all.direct),
-        relayed: Summary::of(all.relayed),
-        direct_count: all.ids.len(),
-        relayed_ids: all.ids,
-        busy_refusals: all.busy_refusals,
-        marks: summarise(&all.marks),
-        answer_to_till: Summary::of(all.answer_to_till),
-    })
+    Ok(all)
 }
 
 /// One lane: a warm-up pair, then `count` pairs, alternating which path goes first.
@@ -102,15 +131,20 @@ async fn lane(
     index: usize,
     sim: &Simulator,
     count: usize,
-) -> Result<Lane, BenchError> {
+    round: usize,
+) -> Result<Samples, BenchError> {
     let terminal = sim.addr();
     let till = Till::latency(index);
     let source = IpAddr::V4(Ipv4Addr::LOCALHOST);
     let mut session = Session::open(tls, agent, source, &till.token).await?;
+    // After `welcome` the agent sends the till's recent records (an earlier round's
+    // finals): the barrier takes them, and they answer no `pay` of this round.
+    session.barrier().await?;
+    session.stray_finals = 0;
     let name = terminal_name(index);
-    let mut lane = Lane::default();
+    let mut lane = Samples::default();
     for n in 0..=count {
-        let id = format!("{}-{n}", till.name);
+        let id = format!("{}-{round}-{n}", till.name);
         lane.ids.push(id.clone());
         let (d, r) = if n % 2 == 0 {
             let d = direct_once(terminal).await?;

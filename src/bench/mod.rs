@@ -7,7 +7,7 @@
 //! latency against a direct TCP baseline ([`latency`]); throughput with many tills
 //! ([`throughput`]), with terminals keeping the socket open, then closing it after
 //! answering; then, agent stopped, the cross-checks against the journal and the
-//! simulators; last, receipts and webhooks on a second agent ([`webhooks`]). [`report`]
+//! simulators; last, receipts and webhooks on three more agents ([`webhooks`]). [`report`]
 //! prints the figures. What is measured where, and the limits found,
 //! are written up in BENCHMARKS.md. Nothing here reaches beyond loopback.
 

@@ -118,12 +118,20 @@ impl AgentProcess {
         cpu_time(self.pid)
     }
 
+    /// Freezes the agent (SIGSTOP) or thaws it (SIGCONT): frozen, it takes no CPU while
+    /// another agent is measured.
+    pub fn freeze(&self, frozen: bool) {
+        let signal = if frozen { Signal::STOP } else { Signal::CONT };
+        let _ = kill_process(self.pid, signal);
+    }
+
     /// Stops the agent with SIGTERM and waits for it (SIGKILL after [`STOP_LIMIT`]).
     pub async fn stop(mut self) -> Result<(), BenchError> {
         let Some(mut child) = self.child.take() else {
             return Ok(());
         };
         let pid = self.pid;
+        let _ = kill_process(pid, Signal::CONT);
         let _ = kill_process(pid, Signal::TERM);
         let waiting = tokio::task::spawn_blocking(move || child.wait());
         match tokio::time::timeout(STOP_LIMIT, waiting).await {

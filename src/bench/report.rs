@@ -1,9 +1,12 @@
 //! The figures of one bench run, the human table and the final machine-readable line
 //! `bench: added_p50_ms=… added_p99_ms=… answer_to_till_p50_ms=… tps=… tps_close=…
 //! cpu_per_tx_ms=… lost=… dup=… idle_rss_mb=… rss_10k_mb=… start_ms=… receipt_sign_us=…
-//! webhook_p50_ms=… webhook_p99_ms=… webhook_lost=… hanging_added_p50_ms=…
-//! hanging_added_p99_ms=…` (`tps`: terminals keeping the socket open; `tps_close` and
-//! `cpu_per_tx_ms`: terminals closing it).
+//! webhook_p50_ms=… webhook_p99_ms=… webhook_lost=… nohooks_added_p50_ms=…
+//! nohooks_added_p99_ms=… nohooks_cpu_per_tx_ms=… healthy_added_p50_ms=… (the same three)
+//! hanging_added_p50_ms=… (the same three)` (`tps`: terminals keeping the socket open;
+//! `tps_close` and `cpu_per_tx_ms`: terminals closing it; `nohooks_`, `healthy_`,
+//! `hanging_`: the webhook phase's interleaved agents without webhooks, with a healthy
+//! endpoint, with a healthy and a hanging one).
 
 use std::fmt::Write;
 use std::time::Duration;
@@ -125,24 +128,29 @@ impl Figures {
     /// The receipt and webhook keys of the final line.
     fn webhook_keys(&self) -> String {
         let hooks = &self.webhooks;
-        let hanging = &hooks.with_hanging;
-        format!(
-            " receipt_sign_us={:.0} webhook_p50_ms={:.1} webhook_p99_ms={:.1} webhook_lost={} \
-             hanging_added_p50_ms={:.2} hanging_added_p99_ms={:.2}",
+        let mut keys = format!(
+            " receipt_sign_us={:.0} webhook_p50_ms={:.1} webhook_p99_ms={:.1} webhook_lost={}",
             ms(hooks.sign.p50) * 1000.0,
             ms(hooks.delivery.p50),
             ms(hooks.delivery.p99),
             hooks.paid.saturating_sub(hooks.delivered),
-            diff_ms(hanging.relayed.p50, hanging.direct.p50),
-            diff_ms(hanging.relayed.p99, hanging.direct.p99),
-        )
+        );
+        for (name, run) in hooks.variants() {
+            let (p50, p99) = added(&run.latency);
+            let cpu = run.cpu_per_payment_ms();
+            let _ = write!(
+                keys,
+                " {name}_added_p50_ms={p50:.2} {name}_added_p99_ms={p99:.2} \
+                 {name}_cpu_per_tx_ms={cpu:.3}"
+            );
+        }
+        keys
     }
 
     fn webhook_rows(&self) -> Vec<Row> {
         let hooks = &self.webhooks;
-        let hanging = &hooks.with_hanging;
         let us = |d: Duration| format!("{:.0}", ms(d) * 1000.0);
-        vec![
+        let mut rows = vec![
             row(
                 "receipt signing p50 / p99 (µs)",
                 format!("{} / {}", us(hooks.sign.p50), us(hooks.sign.p99)),
@@ -162,16 +170,22 @@ impl Figures {
                 format!("{} / {}", hooks.delivered, hooks.paid),
                 "all",
             ),
-            row(
-                "added, hanging webhook, p50 / p99 (ms)",
-                format!(
-                    "{:.2} / {:.2}",
-                    diff_ms(hanging.relayed.p50, hanging.direct.p50),
-                    diff_ms(hanging.relayed.p99, hanging.direct.p99)
-                ),
-                "= added",
-            ),
-        ]
+        ];
+        let targets = ["", "≈ no webhook", "= healthy"];
+        for ((name, run), target) in hooks.variants().into_iter().zip(targets) {
+            let (p50, p99) = added(&run.latency);
+            rows.push(row(
+                &format!("added, webhooks {name}, p50 / p99 (ms)"),
+                format!("{p50:.2} / {p99:.2}"),
+                target,
+            ));
+            rows.push(row(
+                &format!("agent CPU per payment, webhooks {name} (ms)"),
+                format!("{:.3}", run.cpu_per_payment_ms()),
+                "",
+            ));
+        }
+        rows
     }
 
     /// The human table: one row per figure, with its target.
@@ -336,6 +350,14 @@ fn render(rows: &[Row]) -> String {
     out
 }
 
+/// Added latency p50 and p99 of `latency`, in ms (agent minus direct).
+fn added(latency: &Latency) -> (f64, f64) {
+    (
+        diff_ms(latency.relayed.p50, latency.direct.p50),
+        diff_ms(latency.relayed.p99, latency.direct.p99),
+    )
+}
+
 fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
@@ -379,8 +401,10 @@ mod tests {
             "bench: added_p50_ms=0.80 added_p99_ms=2.50 answer_to_till_p50_ms=0.00 tps=500 \
              tps_close=0 cpu_per_tx_ms=0.000 lost=0 dup=0 \
              idle_rss_mb=10.0 rss_10k_mb=150.0 start_ms=42.5 receipt_sign_us=0 \
-             webhook_p50_ms=0.0 webhook_p99_ms=0.0 webhook_lost=0 hanging_added_p50_ms=0.00 \
-             hanging_added_p99_ms=0.00"
+             webhook_p50_ms=0.0 webhook_p99_ms=0.0 webhook_lost=0 nohooks_added_p50_ms=0.00 \
+             nohooks_added_p99_ms=0.00 nohooks_cpu_per_tx_ms=0.000 healthy_added_p50_ms=0.00 \
+             healthy_added_p99_ms=0.00 healthy_cpu_per_tx_ms=0.000 hanging_added_p50_ms=0.00 \
+             hanging_added_p99_ms=0.00 hanging_cpu_per_tx_ms=0.000"
         );
     }
 
@@ -401,7 +425,7 @@ mod tests {
         let table = figures().table();
         assert!(table.contains("added p50 (ms)"), "{table}");
         assert!(table.contains("<= 100"), "{table}");
-        assert_eq!(table.lines().count(), 27);
+        assert_eq!(table.lines().count(), 32);
         assert!(table.contains("receipt signing"), "{table}");
     }
 }

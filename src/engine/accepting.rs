@@ -1,18 +1,18 @@
-//! The `pay`s whose `accepted` record is queued to the journal but not yet durable.
+//! The payments started whose `accepted` record is not journaled yet.
 //!
-//! `pay` checks and reserves under the engine's pay lock, then waits for the fsync outside
-//! it, so that payments of different tills share fsyncs. Meanwhile the id is held here: a
-//! second `pay` with the same id waits for the first to settle (then finds its record, or
-//! nothing if the journal refused it), and the guards of contract §10 see the pending record
-//! as if it were stored, so two concurrent `pay`s cannot both pass a check that one of them
-//! would have failed against the other's record.
+//! `pay` checks and reserves under the engine's pay lock and starts the transaction, which
+//! journals `accepted` with its next changes (see `super::transaction`), outside that lock.
+//! Until then the id is held here, by the transaction: a second `pay` with the same id waits
+//! for the first to settle (then finds its record, or nothing if the journal refused it),
+//! and the guards of contract §10 see the pending record as if it were stored, so two
+//! concurrent `pay`s cannot both pass a check that one of them would have failed against
+//! the other's record.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::watch;
 
-use super::ledger::sorted;
 use super::record::Record;
 
 /// The pending `accepted` records by id.
@@ -44,20 +44,24 @@ impl Accepting {
         self.lock().contains_key(id)
     }
 
+    /// The pending record of `id`.
+    pub fn get(&self, id: &str) -> Option<Arc<Record>> {
+        self.lock().get(id).cloned()
+    }
+
     /// Holds `record`'s id as pending until the returned guard is dropped.
-    pub fn hold(&self, record: &Arc<Record>) -> Held<'_> {
+    pub fn hold(self: &Arc<Self>, record: &Arc<Record>) -> Held {
         let id = record.id.clone();
         self.lock().insert(id.clone(), Arc::clone(record));
         Held {
-            accepting: self,
+            accepting: Arc::clone(self),
             id,
         }
     }
 
-    /// The pending records for which `keep` holds, in seq order (all newer than any stored
-    /// record: a seq is announced only after every smaller one).
+    /// The pending records for which `keep` holds (not stamped yet: no seq).
     pub fn select(&self, keep: impl Fn(&Record) -> bool) -> Vec<Arc<Record>> {
-        sorted(self.lock().values().filter(|r| keep(r)).cloned().collect())
+        self.lock().values().filter(|r| keep(r)).cloned().collect()
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Arc<Record>>> {
@@ -67,12 +71,12 @@ impl Accepting {
 
 /// A pending id; dropping it settles the id (after the record was stored, or refused).
 #[derive(Debug)]
-pub struct Held<'a> {
-    accepting: &'a Accepting,
+pub struct Held {
+    accepting: Arc<Accepting>,
     id: String,
 }
 
-impl Drop for Held<'_> {
+impl Drop for Held {
     fn drop(&mut self) {
         self.accepting.lock().remove(&self.id);
         self.accepting.settled.send_modify(|count| *count += 1);
@@ -86,7 +90,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_held_id_is_pending_until_dropped_and_waiters_are_told() {
-        let accepting = Accepting::default();
+        let accepting = Arc::new(Accepting::default());
         let mut settled = accepting.settled();
         let held = accepting.hold(&Arc::new(sample("a", State::Accepted)));
         assert!(accepting.contains("a"));

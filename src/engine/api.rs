@@ -3,13 +3,15 @@
 
 use std::sync::Arc;
 
+use tokio::sync::oneshot;
+
 use super::control::{CancelReply, Control};
 use super::error::{ApiError, ErrorCode};
 use super::guards::{self, Passed};
 use super::order::{PayOrder, Payment};
 use super::record::{now_rfc3339, Record, Resolution, ResolvedAs, ResolvedBy, State};
 use super::registry::{Terminal, TerminalStatus};
-use super::transaction::Transaction;
+use super::transaction::{AcceptedAnswer, Journaling, Transaction};
 use super::Engine;
 use crate::access::Till;
 use crate::config::Role;
@@ -48,10 +50,11 @@ impl Engine {
             );
         }
         let ledger = &self.inner.ledger;
-        let (terminal, lease, queued, held) = loop {
+        let accepted = loop {
             let mut settled = self.inner.accepting.settled();
             // Taken before the lookup: a reload cannot remove the terminal in between. Held
-            // until `accepted` is queued, not across its fsync: `pay`s of other tills share it.
+            // until `accepted` is pending, not until it is journaled: `pay`s of other tills
+            // go on meanwhile.
             let serial = self.inner.pay_lock.lock().await;
             let terminal = self
                 .usable_terminal(till, &payment.terminal)
@@ -75,23 +78,24 @@ impl Engine {
             let lease = terminal
                 .try_begin(&payment.id)
                 .map_err(|holder| busy(&payment, holder))?;
-            let queued = ledger.queue(new_record(till, &payment, passed)).await;
-            let held = self.inner.accepting.hold(queued.record());
-            break (terminal, lease, queued, held);
+            let record = new_record(till, &payment, passed);
+            // Under the lock: the next `pay`'s guards see this one as pending.
+            break self.spawn_transaction(terminal, &payment, record, lease);
         };
-        let record = queued.commit().await.map_err(|err| {
+        let refused = |detail: String| {
             ApiError::new(
                 ErrorCode::Internal,
                 format!(
-                    "journal unavailable ({err}); nothing was sent, fix the agent's data directory"
+                    "journal unavailable ({detail}); nothing was sent, fix the agent's data directory"
                 ),
             )
             .with_id(&payment.id)
-        })?;
-        self.spawn_transaction(terminal, &payment, &record, lease);
-        // Settled once stored: a `pay` of the same id that waited now finds the record.
-        drop(held);
-        Ok(PayAnswer::Started(record))
+        };
+        match accepted.await {
+            Ok(Ok(record)) => Ok(PayAnswer::Started(record)),
+            Ok(Err(err)) => Err(refused(err.to_string())),
+            Err(_) => Err(refused("the transaction stopped".to_owned())),
+        }
     }
 
     /// The guards of contract §10 for a `pay` that would start a new transaction.
@@ -152,16 +156,23 @@ impl Engine {
                 .is_some_and(|pending| pending.id == record.id)
     }
 
+    /// Starts the transaction of `record` (`accepted`, not journaled yet), which journals it
+    /// with its next changes (one fsync when the terminal connects quickly); the receiver
+    /// learns once it is durable and announced, or why not.
     fn spawn_transaction(
         &self,
         terminal: Arc<Terminal>,
         payment: &Payment,
-        record: &Arc<Record>,
+        record: Record,
         lease: super::registry::Lease,
-    ) {
+    ) -> oneshot::Receiver<AcceptedAnswer> {
         let control = Arc::new(Control::default());
         self.active()
             .insert(payment.id.clone(), Arc::clone(&control));
+        // Pending once cancellable: a `cancel` right after the `pay` finds its control.
+        let record = Arc::new(record);
+        let held = self.inner.accepting.hold(&record);
+        let (journaling, accepted) = Journaling::accepted(&record, held);
         let options = self.inner.options;
         // The settings as of now: a reload during the transaction applies to the next one.
         let config = terminal.config();
@@ -183,7 +194,8 @@ impl Engine {
             address: config.address.clone(),
             terminal,
             control,
-            record: Arc::clone(record),
+            record,
+            journaling,
             started: std::time::Instant::now(),
         };
         let engine = self.clone();
@@ -193,6 +205,7 @@ impl Engine {
             engine.active().remove(&id);
             engine.inner.released.send_modify(|count| *count += 1);
         });
+        accepted
     }
 
     /// Stops a transaction before its request reaches the terminal (contract §5 `cancel`).
@@ -382,8 +395,11 @@ impl Engine {
         Ok(terminal)
     }
 
+    /// `till`'s record `id`, journaled or still pending (a `cancel` may follow its `pay` at once).
     fn own_record(&self, till: &Till, id: &str) -> Result<Arc<Record>, ApiError> {
-        let record = self.inner.ledger.get(id).filter(|r| r.till == till.name);
+        let record = self.inner.ledger.get(id);
+        let record = record.or_else(|| self.inner.accepting.get(id));
+        let record = record.filter(|r| r.till == till.name);
         record.ok_or_else(|| not_found(id))
     }
 
@@ -504,32 +520,64 @@ mod tests {
     use crate::engine::EngineOptions;
     use crate::sim::{Behaviour, Simulator};
 
-    async fn engine_on(dir: &std::path::Path, sim: &Simulator) -> Engine {
+    /// An engine in a fresh data dir, its one terminal a simulator answering at once.
+    async fn engine() -> (tempfile::TempDir, Simulator, Engine) {
+        let dir = tempfile::tempdir().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let sim = Simulator::spawn(listener, Behaviour::default());
         let terminal = crate::engine::sample_terminal("tpe-1", &sim.addr().to_string());
         let options = EngineOptions {
             probe_at_start: false,
             ..EngineOptions::default()
         };
-        Engine::start(&[terminal], dir, options, None)
+        let engine = Engine::start(&[terminal], dir.path(), options, None)
             .await
-            .unwrap()
+            .unwrap();
+        (dir, sim, engine)
     }
 
-    // One thread: every `pay` runs before the first one's `accepted` fsync returns.
-    #[tokio::test(flavor = "current_thread")]
-    async fn the_same_id_paid_while_its_accepted_is_syncing_starts_one_transaction() {
-        let dir = tempfile::tempdir().unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let sim = Simulator::spawn(listener, Behaviour::default());
-        let engine = engine_on(dir.path(), &sim).await;
-        let till = Till {
+    fn cashier() -> Till {
+        Till {
             name: "till-1".into(),
             role: Role::Cashier,
             terminals: None,
+        }
+    }
+
+    fn order(id: &str) -> PayOrder {
+        serde_json::from_value(serde_json::json!(
+            {"id": id, "terminal": "tpe-1", "amount": 2500, "currency": "EUR"}))
+        .unwrap()
+    }
+
+    // One thread: the cancel runs before the transaction's first step.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_pay_cancelled_before_its_accepted_is_journaled_sends_nothing() {
+        let (_dir, sim, engine) = engine().await;
+        let (till, order) = (cashier(), order("c"));
+        let cancel = async {
+            while !engine.inner.accepting.contains("c") {
+                tokio::task::yield_now().await;
+            }
+            engine.cancel(&till, "c")
         };
-        let order: PayOrder = serde_json::from_value(serde_json::json!(
-            {"id": "same", "terminal": "tpe-1", "amount": 2500, "currency": "EUR"}))
-        .unwrap();
+        let (paid, cancelled) = tokio::join!(engine.pay(&till, &order), cancel);
+        assert!(matches!(paid, Ok(PayAnswer::Started(_))), "{paid:?}");
+        assert!(
+            matches!(cancelled, Ok(CancelAnswer::Cancelled)),
+            "{cancelled:?}"
+        );
+        engine.shutdown().await;
+        let record = engine.record("c").unwrap();
+        assert_eq!(record.state, State::NotSent);
+        assert_eq!(sim.request_count(), 0);
+    }
+
+    // One thread: every `pay` runs before the first one's `accepted` is journaled.
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_same_id_paid_while_its_accepted_is_pending_starts_one_transaction() {
+        let (_dir, sim, engine) = engine().await;
+        let (till, order) = (cashier(), order("same"));
         let answers =
             futures_util::future::join_all((0..3).map(|_| engine.pay(&till, &order))).await;
         let started = answers

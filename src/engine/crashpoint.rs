@@ -7,11 +7,12 @@
 //! - `CAISSE_AP_RELAY_FAIL_AT=POINT` makes the journal append at `POINT` fail once, as a
 //!   full disk would, without writing it.
 //!
-//! Points are `STATE.before_fsync` / `STATE.after_fsync` around the journal append of a
-//! record in `STATE` (`accepted`, `connecting`, `sent`, `waiting_card`, `approved`, ...;
-//! for `sent`, the first append, made before the request is written, so `sent.after_fsync`
-//! is also "just before the send"), `send.after` once the whole request was written, and
-//! `STATE.fsync` for fail points. Both variables are read once; unset, a point costs one
+//! Points are `STATE.before_fsync` / `STATE.after_fsync` around the journal write that
+//! carries a record in `STATE` (`accepted`, `connecting`, `sent`, `waiting_card`,
+//! `approved`, ...; `accepted`, `connecting` and `sent` usually share one write, see
+//! `super::transaction`; `sent` is journaled before the request is written, so
+//! `sent.after_fsync` is also "just before the send"), `send.after` once the whole request
+//! was written, and `STATE.fsync` for fail points (the whole write carrying `STATE` fails). Both variables are read once; unset, a point costs one
 //! comparison with `None`.
 //!
 //! The hooks exist only in debug builds (`cargo test`, `cargo build`): a release build has

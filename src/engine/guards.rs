@@ -3,8 +3,8 @@
 //! `confirm_duplicate`, and (with `refunds = "linked"`) a refund names the debit it reverses
 //! and may not exceed what is left of it.
 //!
-//! Pure functions over the ledger's current records and the `accepted` ones still syncing
-//! (`super::accepting`): the caller holds the pay lock until its `accepted` is queued, so no
+//! Pure functions over the ledger's current records and the `accepted` ones not journaled yet
+//! (`super::accepting`): the caller holds the pay lock until its `accepted` is pending, so no
 //! other `pay` can slip in between the check and that record.
 
 use std::sync::Arc;

@@ -135,10 +135,10 @@ struct Inner {
     bus: EventBus,
     // A std mutex: map lookups only, never held across an await.
     active: Mutex<HashMap<String, Arc<Control>>>,
-    // Serialises `pay` from the idempotency check to the queued `accepted`.
+    // Serialises `pay` from the idempotency check to the pending `accepted`.
     pay_lock: tokio::sync::Mutex<()>,
-    // The `pay`s waiting for their `accepted` fsync.
-    accepting: accepting::Accepting,
+    // The payments whose `accepted` is not journaled yet.
+    accepting: Arc<accepting::Accepting>,
     options: EngineOptions,
     tasks: TaskTracker,
     stop: CancellationToken,
@@ -178,7 +178,7 @@ impl Engine {
                 bus,
                 active: Mutex::new(HashMap::new()),
                 pay_lock: tokio::sync::Mutex::new(()),
-                accepting: accepting::Accepting::default(),
+                accepting: Arc::default(),
                 options,
                 tasks: TaskTracker::new(),
                 stop: CancellationToken::new(),

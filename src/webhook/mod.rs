@@ -9,6 +9,13 @@
 //! its own HTTP client ([`client`]) and its own bus subscription, so a slow or dead endpoint
 //! delays neither a payment nor another webhook, and stopping aborts its attempts at once.
 //! [`Health`] feeds `/status` (backlog, last error) and the metrics.
+//!
+//! The workers run off the payment path: on a runtime of their own, on one thread whose
+//! scheduling priority is lowered by [`NICE`] (Linux: niceness is per thread), so building,
+//! signing and posting deliveries never queues behind or ahead of a payment's tasks, and
+//! on a busy machine payments get the CPU first. Nothing the workers do holds a lock of the
+//! engine beyond a lookup (`Engine::record`, `Engine::is_running`), except the ledger scan
+//! after their bus subscription lagged.
 
 mod client;
 mod delivered;
@@ -116,6 +123,49 @@ impl Health {
     }
 }
 
+/// How much the webhooks' thread lowers its scheduling priority (added to its niceness).
+pub const NICE: i32 = 10;
+
+/// Runs `workers` until `stop` on a single-threaded runtime on this thread, with its
+/// priority lowered by [`NICE`]; attempts still running are dropped without waiting.
+fn run_apart(workers: Vec<Worker>, stop: CancellationToken) {
+    lower_priority();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            tracing::error!(%err, "cannot start the webhooks' runtime: no delivery until the agent restarts (what is owed stays owed)");
+            return;
+        }
+    };
+    runtime.block_on(async {
+        let mut running = tokio::task::JoinSet::new();
+        for worker in workers {
+            running.spawn(worker.run(stop.clone()));
+        }
+        while running.join_next().await.is_some() {}
+    });
+    // A DNS lookup on the blocking pool must not hold shutdown.
+    runtime.shutdown_background();
+}
+
+/// Adds [`NICE`] to the calling thread's niceness (Linux sets it per thread); a failure only
+/// costs the priority, so it is logged and ignored.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::process::{getpriority_process, setpriority_process};
+        let this = Some(rustix::thread::gettid());
+        let lowered = getpriority_process(this)
+            .and_then(|nice| setpriority_process(this, (nice + NICE).min(19)));
+        if let Err(err) = lowered {
+            tracing::debug!(%err, "webhooks' thread priority not lowered");
+        }
+    }
+}
+
 /// The configured webhooks, ready to run.
 pub struct Webhooks {
     workers: Mutex<Vec<Worker>>,
@@ -170,11 +220,32 @@ impl Webhooks {
         })
     }
 
-    /// Starts every worker on `tasks` until `stop`.
+    /// Starts every worker on the webhooks' own thread until `stop`; `tasks` waits for that
+    /// thread to end.
     pub fn spawn(&self, tasks: &TaskTracker, stop: &CancellationToken) {
         let workers = std::mem::take(&mut *self.workers.lock().unwrap_or_else(|e| e.into_inner()));
-        for worker in workers {
-            tasks.spawn(worker.run(stop.clone()));
+        if workers.is_empty() {
+            return;
+        }
+        let (ended, end) = tokio::sync::oneshot::channel::<()>();
+        let stop = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("webhooks".to_owned())
+            .spawn(move || {
+                run_apart(workers, stop);
+                let _ = ended.send(());
+            });
+        match thread {
+            Ok(_) => {
+                tasks.spawn(async move {
+                    let _ = end.await;
+                });
+            }
+            Err(err) => tracing::error!(
+                %err,
+                "cannot start the webhooks' thread: no delivery until the agent restarts \
+                 (what is owed stays owed)"
+            ),
         }
     }
 

@@ -3,12 +3,18 @@
 //!
 //! The loop reads the engine's bus through its own bounded subscription (a slow endpoint
 //! only makes this subscription lag, never a payment); on a lag it derives what is owed from
-//! the ledger again, as at start. A final record waits until its transaction releases the
-//! terminal (the drain is over), then goes out as the record stands. Attempts run as tasks
-//! of a `JoinSet`, each under [`ATTEMPT_DEADLINE`]; stopping drops the set, which aborts them
-//! at once, and what they did not deliver stays owed in the log.
+//! the ledger again, for the records changed since the last one it took. A final record waits
+//! until its transaction releases the terminal (the drain is over), then goes out as the
+//! record stands. Attempts run as tasks of a `JoinSet`, each under [`ATTEMPT_DEADLINE`];
+//! stopping drops the set, which aborts them at once, and what they did not deliver stays
+//! owed in the log.
+//!
+//! Deliveries waiting for an attempt sit in a [`Schedule`] ordered by when they are due, so
+//! a turn of the loop costs O(log n) whatever the backlog (an endpoint that never answers
+//! keeps thousands owed); while [`MAX_IN_FLIGHT`] attempts run, the loop waits for one of
+//! them to end, not for a due time it could not act on.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,12 +40,41 @@ pub const LAST_RETRY: Duration = Duration::from_secs(600);
 /// Attempts of one webhook running at once.
 pub const MAX_IN_FLIGHT: usize = 4;
 
-/// A delivery and its retry schedule.
+/// A delivery and its failed attempts so far.
 struct Owed {
     delivery: Delivery,
     failures: u32,
-    due: Instant,
-    in_flight: bool,
+}
+
+/// The owed deliveries not being attempted, by when they are next due (then by arrival).
+#[derive(Debug, Default)]
+struct Schedule {
+    due: BTreeMap<(Instant, u64), String>,
+    arrivals: u64,
+}
+
+impl Schedule {
+    /// Plans an attempt of `key` at `at`.
+    fn plan(&mut self, key: String, at: Instant) {
+        self.arrivals += 1;
+        self.due.insert((at, self.arrivals), key);
+    }
+
+    /// The earliest key due by `now`, taken off the schedule.
+    fn take_due(&mut self, now: Instant) -> Option<String> {
+        let entry = self.due.first_entry()?;
+        (entry.key().0 <= now).then(|| entry.remove())
+    }
+
+    /// When the loop must wake to launch an attempt, `running` being under way: the
+    /// earliest due time, or never while every slot is taken (only an attempt's end can
+    /// launch the next one then; waking for a past due time would spin).
+    fn wake_at(&self, running: usize) -> Option<Instant> {
+        if running >= MAX_IN_FLIGHT {
+            return None;
+        }
+        self.due.first_key_value().map(|((at, _), _)| *at)
+    }
 }
 
 /// One webhook's loop and everything it owns.
@@ -50,13 +85,19 @@ pub struct Worker {
     log: Arc<Delivered>,
     health: Arc<Health>,
     done: HashSet<String>,
+    /// Every delivery owed: planned in `schedule`, or being attempted.
     owed: HashMap<String, Owed>,
+    schedule: Schedule,
     /// Owed keys written to the log (not again after a restart).
     logged: HashSet<String>,
     /// Final records whose transaction still holds its terminal, by id.
     held: HashSet<String>,
     /// Changes with a seq up to this are not owed (made before the webhook existed).
     since: u64,
+    /// The highest seq taken from the bus or the ledger (a lag resumes after it).
+    taken: u64,
+    /// The backlog last published to [`Health`].
+    published: Option<usize>,
 }
 
 impl Worker {
@@ -88,8 +129,11 @@ impl Worker {
             done: memory.done,
             logged: memory.owed,
             owed: HashMap::new(),
+            schedule: Schedule::default(),
             held: HashSet::new(),
             since,
+            taken: since,
+            published: None,
         }
     }
 
@@ -102,7 +146,7 @@ impl Worker {
         loop {
             self.launch_due(&mut attempts);
             self.publish_pending();
-            let next_due = self.next_due();
+            let next_due = self.schedule.wake_at(attempts.len());
             tokio::select! {
                 () = stop.cancelled() => return,
                 change = bus.recv() => match change {
@@ -126,16 +170,18 @@ impl Worker {
         }
     }
 
-    /// Everything owed according to the ledger and the log (start, and after a lag).
+    /// What the records changed since the last one taken owe, according to the ledger and
+    /// the log (start, and after a lag).
     fn derive_owed(&mut self) {
         let all = self.config.all_events;
-        for record in self.engine.changed_since(self.since, |_| true) {
+        for record in self.engine.changed_since(self.taken, |_| true) {
             if record.resolution.is_some() {
                 self.take_final(&record);
             }
             if kind_of(&record, all).is_some() {
                 self.take(&record);
             }
+            self.taken = self.taken.max(record.seq);
         }
     }
 
@@ -144,6 +190,7 @@ impl Worker {
         if record.seq <= self.since {
             return;
         }
+        self.taken = self.taken.max(record.seq);
         match kind_of(record, self.config.all_events) {
             None => {}
             Some(Kind::Final) => self.take_final(record),
@@ -202,31 +249,29 @@ impl Worker {
         if durable && self.logged.insert(key.clone()) {
             self.log.owed(&self.config.name, &key);
         }
+        self.schedule.plan(key.clone(), Instant::now());
         let owed = Owed {
             delivery,
             failures: 0,
-            due: Instant::now(),
-            in_flight: false,
         };
         self.owed.insert(key, owed);
     }
 
+    /// Starts the due deliveries while fewer than [`MAX_IN_FLIGHT`] attempts run.
     fn launch_due(&mut self, attempts: &mut JoinSet<(String, Outcome)>) {
         let now = Instant::now();
-        for (key, owed) in &mut self.owed {
-            if attempts.len() >= MAX_IN_FLIGHT {
+        while attempts.len() < MAX_IN_FLIGHT {
+            let Some(key) = self.schedule.take_due(now) else {
                 return;
-            }
-            if owed.in_flight || owed.due > now {
+            };
+            let Some(owed) = self.owed.get(&key) else {
                 continue;
-            }
-            owed.in_flight = true;
+            };
             let attempt = attempt(
                 self.endpoint.clone(),
                 self.config.secret.0.clone(),
                 owed.delivery.clone(),
             );
-            let key = key.clone();
             attempts.spawn(async move { (key, attempt.await) });
         }
     }
@@ -246,24 +291,19 @@ impl Worker {
         let Some(owed) = self.owed.get_mut(key) else {
             return;
         };
-        owed.in_flight = false;
         owed.failures += 1;
         let delay = retry_delay(owed.failures);
-        owed.due = Instant::now() + delay;
+        self.schedule.plan(key.to_owned(), Instant::now() + delay);
         tracing::warn!(webhook = %name, delivery = %owed.delivery.webhook_id(), %outcome, retry_in = ?delay, "webhook delivery failed");
     }
 
-    fn next_due(&self) -> Option<Instant> {
-        self.owed
-            .values()
-            .filter(|owed| !owed.in_flight)
-            .map(|owed| owed.due)
-            .min()
-    }
-
-    fn publish_pending(&self) {
+    /// Publishes the backlog when it changed.
+    fn publish_pending(&mut self) {
         let pending = self.owed.len() + self.held.len();
-        self.health.pending(&self.config.name, pending);
+        if self.published != Some(pending) {
+            self.published = Some(pending);
+            self.health.pending(&self.config.name, pending);
+        }
     }
 }
 
@@ -319,6 +359,27 @@ async fn sleep_until(due: Option<Instant>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_schedule_gives_due_keys_in_order_and_sleeps_while_every_slot_runs() {
+        let now = Instant::now();
+        let mut schedule = Schedule::default();
+        schedule.plan("later".into(), now + Duration::from_secs(5));
+        for n in 0..10_000 {
+            schedule.plan(format!("due-{n}"), now);
+        }
+        assert_eq!(schedule.wake_at(0), Some(now));
+        assert_eq!(
+            schedule.wake_at(MAX_IN_FLIGHT),
+            None,
+            "a due delivery with every slot taken must not wake the loop"
+        );
+        assert_eq!(schedule.take_due(now).as_deref(), Some("due-0"));
+        assert_eq!(schedule.take_due(now).as_deref(), Some("due-1"));
+        while schedule.take_due(now).is_some() {}
+        assert_eq!(schedule.wake_at(0), Some(now + Duration::from_secs(5)));
+        assert_eq!(schedule.take_due(now), None, "not due yet");
+    }
 
     #[test]
     fn retries_back_off_from_one_second_to_ten_minutes() {

@@ -110,6 +110,22 @@ impl Process {
         assert!(status.success(), "kill -{signal} failed");
     }
 
+    /// CPU time (user + system) the process used so far, from `/proc/PID/stat`.
+    pub fn cpu_time(&self) -> std::time::Duration {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))
+            .expect("the agent's /proc stat");
+        // Fields after the command name (in parentheses): state is 3, utime 14, stime 15.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .unwrap()
+            .1
+            .split_whitespace()
+            .collect();
+        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        let per_second = rustix::param::clock_ticks_per_second();
+        std::time::Duration::from_secs_f64(ticks as f64 / per_second as f64)
+    }
+
     /// Waits (up to [`WAIT`]) for a line on stdout (the console banner) containing `text`.
     pub async fn printed_line(&mut self, text: &str) -> String {
         loop {

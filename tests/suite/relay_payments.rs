@@ -310,6 +310,10 @@ async fn a_decided_answer_is_final_at_once_and_later_fields_amend_it() {
         position(&seen, "next", "connecting") > early_done,
         "the waiting pay starts once the drain ended"
     );
+    assert!(
+        position(&seen, "next", "accepted") < early_done,
+        "a waiting pay is accepted at once, not held back for its connect's fsync"
+    );
     assert_eq!(sim.request_count(), 2, "the refused pay reached nobody");
 }
 

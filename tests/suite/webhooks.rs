@@ -451,6 +451,43 @@ async fn a_hanging_endpoint_delays_neither_payments_nor_another_webhook_nor_shut
     agent.stop().await;
 }
 
+/// More deliveries owed to a dead endpoint than attempts may run: the worker waits for an
+/// attempt to end instead of waking again and again for deliveries it cannot start (it
+/// once spun a core for each attempt's 10 s, slowing every payment).
+#[tokio::test]
+async fn a_backlog_owed_to_a_hanging_endpoint_leaves_the_agent_idle() {
+    let sim = spawn_sim(Behaviour::default()).await;
+    let mut stuck = Endpoint::start(&[Answer::Hang; 64]).await;
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let config = write_config(dir.path(), &[("tpe-1", sim.addr())]);
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text += &format!(
+        "\n[[webhook]]\nname = \"stuck\"\nurl = \"{}\"\nsecret = \"{SECRET}\"\nevents = \"all\"\n",
+        stuck.url()
+    );
+    std::fs::write(&config, text).unwrap();
+    let agent_process = Process::start(&config, &[]).await;
+    let agent = TestAgent::external(agent_process.addr, Arc::clone(&dir));
+    let (mut ws, _) = connect_as(&agent, CASHIER).await;
+    for i in 0..4 {
+        let id = format!("s-{i}");
+        send(&mut ws, pay(&id, "tpe-1", 100 + i)).await;
+        until_final(&mut ws, &id).await;
+    }
+    // Four payments owe more than four `all` deliveries; four attempts hang for 10 s.
+    for _ in 0..4 {
+        stuck.next().await;
+    }
+    let before = agent_process.cpu_time();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let used = agent_process.cpu_time() - before;
+    assert!(
+        used < Duration::from_millis(500),
+        "an idle agent with hanging attempts used {used:?} of CPU in 3 s"
+    );
+    agent_process.terminate().await;
+}
+
 #[test]
 fn bad_webhook_configurations_exit_2_with_one_line() {
     let dir = tempfile::tempdir().unwrap();

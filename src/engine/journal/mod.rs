@@ -4,7 +4,8 @@
 //! Layout in `data_dir`: `journal.log` (the lines, see `format`), `journal.lock` (held by the
 //! running agent), `journal.log.tmp` (a compaction in progress) and, after damage was found,
 //! `journal.damaged-<unix time>.log` (the damaged file as it was). One writer thread owns the
-//! file (`writer`): concurrent appends share one write and one fdatasync (group commit).
+//! file (`writer`): concurrent appends share one write and one fdatasync (group commit), and
+//! the records of one [`Journal::submit`] always do: they become durable together or not at all.
 //! Compaction (`compact`) keeps the latest record of each id still within retention.
 //! What a restart does to unfinished records is the engine's business, not the journal's.
 
@@ -27,7 +28,8 @@ mod compact;
 mod format;
 mod writer;
 
-use writer::{Counters, Paths, Request, Writer};
+pub use writer::Request;
+use writer::{Counters, Paths, Writer};
 
 /// The journal file's name in `data_dir`.
 pub const FILE_NAME: &str = "journal.log";
@@ -93,7 +95,7 @@ pub struct JournalStats {
 
 /// Append-only, fsynced, checksummed journal of transaction records in `data_dir`.
 pub struct Journal {
-    requests: Option<mpsc::Sender<Request>>,
+    requests: Option<mpsc::Sender<Vec<Request>>>,
     writer: Option<JoinHandle<()>>,
     counters: Arc<Counters>,
 }
@@ -139,23 +141,29 @@ impl Journal {
     /// (group commit). An error means the record may not be durable: nothing was acknowledged.
     /// Dropping the future after the first poll does not withdraw the record.
     pub async fn append(&self, record: &Record) -> io::Result<()> {
-        self.submit(Arc::new(record.clone()))?.await
+        let (request, durable) = Journal::request(Arc::new(record.clone()));
+        self.submit(vec![request]);
+        durable.await
     }
 
-    /// Queues `record` for the writer and returns at once with the future of its durability.
-    /// Records reach the file in the order they were submitted, so a caller that submits
-    /// under its own lock fixes the journal order without waiting for the fsync there.
-    /// The record is not withdrawn if the future is dropped.
-    pub fn submit(&self, record: Arc<Record>) -> io::Result<Durable> {
+    /// The append of `record` (encoded now), and the future of its durability, which
+    /// resolves once a [`Journal::submit`] of it was written and fsynced, or with why not.
+    pub fn request(record: Arc<Record>) -> (Request, Durable) {
         let (done, durable) = oneshot::channel();
-        let request = Request {
-            line: format::encode(&record),
-            record,
-            done,
-        };
-        let requests = self.requests.as_ref().ok_or_else(stopped)?;
-        requests.send(request).map_err(|_| stopped())?;
-        Ok(Durable(durable))
+        let line = format::encode(&record);
+        (Request { record, line, done }, Durable(durable))
+    }
+
+    /// Queues `batch` for the writer and returns at once: its records share one write and one
+    /// fdatasync. Records reach the file in the order they were submitted, so a caller that
+    /// submits under its own lock fixes the journal order without waiting for the fsync
+    /// there. Nothing is withdrawn if the futures are dropped; if the writer has stopped,
+    /// they resolve with that error.
+    pub fn submit(&self, batch: Vec<Request>) {
+        if let Some(requests) = &self.requests {
+            // A send fails only once the writer is gone: the dropped requests tell why.
+            let _ = requests.send(batch);
+        }
     }
 
     /// Counters since open.

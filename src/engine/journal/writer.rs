@@ -20,11 +20,18 @@ use crate::engine::record::Record;
 /// One append waiting for durability.
 pub struct Request {
     /// The record, kept for compaction (shared with the ledger, not copied).
-    pub record: Arc<Record>,
+    pub(super) record: Arc<Record>,
     /// Its encoded line.
-    pub line: Vec<u8>,
+    pub(super) line: Vec<u8>,
     /// Told once the line is durable, or why not.
-    pub done: oneshot::Sender<io::Result<()>>,
+    pub(super) done: oneshot::Sender<io::Result<()>>,
+}
+
+impl Request {
+    /// Answers the request with `err` without writing it.
+    pub fn refuse(self, err: io::Error) {
+        let _ = self.done.send(Err(err));
+    }
 }
 
 /// Counters shared with [`super::Journal::stats`].
@@ -105,11 +112,11 @@ impl Writer {
         })
     }
 
-    /// Serves appends until every sender is gone.
-    pub fn run(mut self, requests: Receiver<Request>) {
-        while let Ok(first) = requests.recv() {
-            let mut batch = vec![first];
-            batch.extend(requests.try_iter());
+    /// Serves appends until every sender is gone. Each message is a batch submitted
+    /// together: it is never split across two writes.
+    pub fn run(mut self, requests: Receiver<Vec<Request>>) {
+        while let Ok(mut batch) = requests.recv() {
+            batch.extend(requests.try_iter().flatten());
             self.commit(batch);
             self.maybe_compact();
         }

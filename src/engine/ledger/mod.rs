@@ -7,7 +7,8 @@
 //! change be stored and announced only after every smaller seq was, so announce order = seq
 //! order too (sessions rely on it: they skip `seq <= last_seq`). A change is never announced
 //! before its fsync returned. [`Ledger::queue`] and [`Queued::commit`] are the two halves of
-//! a commit, for a caller that queues under a lock of its own (`pay`) and waits outside it.
+//! a commit: several changes queued at once share one write and one fsync, and commit in
+//! seq order.
 //! Storing and announcing happen under the records' lock, so [`Ledger::follow`] splits the
 //! changes exactly between a snapshot and a subscription. The current records are kept by
 //! id and by terminal ([`store`]), so a `pay`'s guards read its terminal's records only.
@@ -28,7 +29,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::crashpoint;
 use super::events::EventBus;
-use super::journal::{Durable, Journal};
+use super::journal::{Durable, Journal, Request};
 use super::record::Record;
 
 mod store;
@@ -112,25 +113,50 @@ impl Ledger {
     /// Journals `record` with the next seq, then stores and announces it. On a journal
     /// failure nothing is stored or announced.
     pub async fn commit(&self, record: Record) -> io::Result<Arc<Record>> {
-        self.queue(record).await.commit().await
+        self.queue_one(record).await.commit().await
     }
 
     /// Like [`Ledger::commit`], but a journal failure is logged and the change is still
     /// stored and announced: once a request may have reached a terminal, the screens must
     /// learn the truth even if the disk cannot keep it.
     pub async fn commit_anyway(&self, record: Record) -> Arc<Record> {
-        self.queue(record).await.commit_anyway().await
+        self.queue_one(record).await.commit_anyway().await
     }
 
-    /// Stamps `record` with the next seq and queues it to the journal without waiting for
-    /// its fsync: [`Queued::commit`] finishes. A caller that queues under a lock of its own
-    /// fixes the order of its changes without holding that lock across the fsync.
-    pub async fn queue(&self, mut record: Record) -> Queued<'_> {
-        let mut next_seq = self.order.lock().await;
-        // Older announced changes first, so the journal keeps seq order per id.
+    /// Stamps `records` with the next seqs and queues them to the journal as one batch (one
+    /// write, one fsync: durable together or not at all) without waiting for it; committing
+    /// each [`Queued`], in order, finishes. A transaction journals the changes that precede
+    /// its request this way (see `super::transaction`).
+    pub async fn queue(&self, records: Vec<Record>) -> Vec<Queued<'_>> {
+        let mut next_seq = self.ordered().await;
+        let (queued, batch): (Vec<_>, Vec<_>) = records
+            .into_iter()
+            .map(|record| self.stamp(&mut next_seq, record))
+            .unzip();
+        self.submit(&queued, batch);
+        queued
+    }
+
+    async fn queue_one(&self, record: Record) -> Queued<'_> {
+        let mut next_seq = self.ordered().await;
+        let (queued, request) = self.stamp(&mut next_seq, record);
+        self.submit(std::slice::from_ref(&queued), vec![request]);
+        queued
+    }
+
+    /// Takes `order` (the next seq), after appending the older announced changes the journal
+    /// refused, so the journal keeps seq order per id.
+    async fn ordered(&self) -> tokio::sync::MutexGuard<'_, u64> {
+        let next_seq = self.order.lock().await;
         if !self.durability().unjournaled.is_empty() {
             self.append_unjournaled().await;
         }
+        next_seq
+    }
+
+    /// Stamps `record` with the next seq and seals it; returns it queued, and its journal
+    /// append to submit.
+    fn stamp(&self, next_seq: &mut u64, mut record: Record) -> (Queued<'_>, Request) {
         record.seq = *next_seq;
         *next_seq += 1;
         if let Some(seal) = &self.seal {
@@ -138,13 +164,14 @@ impl Ledger {
         }
         let record = Arc::new(record);
         let slot = self.slot(&record);
-        let durable = self.submit(&record);
-        Queued {
+        let (request, durable) = Journal::request(Arc::clone(&record));
+        let queued = Queued {
             ledger: self,
             record,
             slot,
             durable,
-        }
+        };
+        (queued, request)
     }
 
     /// Appends again every record announced but not journaled; returns how many are still
@@ -209,17 +236,21 @@ impl Ledger {
         }
     }
 
-    /// Queues `record` to the journal (through the crash and failure hooks of its state).
-    fn submit(&self, record: &Arc<Record>) -> io::Result<Durable> {
-        let state = record.state.as_str();
-        crashpoint::crash_at(state, "before_fsync");
-        if crashpoint::fail_at(state, "fsync") {
-            return Err(io::Error::new(
-                io::ErrorKind::StorageFull,
-                "injected journal failure (test hook)",
-            ));
+    /// Submits `batch`, the appends of `queued`, through the crash and failure hooks of
+    /// their states: an injected failure refuses the whole batch, as a failed write would.
+    fn submit(&self, queued: &[Queued<'_>], batch: Vec<Request>) {
+        let states = || queued.iter().map(|q| q.record.state.as_str());
+        states().for_each(|state| crashpoint::crash_at(state, "before_fsync"));
+        if states().any(|state| crashpoint::fail_at(state, "fsync")) {
+            for request in batch {
+                request.refuse(io::Error::new(
+                    io::ErrorKind::StorageFull,
+                    "injected journal failure (test hook)",
+                ));
+            }
+            return;
         }
-        self.journal.submit(Arc::clone(record))
+        self.journal.submit(batch);
     }
 
     /// Stores and announces `record` in one step under the records' lock, so a
@@ -279,7 +310,7 @@ impl Ledger {
 }
 
 /// `records` in seq order.
-pub(super) fn sorted(mut records: Vec<Arc<Record>>) -> Vec<Arc<Record>> {
+fn sorted(mut records: Vec<Arc<Record>>) -> Vec<Arc<Record>> {
     records.sort_by_key(|r| r.seq);
     records
 }
@@ -290,15 +321,10 @@ pub struct Queued<'a> {
     ledger: &'a Ledger,
     record: Arc<Record>,
     slot: Slot<'a>,
-    durable: io::Result<Durable>,
+    durable: Durable,
 }
 
 impl Queued<'_> {
-    /// The change as stamped.
-    pub fn record(&self) -> &Arc<Record> {
-        &self.record
-    }
-
     /// Waits for the fsync, then stores and announces the change in its turn. On a journal
     /// failure nothing is stored or announced.
     pub async fn commit(self) -> io::Result<Arc<Record>> {
@@ -332,10 +358,7 @@ impl Queued<'_> {
             slot,
             durable,
         } = self;
-        let appended = match durable {
-            Ok(durable) => durable.await,
-            Err(err) => Err(err),
-        };
+        let appended = durable.await;
         if appended.is_ok() {
             crashpoint::crash_at(record.state.as_str(), "after_fsync");
         }
@@ -420,6 +443,36 @@ mod tests {
         let order: Vec<u64> = lines.lines().map(seq).collect();
         let expected: Vec<u64> = (1..=N).collect();
         assert_eq!(order, expected, "journal order = seq order");
+    }
+
+    #[tokio::test]
+    async fn changes_queued_together_share_one_fsync_or_are_all_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (journal, _) = Journal::open(dir.path()).unwrap();
+        let ledger = Ledger::new(journal, Vec::new(), EventBus::new(8));
+        let mut bus = ledger.bus.subscribe();
+        let states = [State::Accepted, State::Connecting, State::Sent];
+        let batch = ledger.queue(states.map(|s| record("a", s)).into()).await;
+        for queued in batch {
+            queued.commit().await.unwrap();
+        }
+        assert_eq!(
+            (ledger.journal.stats().appends, ledger.journal.stats().syncs),
+            (3, 1)
+        );
+        for (seq, state) in (1..).zip(states) {
+            let announced = bus.recv().await.unwrap();
+            assert_eq!((announced.seq, announced.state), (seq, state));
+        }
+        assert_eq!(journaled(dir.path()), [("a".to_owned(), State::Sent)]);
+
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = full_ledger(dir.path());
+        let batch = ledger.queue(states.map(|s| record("b", s)).into()).await;
+        for queued in batch {
+            assert!(queued.commit().await.is_err());
+        }
+        assert!(ledger.get("b").is_none(), "nothing stored");
     }
 
     #[tokio::test]
