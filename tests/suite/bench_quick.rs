@@ -9,7 +9,7 @@ use std::time::Duration;
 
 /// Far above the quick run's length, so only a hang trips it.
 const LIMIT: Duration = Duration::from_secs(180);
-const KEYS: [&str; 17] = [
+const KEYS: [&str; 24] = [
     "added_p50_ms",
     "added_p99_ms",
     "answer_to_till_p50_ms",
@@ -25,8 +25,15 @@ const KEYS: [&str; 17] = [
     "webhook_p50_ms",
     "webhook_p99_ms",
     "webhook_lost",
+    "nohooks_added_p50_ms",
+    "nohooks_added_p99_ms",
+    "nohooks_cpu_per_tx_ms",
+    "healthy_added_p50_ms",
+    "healthy_added_p99_ms",
+    "healthy_cpu_per_tx_ms",
     "hanging_added_p50_ms",
     "hanging_added_p99_ms",
+    "hanging_cpu_per_tx_ms",
 ];
 
 /// The `key=value` pairs of a `bench:` line, or why it does not parse.
