@@ -8,6 +8,7 @@ use tokio::sync::oneshot;
 use super::control::{CancelReply, Control};
 use super::error::{ApiError, ErrorCode};
 use super::guards::{self, Passed};
+use super::ledger::Scope;
 use super::order::{PayOrder, Payment};
 use super::record::{now_rfc3339, Record, Resolution, ResolvedAs, ResolvedBy, State};
 use super::registry::{Terminal, TerminalStatus};
@@ -116,8 +117,8 @@ impl Engine {
         // A linked refund's debit and other refunds may be on any terminal; everything else
         // the guards need is on the payment's own.
         let mut records = match payment.refund_of {
-            Some(_) => ledger.select(&relevant),
-            None => ledger.select_terminal(&payment.terminal, &relevant),
+            Some(_) => ledger.select(Scope::All, &relevant),
+            None => ledger.select(Scope::Terminal(&payment.terminal), &relevant),
         };
         records.extend(self.inner.accepting.select(&relevant));
         guards::check(
@@ -139,7 +140,7 @@ impl Engine {
         let records = self
             .inner
             .ledger
-            .select_terminal(terminal, |r| r.state == State::Unknown);
+            .select(Scope::Terminal(terminal), |r| r.state == State::Unknown);
         let now = time::OffsetDateTime::now_utc();
         guarded
             .then(|| guards::blocking(&records, terminal, now))
@@ -357,13 +358,16 @@ impl Engine {
     /// Records changed after `seq` that `keep` selects, in seq order (a lagged session's
     /// resynchronisation).
     pub fn changed_since(&self, seq: u64, keep: impl Fn(&Record) -> bool) -> Vec<Arc<Record>> {
-        self.inner.ledger.select(|r| r.seq > seq && keep(r))
+        self.inner.ledger.select(Scope::Since(seq), keep)
     }
 
     /// Up to `limit` records of terminals this till may use: unresolved `unknown` first, then
     /// newest first (the operator page).
     pub fn recent(&self, till: &Till, limit: usize) -> Vec<Arc<Record>> {
-        let mut records = self.inner.ledger.select(|r| till.may_use(&r.terminal));
+        let mut records = self
+            .inner
+            .ledger
+            .select(Scope::All, |r| till.may_use(&r.terminal));
         records.sort_by_key(|r| {
             let unresolved = r.state == State::Unknown && r.resolution.is_none();
             (!unresolved, std::cmp::Reverse(r.seq))

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use super::error::ApiError;
 use super::events::Subscription;
+use super::ledger::Scope;
 use super::record::{parse_rfc3339, Record, State};
 use super::Engine;
 use crate::access::Till;
@@ -30,7 +31,14 @@ impl Engine {
         let horizon = time::OffsetDateTime::now_utc() - REPLAY_WINDOW;
         let bus = &self.inner.bus;
         let operator = till.role == Role::Operator;
+        // Only an operator is owed records of other tills.
+        let scope = if operator {
+            Scope::All
+        } else {
+            Scope::Till(&till.name)
+        };
         self.inner.ledger.follow(
+            scope,
             || {
                 if operator {
                     bus.subscribe()
@@ -58,10 +66,11 @@ impl Engine {
     ) -> Result<Option<Arc<Record>>, ApiError> {
         self.usable_terminal(till, terminal)?;
         let ((), mut records) = self.inner.ledger.follow(
+            Scope::Terminal(terminal),
             || {
                 subscription.watch(terminal);
             },
-            |r| r.terminal == terminal,
+            |_| true,
         );
         Ok(records.pop())
     }

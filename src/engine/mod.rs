@@ -44,7 +44,7 @@ pub use registry::{TerminalState, TerminalStatus};
 use control::Control;
 use events::{EventBus, Subscription, BUS_CAPACITY};
 use journal::Journal;
-use ledger::Ledger;
+use ledger::{Ledger, Scope};
 use metrics::Metrics;
 use record::{now_rfc3339, State, TxResult};
 use registry::Registry;
@@ -54,6 +54,10 @@ use crate::terminal::Timeouts;
 
 /// How often announced changes that the journal refused are appended again.
 pub const JOURNAL_RETRY: Duration = Duration::from_secs(1);
+
+/// How often the ledger forgets what the journal's retention no longer keeps (more often
+/// when the retention itself is shorter).
+pub const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 /// Tunables of the engine; the defaults are the contract's.
 #[derive(Debug, Clone, Copy)]
@@ -189,6 +193,7 @@ impl Engine {
         engine.settle_interrupted().await.map_err(journal_error)?;
         engine.start_probes(engine.inner.registry.apply(terminals, &engine.inner.stop));
         engine.start_journal_retry();
+        engine.start_pruning();
         engine.start_inbox(data_dir);
         Ok(engine)
     }
@@ -196,7 +201,7 @@ impl Engine {
     /// Journals the final state of every transaction a restart interrupted (contract §5).
     async fn settle_interrupted(&self) -> std::io::Result<()> {
         let ledger = &self.inner.ledger;
-        for record in ledger.select(|r| !r.state.is_final()) {
+        for record in ledger.select(Scope::All, |r| !r.state.is_final()) {
             let settled = settle_after_restart((*record).clone());
             tracing::warn!(id = %settled.id, state = ?settled.state, "transaction interrupted by a restart");
             let settled = ledger.commit(settled).await?;
@@ -229,6 +234,31 @@ impl Engine {
                 tokio::select! {
                     _ = stop.cancelled() => return,
                     _ = ticks.tick() => { ledger.retry_unjournaled().await; }
+                }
+            }
+        });
+    }
+
+    /// Prunes the ledger every [`PRUNE_EVERY`] (or every `retention`, if shorter): a
+    /// long-running agent holds the records a restart would load, not all it ever saw.
+    fn start_pruning(&self) {
+        let ledger = Arc::clone(&self.inner.ledger);
+        let stop = self.inner.stop.clone();
+        let every = PRUNE_EVERY.clamp(
+            Duration::from_secs(1),
+            self.inner.options.retention.max(Duration::from_secs(1)),
+        );
+        self.inner.tasks.spawn(async move {
+            let mut ticks = tokio::time::interval(every);
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = ticks.tick() => {
+                        let pruned = ledger.prune();
+                        if pruned > 0 {
+                            tracing::info!(records = pruned, "records past journal retention forgotten");
+                        }
+                    }
                 }
             }
         });

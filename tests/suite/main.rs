@@ -46,6 +46,7 @@ mod relay_tenders;
 mod reload;
 mod report;
 mod report_live;
+mod retention;
 mod roles;
 mod soak;
 mod webhooks;

@@ -446,7 +446,8 @@ fn requested_amounts(sims: &[Simulator]) -> HashMap<(usize, u64), usize> {
 }
 
 /// Descriptors within a few of the start; memory within 16 MiB plus 8 KiB per transaction,
-/// since the agent keeps every record of the retention period (about 4 KiB each, seen).
+/// since the agent keeps every record of the retention period (about 4 KiB each, seen; it
+/// prunes hourly, far beyond a soak).
 fn check_flat(before: (usize, u64), after: (usize, u64), total: usize) {
     let (fds, rss) = (
         after.0 - before.0.min(after.0),

@@ -95,6 +95,7 @@ pub struct JournalStats {
 
 /// Append-only, fsynced, checksummed journal of transaction records in `data_dir`.
 pub struct Journal {
+    options: Options,
     requests: Option<mpsc::Sender<Vec<Request>>>,
     writer: Option<JoinHandle<()>>,
     counters: Arc<Counters>,
@@ -117,12 +118,13 @@ impl Journal {
         loaded.live.retain(options.keeper());
         let records = loaded.live.records().cloned().collect();
         let counters = Arc::new(Counters::default());
-        let writer = Writer::open(paths, loaded, options, lock, counters.clone())?;
+        let writer = Writer::open(paths, loaded, options.clone(), lock, counters.clone())?;
         let (requests, queue) = mpsc::channel();
         let writer = std::thread::Builder::new()
             .name("journal-writer".to_owned())
             .spawn(move || writer.run(queue))?;
         let journal = Journal {
+            options,
             requests: Some(requests),
             writer: Some(writer),
             counters,
@@ -164,6 +166,12 @@ impl Journal {
             // A send fails only once the writer is gone: the dropped requests tell why.
             let _ = requests.send(batch);
         }
+    }
+
+    /// The retention rule at this instant: whether a record is still kept (by compaction
+    /// and at open). The ledger prunes its memory with it.
+    pub fn keeper(&self) -> impl Fn(&Record) -> bool {
+        self.options.keeper()
     }
 
     /// Counters since open.

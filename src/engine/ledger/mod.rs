@@ -11,7 +11,15 @@
 //! seq order.
 //! Storing and announcing happen under the records' lock, so [`Ledger::follow`] splits the
 //! changes exactly between a snapshot and a subscription. The current records are kept by
-//! id and by terminal ([`store`]), so a `pay`'s guards read its terminal's records only.
+//! id, seq, terminal and till ([`store`]): each look-up names its [`Scope`] and reads only
+//! those records (a `pay`'s guards its terminal's, a lagged session the changes since its
+//! last seq).
+//!
+//! Memory follows the journal's retention: [`Ledger::prune`] (run hourly by the engine)
+//! forgets the records the journal's own rule (`journal::Journal::keeper`) no longer keeps,
+//! so a long-running agent holds what a restart would load, not every record of its life.
+//! A pruned id is then unknown everywhere, as after a restart: `get` answers `not_found`,
+//! a `pay` under it starts a new transaction, a linked refund cannot name it.
 //!
 //! A final or resolved change is sealed (its signed receipt made, see `crate::receipt`) once
 //! its seq is stamped and before it is queued, so the journal stores the receipt it carries.
@@ -35,6 +43,7 @@ use super::record::Record;
 mod store;
 mod turnstile;
 
+pub use store::Scope;
 use store::Store;
 
 use turnstile::{Ticket, Turnstile};
@@ -263,19 +272,19 @@ impl Ledger {
     }
 
     /// Runs `subscribe` (which opens or widens a bus subscription) and selects the current
-    /// records `keep` wants, with no change published in between: every change is then
-    /// either in the returned snapshot or announced to that subscription, never both,
-    /// never neither. `subscribe` must not touch the ledger.
+    /// records in `scope` that `keep` wants, in seq order, with no change published in
+    /// between: every change is then either in the returned snapshot or announced to that
+    /// subscription, never both, never neither. `subscribe` must not touch the ledger.
     pub fn follow<T>(
         &self,
+        scope: Scope<'_>,
         subscribe: impl FnOnce() -> T,
         keep: impl Fn(&Record) -> bool,
     ) -> (T, Vec<Arc<Record>>) {
         let records = self.lock();
         let subscribed = subscribe();
-        let found: Vec<_> = records.all().filter(|r| keep(r)).cloned().collect();
-        drop(records);
-        (subscribed, sorted(found))
+        let found = records.scope(scope).filter(|r| keep(r)).cloned().collect();
+        (subscribed, found)
     }
 
     /// The current record of `id`.
@@ -283,36 +292,24 @@ impl Ledger {
         self.lock().get(id).cloned()
     }
 
-    /// Every current record for which `keep` holds, in seq order.
-    pub fn select(&self, keep: impl Fn(&Record) -> bool) -> Vec<Arc<Record>> {
-        self.follow(|| (), keep).1
+    /// The current records in `scope` for which `keep` holds, in seq order.
+    pub fn select(&self, scope: Scope<'_>, keep: impl Fn(&Record) -> bool) -> Vec<Arc<Record>> {
+        self.follow(scope, || (), keep).1
     }
 
-    /// The current records of `terminal` for which `keep` holds, in seq order.
-    pub fn select_terminal(
-        &self,
-        terminal: &str,
-        keep: impl Fn(&Record) -> bool,
-    ) -> Vec<Arc<Record>> {
-        let store = self.lock();
-        sorted(
-            store
-                .of_terminal(terminal)
-                .filter(|r| keep(r))
-                .cloned()
-                .collect(),
-        )
+    /// Forgets the records the journal's retention no longer keeps (its rule, at this
+    /// instant), as a restart would, except a change the journal refused and has not taken
+    /// yet (kept until it is durable). Returns how many went.
+    pub fn prune(&self) -> usize {
+        let keep = self.journal.keeper();
+        let unjournaled = self.durability().unjournaled.clone();
+        self.lock()
+            .retain(|r| keep(r) || unjournaled.contains(&r.id))
     }
 
     fn lock(&self) -> MutexGuard<'_, Store> {
         self.records.lock().unwrap_or_else(|e| e.into_inner())
     }
-}
-
-/// `records` in seq order.
-fn sorted(mut records: Vec<Arc<Record>>) -> Vec<Arc<Record>> {
-    records.sort_by_key(|r| r.seq);
-    records
 }
 
 /// A change stamped and queued to the journal, neither durable nor announced yet.
@@ -407,6 +404,46 @@ mod tests {
         };
         let (journal, _) = Journal::open_with(dir, options).unwrap();
         (journal, release)
+    }
+
+    #[tokio::test]
+    async fn prune_forgets_what_retention_drops_from_every_look_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = time::macros::datetime!(2026-11-01 12:00 UTC);
+        let options = crate::engine::journal::Options {
+            retention: std::time::Duration::from_secs(3600),
+            clock: Arc::new(move || now.into()),
+            ..Default::default()
+        };
+        let (journal, _) = Journal::open_with(dir.path(), options).unwrap();
+        let ledger = Ledger::new(journal, Vec::new(), EventBus::new(8));
+        let at = |minutes_ago: i64| {
+            let at = now - time::Duration::minutes(minutes_ago);
+            crate::engine::record::format_rfc3339(at)
+        };
+        for (id, state, minutes_ago) in [
+            ("old", State::Approved, 61),
+            ("old-unknown", State::Unknown, 600),
+            ("updated-recently", State::Declined, 59),
+        ] {
+            let mut changed = record(id, state);
+            changed.updated_at = at(minutes_ago);
+            ledger.commit(changed).await.unwrap();
+        }
+        assert_eq!(ledger.prune(), 1);
+        assert!(ledger.get("old").is_none());
+        let kept = ["old-unknown", "updated-recently"];
+        for scope in [
+            Scope::All,
+            Scope::Since(0),
+            Scope::Terminal("tpe-1"),
+            Scope::Till("till-1"),
+        ] {
+            let ids: Vec<_> = ledger.select(scope, |_| true);
+            let ids: Vec<&str> = ids.iter().map(|r| r.id.as_str()).collect();
+            assert_eq!(ids, kept, "{scope:?}");
+        }
+        assert_eq!(ledger.prune(), 0, "what is kept stays");
     }
 
     #[tokio::test]

@@ -1,18 +1,38 @@
-//! The current record of every transaction, by id and by terminal.
+//! The current record of every transaction, by id, by seq, by terminal and by till.
 //!
-//! The per-terminal index keeps the look-ups a `pay` makes (its terminal's guards, a
-//! `watch`) proportional to that terminal's records rather than to the whole journal.
+//! Each look-up reads only what its caller wants (a [`Scope`]), in seq order without a sort:
+//! a `pay`'s guards and a `watch` read their terminal's records, a till's `welcome` replay
+//! its own, a lagged session or webhook the changes after its last seq. [`Store::retain`]
+//! drops what retention no longer keeps from every index at once.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use crate::engine::record::Record;
 
-/// Current records, indexed.
+/// Which records a look-up reads.
+#[derive(Debug, Clone, Copy)]
+pub enum Scope<'a> {
+    /// Every record.
+    All,
+    /// The records of one terminal.
+    Terminal(&'a str),
+    /// The records one till started.
+    Till(&'a str),
+    /// The records whose current change has a seq above this one.
+    Since(u64),
+}
+
+/// Seqs of current records, by terminal or till name.
+type Index = HashMap<String, BTreeSet<u64>>;
+
+/// Current records, indexed. A current record's seq is unique (the ledger stamps it).
 #[derive(Debug, Default)]
 pub struct Store {
     by_id: HashMap<String, Arc<Record>>,
-    by_terminal: HashMap<String, HashMap<String, Arc<Record>>>,
+    by_seq: BTreeMap<u64, Arc<Record>>,
+    by_terminal: Index,
+    by_till: Index,
 }
 
 impl Store {
@@ -27,9 +47,22 @@ impl Store {
 
     /// Makes `record` the current one of its id.
     pub fn insert(&mut self, record: Arc<Record>) {
-        let terminal = self.by_terminal.entry(record.terminal.clone()).or_default();
-        terminal.insert(record.id.clone(), Arc::clone(&record));
-        self.by_id.insert(record.id.clone(), record);
+        if let Some(old) = self.by_id.insert(record.id.clone(), Arc::clone(&record)) {
+            self.unindex(&old);
+        }
+        link(&mut self.by_terminal, &record.terminal, record.seq);
+        link(&mut self.by_till, &record.till, record.seq);
+        self.by_seq.insert(record.seq, record);
+    }
+
+    /// Forgets every record `keep` refuses; returns how many.
+    pub fn retain(&mut self, keep: impl Fn(&Record) -> bool) -> usize {
+        let gone: Vec<Arc<Record>> = self.all().filter(|r| !keep(r)).cloned().collect();
+        for record in &gone {
+            self.by_id.remove(&record.id);
+            self.unindex(record);
+        }
+        gone.len()
     }
 
     /// The current record of `id`.
@@ -37,17 +70,48 @@ impl Store {
         self.by_id.get(id)
     }
 
-    /// Every current record.
-    pub fn all(&self) -> impl Iterator<Item = &Arc<Record>> {
-        self.by_id.values()
+    /// The current records in `scope`, in seq order.
+    pub fn scope<'s>(&'s self, scope: Scope<'_>) -> Box<dyn Iterator<Item = &'s Arc<Record>> + 's> {
+        match scope {
+            Scope::All => Box::new(self.all()),
+            Scope::Since(seq) => {
+                Box::new(self.by_seq.range(seq.saturating_add(1)..).map(|(_, r)| r))
+            }
+            Scope::Terminal(name) => self.indexed(&self.by_terminal, name),
+            Scope::Till(name) => self.indexed(&self.by_till, name),
+        }
     }
 
-    /// The current records of `terminal`.
-    pub fn of_terminal(&self, terminal: &str) -> impl Iterator<Item = &Arc<Record>> {
-        self.by_terminal
-            .get(terminal)
-            .into_iter()
-            .flat_map(HashMap::values)
+    fn all(&self) -> impl Iterator<Item = &Arc<Record>> {
+        self.by_seq.values()
+    }
+
+    fn indexed<'s>(
+        &'s self,
+        index: &'s Index,
+        name: &str,
+    ) -> Box<dyn Iterator<Item = &'s Arc<Record>> + 's> {
+        let seqs = index.get(name).into_iter().flatten();
+        Box::new(seqs.filter_map(|seq| self.by_seq.get(seq)))
+    }
+
+    fn unindex(&mut self, old: &Record) {
+        self.by_seq.remove(&old.seq);
+        unlink(&mut self.by_terminal, &old.terminal, old.seq);
+        unlink(&mut self.by_till, &old.till, old.seq);
+    }
+}
+
+fn link(index: &mut Index, name: &str, seq: u64) {
+    index.entry(name.to_owned()).or_default().insert(seq);
+}
+
+fn unlink(index: &mut Index, name: &str, seq: u64) {
+    if let Some(seqs) = index.get_mut(name) {
+        seqs.remove(&seq);
+        if seqs.is_empty() {
+            index.remove(name);
+        }
     }
 }
 
@@ -56,20 +120,75 @@ mod tests {
     use super::*;
     use crate::engine::record::{sample, State};
 
+    fn record(id: &str, seq: u64, terminal: &str, till: &str, state: State) -> Arc<Record> {
+        let mut record = sample(id, state);
+        (record.seq, record.terminal, record.till) = (seq, terminal.into(), till.into());
+        Arc::new(record)
+    }
+
+    fn ids(store: &Store, scope: Scope<'_>) -> Vec<(String, State)> {
+        let records = store.scope(scope);
+        records.map(|r| (r.id.clone(), r.state)).collect()
+    }
+
+    fn pairs(expected: &[(&str, State)]) -> Vec<(String, State)> {
+        expected
+            .iter()
+            .map(|(id, s)| ((*id).to_owned(), *s))
+            .collect()
+    }
+
     #[test]
-    fn the_terminal_index_follows_each_change() {
-        let mut on_two = sample("b", State::Accepted);
-        on_two.terminal = "tpe-2".into();
-        let mut store = Store::new(vec![sample("a", State::Accepted), on_two]);
-        store.insert(Arc::new(sample("a", State::Approved)));
-        let of = |store: &Store, terminal| -> Vec<(String, State)> {
-            let records = store.of_terminal(terminal);
-            records.map(|r| (r.id.clone(), r.state)).collect()
-        };
-        assert_eq!(of(&store, "tpe-1"), [("a".to_owned(), State::Approved)]);
-        assert_eq!(of(&store, "tpe-2"), [("b".to_owned(), State::Accepted)]);
-        assert!(of(&store, "none").is_empty());
-        assert_eq!(store.get("a").unwrap().state, State::Approved);
-        assert_eq!(store.all().count(), 2);
+    fn every_index_follows_each_change_in_seq_order() {
+        let mut store = Store::default();
+        store.insert(record("a", 1, "tpe-1", "till-1", State::Accepted));
+        store.insert(record("b", 2, "tpe-2", "till-2", State::Accepted));
+        store.insert(record("c", 3, "tpe-1", "till-2", State::Accepted));
+        store.insert(record("a", 4, "tpe-1", "till-1", State::Approved));
+        use State::{Accepted, Approved};
+        assert_eq!(
+            ids(&store, Scope::All),
+            pairs(&[("b", Accepted), ("c", Accepted), ("a", Approved)])
+        );
+        assert_eq!(
+            ids(&store, Scope::Terminal("tpe-1")),
+            pairs(&[("c", Accepted), ("a", Approved)])
+        );
+        assert_eq!(
+            ids(&store, Scope::Terminal("tpe-2")),
+            pairs(&[("b", Accepted)])
+        );
+        assert_eq!(
+            ids(&store, Scope::Till("till-2")),
+            pairs(&[("b", Accepted), ("c", Accepted)])
+        );
+        assert_eq!(
+            ids(&store, Scope::Since(2)),
+            pairs(&[("c", Accepted), ("a", Approved)])
+        );
+        assert_eq!(ids(&store, Scope::Since(4)), []);
+        assert!(ids(&store, Scope::Terminal("none")).is_empty());
+        assert_eq!(store.get("a").unwrap().state, Approved);
+    }
+
+    #[test]
+    fn a_record_retention_drops_is_gone_from_every_index() {
+        let mut store = Store::default();
+        store.insert(record("old", 1, "tpe-1", "till-1", State::Approved));
+        store.insert(record("kept", 2, "tpe-1", "till-1", State::Unknown));
+        store.insert(record("other", 3, "tpe-2", "till-2", State::Declined));
+        assert_eq!(store.retain(|r| r.state == State::Unknown), 2);
+        let kept = pairs(&[("kept", State::Unknown)]);
+        assert_eq!(ids(&store, Scope::All), kept);
+        assert_eq!(ids(&store, Scope::Since(0)), kept);
+        assert_eq!(ids(&store, Scope::Terminal("tpe-1")), kept);
+        assert_eq!(ids(&store, Scope::Till("till-1")), kept);
+        assert!(store.get("old").is_none() && store.get("other").is_none());
+        assert!(
+            !store.by_terminal.contains_key("tpe-2"),
+            "empty keys go too"
+        );
+        assert!(!store.by_till.contains_key("till-2"));
+        assert_eq!(store.by_seq.len(), 1);
     }
 }
