@@ -819,6 +819,31 @@ mod tests {
             .unwrap();
     }
 
+    /// A session of till-1 on `app` through a [`Pipe`] that holds one message, past its
+    /// `welcome`: what it sends, its flush count, and the browser's end (kept open).
+    async fn greeted(
+        app: &Arc<App>,
+    ) -> (
+        mpsc::Receiver<Message>,
+        Arc<std::sync::atomic::AtomicUsize>,
+        mpsc::Sender<Result<Message, WsError>>,
+    ) {
+        let (to_session, incoming) = mpsc::channel(8);
+        let (outgoing, mut from_session) = mpsc::channel(1);
+        let pipe = Pipe::new(incoming, outgoing);
+        let flushes = Arc::clone(&pipe.flushes);
+        tokio::spawn(run(
+            pipe,
+            Arc::clone(app),
+            IpAddr::from([127, 0, 0, 1]),
+            slot(),
+        ));
+        let hello = json!({"type": "hello", "token": "token-one-0123456789"}).to_string();
+        to_session.send(Ok(Message::text(hello))).await.unwrap();
+        assert_eq!(text(from_session.recv().await)["type"], "welcome");
+        (from_session, flushes, to_session)
+    }
+
     #[tokio::test]
     async fn a_lagging_session_is_resent_what_it_missed() {
         let dir = tempfile::tempdir().unwrap();
@@ -827,18 +852,7 @@ mod tests {
             Behaviour::default(),
         );
         let app = app(dir.path(), &sim, 2).await;
-        let (to_session, incoming) = mpsc::channel(8);
-        let (outgoing, mut from_session) = mpsc::channel(1);
-        let pipe = Pipe::new(incoming, outgoing);
-        tokio::spawn(run(
-            pipe,
-            Arc::clone(&app),
-            IpAddr::from([127, 0, 0, 1]),
-            slot(),
-        ));
-        let hello = json!({"type": "hello", "token": "token-one-0123456789"}).to_string();
-        to_session.send(Ok(Message::text(hello))).await.unwrap();
-        assert_eq!(text(from_session.recv().await)["type"], "welcome");
+        let (mut from_session, _, _to_session) = greeted(&app).await;
 
         // The session blocks on its second record while its channel (capacity 2) overflows
         // with the rest of the till's records: the announcement never waits for it, and the
@@ -864,19 +878,7 @@ mod tests {
             Behaviour::default(),
         );
         let app = app(dir.path(), &sim, 16).await;
-        let (to_session, incoming) = mpsc::channel(8);
-        let (outgoing, mut from_session) = mpsc::channel(1);
-        let pipe = Pipe::new(incoming, outgoing);
-        let flushes = Arc::clone(&pipe.flushes);
-        tokio::spawn(run(
-            pipe,
-            Arc::clone(&app),
-            IpAddr::from([127, 0, 0, 1]),
-            slot(),
-        ));
-        let hello = json!({"type": "hello", "token": "token-one-0123456789"}).to_string();
-        to_session.send(Ok(Message::text(hello))).await.unwrap();
-        assert_eq!(text(from_session.recv().await)["type"], "welcome");
+        let (mut from_session, flushes, _to_session) = greeted(&app).await;
         let before = flushes.load(std::sync::atomic::Ordering::Relaxed);
 
         // The session writes the first change, then blocks on the next one (the test does
