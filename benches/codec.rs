@@ -32,7 +32,7 @@ fn decode_and_judge(c: &mut Criterion) {
             let step = reader.push(black_box(APPROVED)).expect("valid answer");
             assert_eq!(step, Step::Complete);
             let answer = reader.answer().expect("complete");
-            let verdict = interpret(&request, answer, reader.raw());
+            let verdict = interpret(&request, answer, &reader.raw());
             assert!(matches!(verdict, Verdict::Approved(_)));
             verdict
         })

@@ -112,7 +112,7 @@ impl Engine {
             duplicate_window: options.duplicate_window,
             refunds: options.refunds,
         };
-        let relevant = guards::relevant(till, payment);
+        let relevant = guards::relevant(till, payment, settings);
         let ledger = &self.inner.ledger;
         // A linked refund's debit and other refunds may be on any terminal; everything else
         // the guards need is on the payment's own.

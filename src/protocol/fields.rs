@@ -97,9 +97,21 @@ impl Field {
     /// Appends `TAG LEN VALUE` to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(self.tag.as_bytes());
-        out.extend_from_slice(format!("{:03}", self.value.chars().count()).as_bytes());
+        // At most 999 (Field::new, or three digits when decoded).
+        let len = self.len();
+        out.extend([len / 100, len / 10 % 10, len % 10].map(|d| b'0' + (d % 10) as u8));
         // Field::new guarantees every char fits in one Latin-1 byte.
         out.extend(self.value.chars().map(|c| c as u8));
+    }
+
+    /// The value's length in characters (= Latin-1 bytes on the wire).
+    fn len(&self) -> usize {
+        self.value.chars().count()
+    }
+
+    /// The field's size on the wire: tag, length and value.
+    pub fn encoded_len(&self) -> usize {
+        2 + 3 + self.len()
     }
 }
 
@@ -129,9 +141,14 @@ impl Message {
         self.fields.iter().find(|f| f.tag == tag).map(|f| f.value())
     }
 
+    /// The frame's size in bytes.
+    pub fn encoded_len(&self) -> usize {
+        self.fields.iter().map(Field::encoded_len).sum()
+    }
+
     /// The frame bytes.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(self.encoded_len());
         for field in &self.fields {
             field.encode(&mut out);
         }
@@ -145,13 +162,20 @@ impl fmt::Display for Message {
     }
 }
 
-/// Decodes bytes as Latin-1, which maps every byte to one char and never fails.
+/// Decodes bytes as Latin-1, which maps every byte to one char and never fails. ASCII (what
+/// terminals send, tickets aside) is copied as it is.
 pub fn latin1(bytes: &[u8]) -> String {
-    bytes.iter().map(|&b| char::from(b)).collect()
+    match bytes.is_ascii().then(|| std::str::from_utf8(bytes)) {
+        Some(Ok(ascii)) => ascii.to_owned(),
+        _ => bytes.iter().map(|&b| char::from(b)).collect(),
+    }
 }
 
 /// Encodes text as Latin-1; a character beyond U+00FF becomes `?`.
 pub fn to_latin1(text: &str) -> Vec<u8> {
+    if text.is_ascii() {
+        return text.as_bytes().to_vec();
+    }
     text.chars()
         .map(|c| u8::try_from(u32::from(c)).unwrap_or(b'?'))
         .collect()
@@ -249,6 +273,14 @@ impl Decoder {
     /// True before any byte arrived.
     pub fn is_empty(&self) -> bool {
         self.bytes.is_empty()
+    }
+
+    /// The last message of the whole fields (from the last `CZ`), if any.
+    pub fn last_message(&self) -> Option<Message> {
+        let start = self.fields.iter().rposition(|f| f.tag == VERSION_TAG)?;
+        Some(Message {
+            fields: self.fields[start..].to_vec(),
+        })
     }
 
     /// The whole fields split into messages: each `CZ` starts a new one.

@@ -190,18 +190,16 @@ where
             decided: Some(outcome),
             ..
         } => *outcome,
-        Exchange::Answer { message, raw, .. } => {
-            judge(interpret(request, &message, raw.clone()), raw)
-        }
+        Exchange::Answer { message, raw, .. } => judge(interpret(request, &message, &raw), &raw),
     }
 }
 
 /// The outcome a verdict on the answer `raw` gives.
-fn judge(verdict: Verdict, raw: String) -> Outcome {
+fn judge(verdict: Verdict, raw: &str) -> Outcome {
     let unknown = |reason, detail| Outcome::Unknown {
         reason,
         detail,
-        raw: Some(mask_frame(&raw)),
+        raw: Some(mask_frame(raw)),
     };
     match verdict {
         Verdict::Approved(answer) => Outcome::Approved(answer),

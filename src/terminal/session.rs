@@ -234,13 +234,11 @@ impl<'r> Receiver<'r> {
             return;
         };
         if decides(answer.fields()) {
-            // The answer is whole fields and ends the buffer: keep what came before it.
-            let raw = self.reader.raw();
-            let before = raw
-                .chars()
-                .count()
-                .saturating_sub(message.to_string().chars().count());
-            let mut decided = Decided::new(raw.chars().take(before).collect(), answer);
+            // The answer is whole fields and ends the buffer: keep what came before it
+            // (Latin-1: one char per byte).
+            let before = self.reader.len().saturating_sub(message.encoded_len());
+            let before = self.reader.raw().chars().take(before).collect();
+            let mut decided = Decided::new(before, answer.into_owned());
             hooks.decided(decided.judge(request)).await;
             self.decided = Some(decided);
         }
@@ -253,13 +251,14 @@ impl<'r> Receiver<'r> {
         }
     }
 
-    /// The answer if one is complete, else lost for `reason`.
-    fn finish(&self, reason: UnknownReason, detail: &str) -> Exchange {
-        if let Some(decided) = &self.decided {
+    /// The answer if one is complete, else lost for `reason`. Ends the exchange: a decided
+    /// answer is handed over, not copied.
+    fn finish(&mut self, reason: UnknownReason, detail: &str) -> Exchange {
+        if let Some(decided) = self.decided.take() {
             return Exchange::Answer {
-                message: decided.message.clone(),
-                raw: decided.raw.clone(),
-                decided: decided.outcome.clone().map(Box::new),
+                message: decided.message,
+                raw: decided.raw,
+                decided: decided.outcome.map(Box::new),
             };
         }
         match self.reader.answer() {
@@ -341,8 +340,8 @@ impl Decided {
     /// Judges the answer as it stands for `request` (the kind is fixed by the decision) and
     /// keeps the outcome, so that the end of the drain does not judge (and log) it again.
     fn judge(&mut self, request: &PaymentRequest) -> &Outcome {
-        let verdict = interpret(request, &self.message, self.raw.clone());
-        self.outcome.insert(judge(verdict, self.raw.clone()))
+        let verdict = interpret(request, &self.message, &self.raw);
+        self.outcome.insert(judge(verdict, &self.raw))
     }
 
     /// Adds the whole new fields of `chunk`: true when the answer gained one. Bytes that do
