@@ -12,11 +12,14 @@ use time::OffsetDateTime;
 use super::format::{self, Live};
 use crate::engine::record::{Record, State};
 
-/// Whether `record` is still kept at `now`: an `unknown` without resolution always (the
-/// cashier has not decided yet), anything else until `retention` after its last update.
-/// An unreadable `updated_at` keeps the record: losing a result is worse than a few bytes.
+/// Whether `record` is still kept at `now`: a transaction still running (not final yet:
+/// its `sent` must survive a crash however long the card takes) and an `unknown` without
+/// resolution (the cashier has not decided yet) always, anything else until `retention`
+/// after its last update. An unreadable `updated_at` keeps the record: losing a result is
+/// worse than a few bytes.
 pub fn keep(record: &Record, now: SystemTime, retention: Duration) -> bool {
-    if record.state == State::Unknown && record.resolution.is_none() {
+    let undecided = record.state == State::Unknown && record.resolution.is_none();
+    if !record.state.is_final() || undecided {
         return true;
     }
     match OffsetDateTime::parse(&record.updated_at, &Rfc3339) {
@@ -47,4 +50,49 @@ pub fn rewrite(dir: &Path, path: &Path, tmp: &Path, live: &Live) -> io::Result<u
 /// Makes a directory's entries (a created or renamed file) durable.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::record::sample;
+
+    #[test]
+    fn retention_drops_only_finished_and_decided_records() {
+        let retention = Duration::from_secs(1);
+        let updated = "2026-12-01T03:00:00Z";
+        let now = SystemTime::from(OffsetDateTime::parse(updated, &Rfc3339).unwrap());
+        let kept_at = |state, resolved: bool, later: u64| {
+            let mut record = sample("a", state);
+            record.updated_at = updated.to_owned();
+            if resolved {
+                let resolution = serde_json::json!({
+                    "outcome": "not_charged", "till": "till-1", "at": updated
+                });
+                record.resolution = Some(serde_json::from_value(resolution).unwrap());
+            }
+            keep(&record, now + Duration::from_secs(later), retention)
+        };
+        for running in [
+            State::Accepted,
+            State::Connecting,
+            State::Sent,
+            State::WaitingCard,
+        ] {
+            assert!(
+                kept_at(running, false, 3600),
+                "{running:?} dropped while running"
+            );
+        }
+        assert!(
+            kept_at(State::Unknown, false, 3600),
+            "an undecided unknown is kept"
+        );
+        assert!(
+            !kept_at(State::Unknown, true, 3600),
+            "a resolved one follows retention"
+        );
+        assert!(!kept_at(State::Approved, false, 3600));
+        assert!(kept_at(State::Approved, false, 1), "within retention");
+    }
 }
