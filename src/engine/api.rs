@@ -114,12 +114,15 @@ impl Engine {
         };
         let relevant = guards::relevant(till, payment, settings);
         let ledger = &self.inner.ledger;
-        // A linked refund's debit and other refunds may be on any terminal; everything else
-        // the guards need is on the payment's own.
-        let mut records = match payment.refund_of {
-            Some(_) => ledger.select(Scope::All, &relevant),
-            None => ledger.select(Scope::Terminal(&payment.terminal), &relevant),
+        // A linked refund's debit and other refunds may be on any terminal; look-alikes are
+        // on the payment's own; without either, only the unresolved `unknown`s count (read
+        // alone, not every record of the terminal at each `pay`).
+        let scope = match (&payment.refund_of, options.duplicate_window.is_zero()) {
+            (Some(_), _) => Scope::All,
+            (None, false) => Scope::Terminal(&payment.terminal),
+            (None, true) => Scope::Unresolved,
         };
+        let mut records = ledger.select(scope, &relevant);
         records.extend(self.inner.accepting.select(&relevant));
         guards::check(
             &records,
@@ -140,7 +143,7 @@ impl Engine {
         let records = self
             .inner
             .ledger
-            .select(Scope::Terminal(terminal), |r| r.state == State::Unknown);
+            .select(Scope::Unresolved, |r| r.terminal == terminal);
         let now = time::OffsetDateTime::now_utc();
         guarded
             .then(|| guards::blocking(&records, terminal, now))

@@ -248,6 +248,15 @@ pub struct Record {
 }
 
 impl Record {
+    /// Room for the record's JSON, so serializing it seldom regrows the buffer: ~250 bytes
+    /// before the final state, then the receipt and the answer frame (counted twice: the
+    /// result's other fields are about as long).
+    pub fn json_size_hint(&self) -> usize {
+        let raw = self.result.as_ref().and_then(|r| r.raw.as_ref());
+        let receipt = self.receipt.as_ref();
+        384 + receipt.map_or(0, String::len) + 2 * raw.map_or(0, String::len)
+    }
+
     /// The record as a display sees it (contract §7.3, §11): no card, authorization, answer
     /// frame, ticket or receipt; the state, amounts and labels stay.
     pub fn redacted(&self) -> Record {

@@ -330,8 +330,13 @@ impl ServerMessage {
     pub fn to_json(&self) -> String {
         // Room for most messages at once (a record before its final state: ~250 bytes), so
         // the text is regrown less on the way, while staying below the size from which glibc
-        // consolidates its free lists; serialising these types cannot fail.
-        let mut json = Vec::with_capacity(512);
+        // consolidates its free lists unless the record needs more; serialising these types
+        // cannot fail.
+        let room = match self {
+            ServerMessage::Transaction(record) => record.json_size_hint() + 32,
+            _ => 512,
+        };
+        let mut json = Vec::with_capacity(room);
         match serde_json::to_writer(&mut json, self) {
             Ok(()) => String::from_utf8(json).unwrap_or_else(|_| String::from("{}")),
             Err(_) => String::from("{}"),

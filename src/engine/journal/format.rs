@@ -4,20 +4,26 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::path::Path;
 use std::sync::Arc;
 
 use crate::engine::record::Record;
 
-/// Encodes `record` as one checksummed line, newline included.
+/// Encodes `record` as one checksummed line, newline included. The JSON is written once,
+/// straight into the line (sized for it), behind room for its checksum.
 pub fn encode(record: &Record) -> Vec<u8> {
-    let json = serde_json::to_vec(record).expect("a record always serializes");
-    let mut line = format!("{:08x} ", crc32fast::hash(&json)).into_bytes();
-    line.extend_from_slice(&json);
+    let mut line = Vec::with_capacity(CRC_LEN + record.json_size_hint());
+    line.extend_from_slice(b"00000000 ");
+    serde_json::to_writer(&mut line, record).expect("a record always serializes");
+    let crc = crc32fast::hash(&line[CRC_LEN..]);
+    write!(&mut line[..CRC_LEN], "{crc:08x} ").expect("a checksum fits its room");
     line.push(b'\n');
     line
 }
+
+/// The length of a line's `crc32-hex SP` head.
+const CRC_LEN: usize = 9;
 
 /// Why a complete line was rejected.
 #[derive(Debug, thiserror::Error)]
@@ -35,8 +41,8 @@ pub enum LineError {
 
 /// Decodes one line without its newline.
 pub fn decode(line: &[u8]) -> Result<Record, LineError> {
-    let (crc, json) = match line.split_at_checked(9) {
-        Some((head, json)) if head[8] == b' ' => (&head[..8], json),
+    let (crc, json) = match line.split_at_checked(CRC_LEN) {
+        Some((head, json)) if head[CRC_LEN - 1] == b' ' => (&head[..CRC_LEN - 1], json),
         _ => return Err(LineError::Malformed),
     };
     let crc = std::str::from_utf8(crc).map_err(|_| LineError::Malformed)?;

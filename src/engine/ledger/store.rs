@@ -1,14 +1,16 @@
-//! The current record of every transaction, by id, by seq, by terminal and by till.
+//! The current record of every transaction, by id, by seq, by terminal and by till, and the
+//! unresolved `unknown`s apart.
 //!
 //! Each look-up reads only what its caller wants (a [`Scope`]), in seq order without a sort:
-//! a `pay`'s guards and a `watch` read their terminal's records, a till's `welcome` replay
+//! a `pay`'s guards the unresolved `unknown`s (or, with the duplicate guard on, their
+//! terminal's records), a `watch` its terminal's records, a till's `welcome` replay
 //! its own, a lagged session or webhook the changes after its last seq. [`Store::retain`]
 //! drops what retention no longer keeps from every index at once.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use crate::engine::record::Record;
+use crate::engine::record::{Record, State};
 
 /// Which records a look-up reads.
 #[derive(Debug, Clone, Copy)]
@@ -21,6 +23,8 @@ pub enum Scope<'a> {
     Till(&'a str),
     /// The records whose current change has a seq above this one.
     Since(u64),
+    /// The records whose current change is an `unknown` without resolution.
+    Unresolved,
 }
 
 /// Seqs of current records, by terminal or till name.
@@ -33,6 +37,7 @@ pub struct Store {
     by_seq: BTreeMap<u64, Arc<Record>>,
     by_terminal: Index,
     by_till: Index,
+    unresolved: BTreeSet<u64>,
 }
 
 impl Store {
@@ -45,13 +50,21 @@ impl Store {
         store
     }
 
-    /// Makes `record` the current one of its id.
+    /// Makes `record` the current one of its id (every change of a transaction comes here:
+    /// its id and names are copied only when first indexed).
     pub fn insert(&mut self, record: Arc<Record>) {
-        if let Some(old) = self.by_id.insert(record.id.clone(), Arc::clone(&record)) {
+        let old = match self.by_id.get_mut(&record.id) {
+            Some(current) => Some(std::mem::replace(current, Arc::clone(&record))),
+            None => self.by_id.insert(record.id.clone(), Arc::clone(&record)),
+        };
+        if let Some(old) = old {
             self.unindex(&old);
         }
         link(&mut self.by_terminal, &record.terminal, record.seq);
         link(&mut self.by_till, &record.till, record.seq);
+        if is_unresolved(&record) {
+            self.unresolved.insert(record.seq);
+        }
         self.by_seq.insert(record.seq, record);
     }
 
@@ -79,6 +92,9 @@ impl Store {
             }
             Scope::Terminal(name) => self.indexed(&self.by_terminal, name),
             Scope::Till(name) => self.indexed(&self.by_till, name),
+            Scope::Unresolved => {
+                Box::new((self.unresolved.iter()).filter_map(|seq| self.by_seq.get(seq)))
+            }
         }
     }
 
@@ -97,13 +113,25 @@ impl Store {
 
     fn unindex(&mut self, old: &Record) {
         self.by_seq.remove(&old.seq);
+        self.unresolved.remove(&old.seq);
         unlink(&mut self.by_terminal, &old.terminal, old.seq);
         unlink(&mut self.by_till, &old.till, old.seq);
     }
 }
 
+fn is_unresolved(record: &Record) -> bool {
+    record.state == State::Unknown && record.resolution.is_none()
+}
+
 fn link(index: &mut Index, name: &str, seq: u64) {
-    index.entry(name.to_owned()).or_default().insert(seq);
+    match index.get_mut(name) {
+        Some(seqs) => {
+            seqs.insert(seq);
+        }
+        None => {
+            index.insert(name.to_owned(), BTreeSet::from([seq]));
+        }
+    }
 }
 
 fn unlink(index: &mut Index, name: &str, seq: u64) {
@@ -183,6 +211,7 @@ mod tests {
         assert_eq!(ids(&store, Scope::Since(0)), kept);
         assert_eq!(ids(&store, Scope::Terminal("tpe-1")), kept);
         assert_eq!(ids(&store, Scope::Till("till-1")), kept);
+        assert_eq!(ids(&store, Scope::Unresolved), kept);
         assert!(store.get("old").is_none() && store.get("other").is_none());
         assert!(
             !store.by_terminal.contains_key("tpe-2"),
@@ -190,5 +219,41 @@ mod tests {
         );
         assert!(!store.by_till.contains_key("till-2"));
         assert_eq!(store.by_seq.len(), 1);
+        assert_eq!(store.retain(|_| false), 1);
+        assert_eq!(ids(&store, Scope::Unresolved), []);
+    }
+
+    #[test]
+    fn the_unresolved_unknowns_are_read_alone_and_leave_once_resolved_or_replaced() {
+        use crate::engine::record::{Resolution, ResolvedAs, ResolvedBy};
+        let mut store = Store::default();
+        store.insert(record("a", 1, "tpe-1", "till-1", State::Sent));
+        store.insert(record("b", 2, "tpe-2", "till-1", State::Unknown));
+        store.insert(record("c", 3, "tpe-1", "till-1", State::Approved));
+        store.insert(record("a", 4, "tpe-1", "till-1", State::Unknown));
+        assert_eq!(
+            ids(&store, Scope::Unresolved),
+            pairs(&[("b", State::Unknown), ("a", State::Unknown)])
+        );
+        // Resolved: the next change of `b` (same state, a resolution) is not unresolved.
+        let mut resolved = sample("b", State::Unknown);
+        (resolved.seq, resolved.terminal) = (5, "tpe-2".into());
+        resolved.resolution = Some(Resolution {
+            outcome: ResolvedAs::NotCharged,
+            note: None,
+            till: "till-1".into(),
+            by_role: ResolvedBy::Cashier,
+            at: String::new(),
+        });
+        store.insert(Arc::new(resolved));
+        assert_eq!(
+            ids(&store, Scope::Unresolved),
+            pairs(&[("a", State::Unknown)])
+        );
+        assert_eq!(
+            store.unresolved.len(),
+            1,
+            "a replaced change leaves the index"
+        );
     }
 }
