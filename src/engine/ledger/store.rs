@@ -227,10 +227,15 @@ mod tests {
     fn the_unresolved_unknowns_are_read_alone_and_leave_once_resolved_or_replaced() {
         use crate::engine::record::{Resolution, ResolvedAs, ResolvedBy};
         let mut store = Store::default();
-        store.insert(record("a", 1, "tpe-1", "till-1", State::Sent));
-        store.insert(record("b", 2, "tpe-2", "till-1", State::Unknown));
-        store.insert(record("c", 3, "tpe-1", "till-1", State::Approved));
-        store.insert(record("a", 4, "tpe-1", "till-1", State::Unknown));
+        let changes = [
+            ("a", "tpe-1", State::Sent),
+            ("b", "tpe-2", State::Unknown),
+            ("c", "tpe-1", State::Approved),
+            ("a", "tpe-1", State::Unknown),
+        ];
+        for (seq, (id, terminal, state)) in (1..).zip(changes) {
+            store.insert(record(id, seq, terminal, "till-1", state));
+        }
         assert_eq!(
             ids(&store, Scope::Unresolved),
             pairs(&[("b", State::Unknown), ("a", State::Unknown)])
