@@ -40,7 +40,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let _ = identify(message);
-    match interpret(&request, message, reader.raw()) {
+    match interpret(&request, message, &reader.raw()) {
         Verdict::Approved(answer) => {
             assert_eq!(answer.ae, "10");
             let approved = answer
