@@ -372,7 +372,7 @@ impl Engine {
             .ledger
             .select(Scope::All, |r| till.may_use(&r.terminal));
         records.sort_by_key(|r| {
-            let unresolved = r.state == State::Unknown && r.resolution.is_none();
+            let unresolved = r.is_unresolved();
             (!unresolved, std::cmp::Reverse(r.seq))
         });
         records.truncate(limit);

@@ -13,7 +13,7 @@ use std::time::Duration;
 use super::error::ApiError;
 use super::events::Subscription;
 use super::ledger::Scope;
-use super::record::{parse_rfc3339, Record, State};
+use super::record::{parse_rfc3339, Record};
 use super::Engine;
 use crate::access::Till;
 use crate::config::Role;
@@ -48,7 +48,7 @@ impl Engine {
             },
             |r| {
                 let recent = parse_rfc3339(&r.updated_at).is_some_and(|at| at >= horizon);
-                let unresolved = r.state == State::Unknown && r.resolution.is_none();
+                let unresolved = r.is_unresolved();
                 let own = r.till == till.name && (unresolved || (r.state.is_final() && recent));
                 let overseen = operator && unresolved && till.may_use(&r.terminal);
                 own || overseen
@@ -85,7 +85,7 @@ mod tests {
 
     use super::*;
     use crate::config::Role;
-    use crate::engine::record::{now_rfc3339, sample};
+    use crate::engine::record::{now_rfc3339, sample, State};
     use crate::engine::EngineOptions;
 
     const CHANGES: u64 = 300;

@@ -56,7 +56,7 @@ pub fn relevant<'a>(
             .refund_of
             .as_deref()
             .is_some_and(|debit| r.id == debit || r.refund_of.as_deref() == Some(debit));
-        let unresolved = r.state == State::Unknown && r.resolution.is_none();
+        let unresolved = r.is_unresolved();
         let alike = duplicates && r.amount == payment.amount && r.till == till.name;
         linked || ((unresolved || alike) && r.terminal == payment.terminal)
     }
@@ -106,9 +106,7 @@ pub fn blocking(
 
 /// True for an unresolved `unknown` last changed after `horizon`.
 fn is_blocking(record: &Record, horizon: OffsetDateTime) -> bool {
-    record.state == State::Unknown
-        && record.resolution.is_none()
-        && parse_rfc3339(&record.updated_at).is_some_and(|at| at > horizon)
+    record.is_unresolved() && parse_rfc3339(&record.updated_at).is_some_and(|at| at > horizon)
 }
 
 /// True when `record` counts as money taken: approved, or `unknown` not resolved

@@ -248,6 +248,12 @@ pub struct Record {
 }
 
 impl Record {
+    /// An `unknown` the cashier has not resolved yet: it blocks its terminal, is kept past
+    /// retention and is listed first.
+    pub fn is_unresolved(&self) -> bool {
+        self.state == State::Unknown && self.resolution.is_none()
+    }
+
     /// Room for the record's JSON, so serializing it seldom regrows the buffer: ~250 bytes
     /// before the final state, then the receipt and the answer frame (counted twice: the
     /// result's other fields are about as long).

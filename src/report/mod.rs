@@ -240,7 +240,7 @@ impl Report {
         let totals = self.row_for(record);
         if !totals.count(record) {
             self.in_progress.push(pending(record, created_at));
-        } else if record.state == State::Unknown && record.resolution.is_none() {
+        } else if record.is_unresolved() {
             self.unresolved.push(pending(record, created_at));
         }
     }

@@ -10,7 +10,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::format::{self, Live};
-use crate::engine::record::{Record, State};
+use crate::engine::record::Record;
 
 /// Whether `record` is still kept at `now`: a transaction still running (not final yet:
 /// its `sent` must survive a crash however long the card takes) and an `unknown` without
@@ -18,8 +18,7 @@ use crate::engine::record::{Record, State};
 /// after its last update. An unreadable `updated_at` keeps the record: losing a result is
 /// worse than a few bytes.
 pub fn keep(record: &Record, now: SystemTime, retention: Duration) -> bool {
-    let undecided = record.state == State::Unknown && record.resolution.is_none();
-    if !record.state.is_final() || undecided {
+    if !record.state.is_final() || record.is_unresolved() {
         return true;
     }
     match OffsetDateTime::parse(&record.updated_at, &Rfc3339) {
@@ -55,7 +54,7 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::record::sample;
+    use crate::engine::record::{sample, State};
 
     #[test]
     fn retention_drops_only_finished_and_decided_records() {

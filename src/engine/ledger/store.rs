@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use crate::engine::record::{Record, State};
+use crate::engine::record::Record;
 
 /// Which records a look-up reads.
 #[derive(Debug, Clone, Copy)]
@@ -62,7 +62,7 @@ impl Store {
         }
         link(&mut self.by_terminal, &record.terminal, record.seq);
         link(&mut self.by_till, &record.till, record.seq);
-        if is_unresolved(&record) {
+        if record.is_unresolved() {
             self.unresolved.insert(record.seq);
         }
         self.by_seq.insert(record.seq, record);
@@ -117,10 +117,6 @@ impl Store {
         unlink(&mut self.by_terminal, &old.terminal, old.seq);
         unlink(&mut self.by_till, &old.till, old.seq);
     }
-}
-
-fn is_unresolved(record: &Record) -> bool {
-    record.state == State::Unknown && record.resolution.is_none()
 }
 
 fn link(index: &mut Index, name: &str, seq: u64) {
