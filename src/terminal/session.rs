@@ -158,7 +158,10 @@ impl<'r> Receiver<'r> {
     where
         S: AsyncRead + Unpin,
     {
-        let mut chunk = [0u8; 4096];
+        // On the heap: in the future, these 4 KiB would be allocated and moved with every
+        // transaction's task. A whole answer (tickets included) usually arrives in one read,
+        // so the fields after a decision amend the record once.
+        let mut chunk = vec![0u8; 4096];
         loop {
             let read = timeout_at(self.wake(), stream.read(&mut chunk)).await;
             match read {

@@ -308,7 +308,9 @@ where
             let step = tokio::select! {
                 frame = self.socket.next() => {
                     idle.as_mut().reset(Instant::now() + options.idle_timeout);
-                    self.on_frame(frame).await
+                    // Boxed: a request's future (a `pay` through the engine) is the largest
+                    // state here, and an idle session would otherwise keep room for it.
+                    Box::pin(self.on_frame(frame)).await
                 }
                 event = self.bus.recv() => self.on_event(event).await,
                 revoked = revocations.recv() => self.on_revocation(revoked).await,
