@@ -64,7 +64,10 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, front: Front) {
                 // Progress messages are small and come in bursts: without this, Nagle holds
                 // `connecting` and `sent` back until the browser's delayed ACK (~40 ms).
                 let _ = tcp.set_nodelay(true);
-                let span = tracing::info_span!("conn", port = front.name, %peer);
+                // `till` is recorded once the WebSocket session authenticates: one span per
+                // connection, entered on every poll, costs less than a second one per session.
+                let span = tracing::info_span!("conn", port = front.name, %peer,
+                    till = tracing::field::Empty);
                 let connection = run(Arc::clone(&app), Arc::clone(&front), tcp, peer, slot);
                 app.tasks.spawn(connection.instrument(span));
             }

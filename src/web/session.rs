@@ -45,7 +45,6 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, O
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
-use tracing::Instrument;
 
 use super::budget::Slot;
 use super::messages::{CertificateInfo, ClientMessage, ServerMessage, TillPresence, API_VERSION};
@@ -75,7 +74,7 @@ where
     };
     // An authenticated till keeps its place when a flood fills the connection budget.
     slot.authenticated();
-    let span = tracing::info_span!("session", till = %till.name);
+    tracing::Span::current().record("till", tracing::field::display(&till.name));
     // The records replayed after `welcome` and the live changes, split by the engine.
     let (bus, replay) = app.engine.follow(&till);
     let session = Session {
@@ -88,7 +87,7 @@ where
         watched: HashSet::new(),
         last_seq: 0,
     };
-    session.run().instrument(span).await
+    session.run().await
 }
 
 /// Waits for `hello` (a `pair` may come first: it is answered with `paired`, then `hello`
