@@ -127,7 +127,10 @@ impl Writer {
     }
 
     fn commit(&mut self, batch: Vec<Request>) {
-        let buf: Vec<u8> = batch.iter().flat_map(|r| r.line.iter().copied()).collect();
+        let mut buf = Vec::with_capacity(batch.iter().map(|r| r.line.len()).sum());
+        for request in &batch {
+            buf.extend_from_slice(&request.line);
+        }
         match self.write(&buf) {
             Ok(()) => {
                 self.len += buf.len() as u64;
