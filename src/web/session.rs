@@ -728,7 +728,29 @@ mod tests {
         }
     }
 
-    /// An app whose sessions' bus subscriptions hold `bus_capacity` announcements.
+    /// An app with terminals tpe-1 and tpe-2 on one simulator, its directory and its
+    /// simulator (kept alive with it).
+    struct Shop {
+        app: Arc<App>,
+        _dir: tempfile::TempDir,
+        _sim: Simulator,
+    }
+
+    /// A shop whose sessions' bus subscriptions hold `bus_capacity` announcements.
+    async fn shop(bus_capacity: usize) -> Shop {
+        let dir = tempfile::tempdir().unwrap();
+        let sim = Simulator::spawn(
+            tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+            Behaviour::default(),
+        );
+        let app = app(dir.path(), &sim, bus_capacity).await;
+        Shop {
+            app,
+            _dir: dir,
+            _sim: sim,
+        }
+    }
+
     async fn app(dir: &std::path::Path, sim: &Simulator, bus_capacity: usize) -> Arc<App> {
         let address = sim.addr().to_string();
         let terminals: Vec<_> = ["tpe-1", "tpe-2"]
@@ -847,18 +869,13 @@ mod tests {
 
     #[tokio::test]
     async fn a_lagging_session_is_resent_what_it_missed() {
-        let dir = tempfile::tempdir().unwrap();
-        let sim = Simulator::spawn(
-            tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
-            Behaviour::default(),
-        );
-        let app = app(dir.path(), &sim, 2).await;
-        let (mut from_session, _, _to_session) = greeted(&app).await;
+        let Shop { app, .. } = &shop(2).await;
+        let (mut from_session, _, _to_session) = greeted(app).await;
 
         // The session blocks on its second record while its channel (capacity 2) overflows
         // with the rest of the till's records: the announcement never waits for it, and the
         // final records are dropped from its channel.
-        pay_to_the_end(&app, "till-1", &[("a", "tpe-1"), ("b", "tpe-2")]).await;
+        pay_to_the_end(app, "till-1", &[("a", "tpe-1"), ("b", "tpe-2")]).await;
 
         // Reaching both `approved` at all is the proof: the resynchronisation resent them.
         let mut approved = HashSet::new();
@@ -873,19 +890,14 @@ mod tests {
 
     #[tokio::test]
     async fn changes_announced_while_the_session_writes_go_out_in_one_flush() {
-        let dir = tempfile::tempdir().unwrap();
-        let sim = Simulator::spawn(
-            tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
-            Behaviour::default(),
-        );
-        let app = app(dir.path(), &sim, 16).await;
-        let (mut from_session, flushes, _to_session) = greeted(&app).await;
+        let Shop { app, .. } = &shop(16).await;
+        let (mut from_session, flushes, _to_session) = greeted(app).await;
         let before = flushes.load(std::sync::atomic::Ordering::Relaxed);
 
         // The session writes the first change, then blocks on the next one (the test does
         // not read) while the later states of both payments are announced: more than one
         // write's worth, none lost, fewer writes than messages.
-        pay_to_the_end(&app, "till-1", &[("a", "tpe-1"), ("b", "tpe-2")]).await;
+        pay_to_the_end(app, "till-1", &[("a", "tpe-1"), ("b", "tpe-2")]).await;
         let mut states: HashMap<String, Vec<String>> = HashMap::new();
         let mut messages = 0;
         let finished = |states: &HashMap<String, Vec<String>>| {
@@ -917,12 +929,7 @@ mod tests {
     #[tokio::test]
     async fn rule_breaking_frames_close_with_their_code_even_before_hello() {
         use tokio_tungstenite::tungstenite::error::CapacityError;
-        let dir = tempfile::tempdir().unwrap();
-        let sim = Simulator::spawn(
-            tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
-            Behaviour::default(),
-        );
-        let app = app(dir.path(), &sim, 2).await;
+        let Shop { app, .. } = &shop(2).await;
         let too_long = CapacityError::MessageTooLong {
             size: 70_000,
             max_size: 65_536,
@@ -937,7 +944,7 @@ mod tests {
             let pipe = Pipe::new(incoming, outgoing);
             let session = tokio::spawn(run(
                 pipe,
-                Arc::clone(&app),
+                Arc::clone(app),
                 IpAddr::from([127, 0, 0, 1]),
                 slot(),
             ));
