@@ -181,10 +181,7 @@ async fn measure(
 /// Makes `sims` approve at once, with `fault` (keep the socket open when `None`).
 pub(super) fn answering(sims: &[Simulator], fault: Option<Fault>) {
     for sim in sims {
-        sim.set_behaviour(Behaviour {
-            fault,
-            ..Behaviour::default()
-        });
+        sim.set_behaviour(Behaviour::with_fault(fault));
     }
 }
 

@@ -129,6 +129,15 @@ impl FromStr for Fault {
 }
 
 impl Behaviour {
+    /// Approves at once, with `fault` (`Fault` or `Option<Fault>`; none: a well-behaved
+    /// terminal).
+    pub fn with_fault(fault: impl Into<Option<Fault>>) -> Behaviour {
+        Behaviour {
+            fault: fault.into(),
+            ..Behaviour::default()
+        }
+    }
+
     /// The demo terminal: approves after 1.5 s of "card reading", and the amount's cents
     /// pick other outcomes (see the module table in [`crate::sim`]).
     pub fn demo() -> Behaviour {

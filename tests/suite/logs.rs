@@ -29,10 +29,7 @@ async fn json_logs_carry_one_complete_line_per_outcome_and_no_secrets() {
     let (mut ws, _) = connect_as(&agent, CASHIER).await;
     send(&mut ws, pay("log-ok", "tpe-1", 2500)).await;
     until_final(&mut ws, "log-ok").await;
-    sim.set_behaviour(Behaviour {
-        fault: Some(Fault::Close),
-        ..Behaviour::default()
-    });
+    sim.set_behaviour(Behaviour::with_fault(Fault::Close));
     send(&mut ws, pay("log-lost", "tpe-1", 990)).await;
     until_final(&mut ws, "log-lost").await;
     drop(ws);

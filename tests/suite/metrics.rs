@@ -31,11 +31,7 @@ async fn metrics_count_real_transactions_sessions_and_terminal_health() {
         ..Behaviour::default()
     })
     .await;
-    let closing = spawn_sim(Behaviour {
-        fault: Some(Fault::Close),
-        ..Behaviour::default()
-    })
-    .await;
+    let closing = spawn_sim(Behaviour::with_fault(Fault::Close)).await;
     let nowhere = closed_port().await;
     let timeout = Duration::from_secs(30);
     let agent = spawn_agent(vec![

@@ -101,11 +101,7 @@ async fn a_final_record_carries_a_receipt_that_jose_and_joserfc_verify() {
 
 #[tokio::test]
 async fn a_resolution_gets_its_own_receipt_keeping_state_unknown() {
-    let sim = spawn_sim(Behaviour {
-        fault: Some(Fault::Hang),
-        ..Behaviour::default()
-    })
-    .await;
+    let sim = spawn_sim(Behaviour::with_fault(Fault::Hang)).await;
     let agent = spawn_agent(vec![terminal("tpe-1", sim.addr(), Duration::from_secs(1))]).await;
     let (mut ws, _) = connect_as(&agent, CASHIER).await;
     send(&mut ws, pay("u-1", "tpe-1", 500)).await;

@@ -18,10 +18,7 @@ const TILL_3: &str = "till-3-token-0123456789";
 const DEADLINE: Duration = Duration::from_secs(30);
 
 fn closing() -> Behaviour {
-    Behaviour {
-        fault: Some(Fault::Close),
-        ..Behaviour::default()
-    }
+    Behaviour::with_fault(Fault::Close)
 }
 
 /// The test configuration with the guards on as shipped, `refunds`, and a third cashier

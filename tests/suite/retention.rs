@@ -51,11 +51,7 @@ async fn seen(agent: &TestAgent) -> (Vec<String>, Value, Value, Value) {
 
 #[tokio::test]
 async fn a_record_past_retention_leaves_a_running_agent_as_it_would_a_restart() {
-    let closing = spawn_sim(Behaviour {
-        fault: Some(Fault::Close),
-        ..Behaviour::default()
-    })
-    .await;
+    let closing = spawn_sim(Behaviour::with_fault(Fault::Close)).await;
     let approving = spawn_sim(Behaviour::default()).await;
     let dir = Arc::new(tempfile::tempdir().unwrap());
     let terminals = vec![

@@ -80,11 +80,7 @@ async fn pay_to_the_details(ws: &mut Ws, id: &str, terminal: &str) -> Vec<Value>
 
 #[tokio::test]
 async fn a_display_sees_records_redacted_live_amended_on_watch_and_on_get() {
-    let (agent, _sim) = shop(Behaviour {
-        fault: Some(Fault::SplitAfterAe),
-        ..Behaviour::default()
-    })
-    .await;
+    let (agent, _sim) = shop(Behaviour::with_fault(Fault::SplitAfterAe)).await;
     let (mut screen, _) = connect_as(&agent, DISPLAY).await;
     send(&mut screen, json!({"type": "watch", "terminal": "tpe-1"})).await;
     let (mut cashier, _) = connect_as(&agent, CASHIER).await;
@@ -192,11 +188,7 @@ async fn status_answers_an_operator_and_refuses_the_other_roles() {
 
 #[tokio::test]
 async fn an_operator_never_pays_but_follows_reads_and_resolves_every_till() {
-    let (agent, sim) = shop(Behaviour {
-        fault: Some(Fault::WrongEcho),
-        ..Behaviour::default()
-    })
-    .await;
+    let (agent, sim) = shop(Behaviour::with_fault(Fault::WrongEcho)).await;
     // Two unknowns from two tills, and one approved payment.
     let (mut till_1, _) = connect_as(&agent, CASHIER).await;
     let (mut till_2, _) = connect_as(&agent, RESTRICTED).await;
@@ -278,11 +270,7 @@ async fn an_operator_never_pays_but_follows_reads_and_resolves_every_till() {
 
 #[tokio::test]
 async fn a_cashier_on_a_blocked_terminal_gets_the_blocking_record_in_full() {
-    let sim = spawn_sim(Behaviour {
-        fault: Some(Fault::WrongEcho),
-        ..Behaviour::default()
-    })
-    .await;
+    let sim = spawn_sim(Behaviour::with_fault(Fault::WrongEcho)).await;
     let dir = Arc::new(tempfile::tempdir().unwrap());
     let mut tpe = terminal("tpe-2", sim.addr(), WAIT);
     tpe.guard_unknown = true;
