@@ -240,7 +240,7 @@ impl Engine {
     fn start_pruning(&self) {
         let ledger = Arc::clone(&self.inner.ledger);
         let stop = self.inner.stop.clone();
-        let every = journal::prune_period(self.inner.options.retention);
+        let every = self.prune_period();
         self.inner.tasks.spawn(async move {
             let mut ticks = tokio::time::interval(every);
             loop {
@@ -255,6 +255,12 @@ impl Engine {
                 }
             }
         });
+    }
+
+    /// How often what follows the journal's retention in memory is pruned (hourly, or the
+    /// retention when shorter).
+    pub fn prune_period(&self) -> Duration {
+        journal::prune_period(self.inner.options.retention)
     }
 
     /// What the engine counts for `/metrics`.

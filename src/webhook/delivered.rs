@@ -59,8 +59,8 @@ impl Delivered {
         for webhook in memory.values_mut() {
             let Memory { done, owed, .. } = webhook;
             owed.retain(|key| !done.contains(key));
+            forget_gone(done, &live);
             let gone = |key: &String| !live(transaction_of(key));
-            done.retain(|key| !gone(key));
             webhook.dropped = owed.iter().filter(|key| gone(key)).cloned().collect();
             webhook.dropped.sort();
             owed.retain(|key| !gone(key));
@@ -96,6 +96,13 @@ impl Delivered {
             tracing::warn!(%err, file = %self.path.display(), "webhook log not written");
         }
     }
+}
+
+/// Forgets the delivered `keys` of transactions `live` no longer knows (journal retention):
+/// nothing can owe them again. At start, and hourly in each worker, so that a long-running
+/// agent holds the keys of the records it keeps, not of every delivery it ever made.
+pub fn forget_gone(keys: &mut HashSet<String>, live: impl Fn(&str) -> bool) {
+    keys.retain(|key| live(transaction_of(key)));
 }
 
 /// The transaction id inside a delivery key (`final:ID`, `resolved:ID.SEQ`, …).
@@ -226,6 +233,22 @@ mod tests {
         let (_, memory) = Delivered::open(dir.path(), kept).unwrap();
         assert!(memory["hook"].dropped.is_empty(), "reported once");
         assert_eq!(memory["hook"].owed.len(), 1, "still owed");
+    }
+
+    #[test]
+    fn a_running_worker_forgets_the_keys_of_records_retention_dropped() {
+        let mut done: HashSet<String> = [
+            "final:kept",
+            "updated:kept.4",
+            "final:old",
+            "resolved:old.9",
+            "updated:old.2",
+        ]
+        .map(String::from)
+        .into();
+        forget_gone(&mut done, |id| id == "kept");
+        let kept: HashSet<String> = ["final:kept", "updated:kept.4"].map(String::from).into();
+        assert_eq!(done, kept);
     }
 
     #[test]

@@ -23,7 +23,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::client::{Endpoint, Outcome};
-use super::delivered::{Delivered, Memory};
+use super::delivered::{self, Delivered, Memory};
 use super::event::{final_key, kind_of, Delivery, Kind};
 use super::{sign, Health};
 use crate::config::WebhookConfig;
@@ -84,6 +84,8 @@ pub struct Worker {
     engine: Engine,
     log: Arc<Delivered>,
     health: Arc<Health>,
+    /// Delivered keys, forgotten with their records ([`delivered::forget_gone`], at the
+    /// engine's prune period).
     done: HashSet<String>,
     /// Every delivery owed: planned in `schedule`, or being attempted.
     owed: HashMap<String, Owed>,
@@ -143,6 +145,8 @@ impl Worker {
         let mut releases = self.engine.releases();
         self.derive_owed();
         let mut attempts: JoinSet<(String, Outcome)> = JoinSet::new();
+        let every = self.engine.prune_period();
+        let mut forgetting = tokio::time::interval_at(Instant::now() + every, every);
         loop {
             self.launch_due(&mut attempts);
             self.publish_pending();
@@ -166,6 +170,10 @@ impl Worker {
                     }
                 }
                 () = sleep_until(next_due) => {}
+                _ = forgetting.tick() => {
+                    let engine = &self.engine;
+                    delivered::forget_gone(&mut self.done, |id| engine.record(id).is_some());
+                }
             }
         }
     }
