@@ -328,10 +328,9 @@ impl From<ApiError> for ServerMessage {
 impl ServerMessage {
     /// The JSON text of this message.
     pub fn to_json(&self) -> String {
-        // Room for most messages at once (a record before its final state: ~250 bytes), so
-        // the text is regrown less on the way, while staying below the size from which glibc
-        // consolidates its free lists unless the record needs more; serialising these types
-        // cannot fail.
+        // Room for most messages at once (a record before its final state: ~250 bytes; a
+        // final one is sized by its hint), so the text is seldom regrown on the way;
+        // serialising these types cannot fail.
         let room = match self {
             ServerMessage::Transaction(record) => record.json_size_hint() + 32,
             _ => 512,
