@@ -300,9 +300,9 @@ function renderRefundOf() {
     ...label);
   box.replaceChildren(h("legend", {}, t("pos.refundOf")),
     h("div", { class: "refund-list" },
-      ...payments.map(({ record, left }) => choice(record.id,
+      ...payments.map(({ record, left }) => choice(record.id, h("span", {},
         h("span", {}, `${formatTime(record.created_at)} · ${formatAmount(record.amount, record.currency)}`),
-        h("span", { class: "num muted" }, t("pos.refundOf.left", { amount: formatAmount(left, record.currency) })))),
+        h("span", { class: "num muted" }, t("pos.refundOf.left", { amount: formatAmount(left, record.currency) }))))),
       choice("", h("span", {}, t("pos.refundOf.none")))));
   if (fresh) useRefundOf();
 }
