@@ -118,7 +118,7 @@ where
                     Ok(till) => return Some(till),
                     Err(err) => break auth_refusal(err),
                 },
-                Ok(ClientMessage::Pair { code }) => match app.access.pair(&code, peer) {
+                Ok(ClientMessage::Pair { code }) => match pair_apart(app, code, peer).await {
                     Ok((till, token)) => {
                         let paired = ServerMessage::Paired {
                             till: till.name,
@@ -142,6 +142,15 @@ where
         close(socket, app, CLOSE_UNAUTHORIZED, "unauthorized").await;
     }
     None
+}
+
+/// Pairs on the blocking pool: pairing writes and fsyncs the till store, which must not hold
+/// a runtime worker, and the sessions and payments waiting on it, for a slow disk's time.
+async fn pair_apart(app: &App, code: String, peer: IpAddr) -> Result<(Till, String), AuthError> {
+    let access = Arc::clone(&app.access);
+    tokio::task::spawn_blocking(move || access.pair(&code, peer))
+        .await
+        .unwrap_or(Err(AuthError::Unavailable))
 }
 
 /// The `error` a failed `hello` or `pair` gets.
