@@ -147,8 +147,8 @@ where
 /// Pairs on the blocking pool: pairing writes and fsyncs the till store, which must not hold
 /// a runtime worker, and the sessions and payments waiting on it, for a slow disk's time.
 async fn pair_apart(app: &App, code: String, peer: IpAddr) -> Result<(Till, String), AuthError> {
-    let access = Arc::clone(&app.access);
-    tokio::task::spawn_blocking(move || access.pair(&code, peer))
+    let (access, span) = (Arc::clone(&app.access), tracing::Span::current());
+    tokio::task::spawn_blocking(move || span.in_scope(|| access.pair(&code, peer)))
         .await
         .unwrap_or(Err(AuthError::Unavailable))
 }

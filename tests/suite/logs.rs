@@ -5,11 +5,14 @@
 use crate::common;
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
+use caisse_ap_relay::access::{Store, Till};
+use caisse_ap_relay::config::Role;
 use caisse_ap_relay::sim::{Behaviour, Fault};
 use common::binary::{write_config, Process};
 use common::*;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 /// The card number the simulator sends (already masked by the "terminal"): its first six
 /// digits must never reach the logs.
@@ -26,6 +29,9 @@ async fn json_logs_carry_one_complete_line_per_outcome_and_no_secrets() {
     let process = Process::run(args, &[("RUST_LOG", "info,caisse_ap_relay=debug")]).await;
 
     let agent = TestAgent::external(process.addr, Arc::clone(&dir));
+    let (mut pairing, paired) = pair_display(&agent).await;
+    assert_eq!(paired["type"], "paired", "{paired}");
+    pairing.close(None).await.unwrap();
     let (mut ws, _) = connect_as(&agent, CASHIER).await;
     send(&mut ws, pay("log-ok", "tpe-1", 2500)).await;
     until_final(&mut ws, "log-ok").await;
@@ -42,6 +48,22 @@ async fn json_logs_carry_one_complete_line_per_outcome_and_no_secrets() {
     assert!(lines.iter().all(Value::is_object));
     assert!(!stderr.contains(CASHIER), "a token was logged");
     assert!(!stderr.contains(PAN_MIDDLE), "card digits were logged");
+
+    // Pairing runs on the blocking pool, still inside its connection's span.
+    let paired_line = lines
+        .iter()
+        .find(|line| line["fields"]["message"] == "till paired")
+        .expect("a till paired line");
+    let conn = &paired_line["span"];
+    assert_eq!(
+        (&conn["name"], &conn["port"]),
+        (&json!("conn"), &json!("https")),
+        "{paired_line}"
+    );
+    assert!(
+        conn["peer"].as_str().unwrap().starts_with("127.0.0.1:"),
+        "{paired_line}"
+    );
 
     let approved = finished(&lines, "log-ok");
     let expected = [
@@ -76,6 +98,21 @@ async fn json_logs_carry_one_complete_line_per_outcome_and_no_secrets() {
         masked.contains("AA016497010######1234AI014A0000000421010AB004####"),
         "{masked}"
     );
+}
+
+/// Pairs a display `screen` with a code issued into the agent's store.
+async fn pair_display(agent: &TestAgent) -> (Ws, Value) {
+    let till = Till {
+        name: "screen".to_owned(),
+        role: Role::Display,
+        terminals: None,
+    };
+    let store = Store::open(&path_in(agent, "data")).unwrap();
+    let code = store.issue_code(&till, SystemTime::now()).unwrap().code;
+    let mut ws = ws_connect(agent, None).await.unwrap();
+    send(&mut ws, json!({"type": "pair", "code": code})).await;
+    let reply = next_message(&mut ws).await;
+    (ws, reply)
 }
 
 /// The fields of the one "transaction finished" line of `id`.
