@@ -295,9 +295,9 @@ function renderRefundOf() {
   const fresh = renderedRefunds === "";
   renderedRefunds = signature;
   const chosen = fresh ? payments[0]?.record.id ?? "" : selectedRefundOf() ?? "";
-  const choice = (value, ...label) => h("label", { class: "choice" },
+  const choice = (value, label) => h("label", { class: "choice" },
     h("input", { type: "radio", name: "refund_of", value, "data-testid": `refund-of-${value || "none"}`, checked: value === chosen }),
-    ...label);
+    label);
   box.replaceChildren(h("legend", {}, t("pos.refundOf")),
     h("div", { class: "refund-list" },
       ...payments.map(({ record, left }) => choice(record.id, h("span", {},

@@ -456,3 +456,26 @@ pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str
 pub fn path_in(agent: &TestAgent, name: &str) -> PathBuf {
     agent.dir.path().join(name)
 }
+
+/// A pairing code for a new till `name` with `role`, issued into the agent's store (as
+/// `caisse-ap-relay pair` does).
+pub fn issue_code(agent: &TestAgent, name: &str, role: Role) -> String {
+    let till = caisse_ap_relay::access::Till {
+        name: name.to_owned(),
+        role,
+        terminals: None,
+    };
+    let store = caisse_ap_relay::access::Store::open(&path_in(agent, "data")).unwrap();
+    store
+        .issue_code(&till, std::time::SystemTime::now())
+        .unwrap()
+        .code
+}
+
+/// Sends `pair` with `code` on a new socket: the socket and the agent's reply.
+pub async fn pair(agent: &TestAgent, code: &str) -> (Ws, Value) {
+    let mut ws = ws_connect(agent, None).await.unwrap();
+    send(&mut ws, json!({"type": "pair", "code": code})).await;
+    let reply = next_message(&mut ws).await;
+    (ws, reply)
+}

@@ -9,10 +9,9 @@ use crate::browser_support;
 use crate::common;
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use browser_support::{available, q, tid, Browser, Page};
-use caisse_ap_relay::access::{Store, Till};
 use caisse_ap_relay::config::{Config, Refunds, Role};
 use caisse_ap_relay::protocol::{TicketCopy, TicketFormat, TicketRequest};
 use caisse_ap_relay::sim::{Behaviour, Fault, Simulator};
@@ -261,21 +260,11 @@ async fn pays_not_sent(page: &Page) {
     page.screenshots("pos-not-sent").await;
 }
 
-fn issue_display_code(shop: &Shop, name: &str) -> String {
-    let till = Till {
-        name: name.to_owned(),
-        role: Role::Display,
-        terminals: None,
-    };
-    let store = Store::open(&path_in(&shop.agent, "data")).unwrap();
-    store.issue_code(&till, SystemTime::now()).unwrap().code
-}
-
 /// A `/display` tab paired with a fresh display code typed into its form, watching `tpe-1`.
 async fn paired_display(shop: &Shop) -> Page {
     let display = shop.browser.page().await;
     display.goto(&shop.url("/display")).await;
-    let code = issue_display_code(shop, "counter-screen");
+    let code = issue_code(&shop.agent, "counter-screen", Role::Display);
     display.type_into(&tid("auth-code"), &code).await;
     display.click(&tid("auth-submit")).await;
     display.click(&tid("terminal-choice-tpe-1")).await;

@@ -8,10 +8,8 @@ use crate::browser_support;
 use crate::common;
 
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
 
 use browser_support::{available, Browser};
-use caisse_ap_relay::access::{Store, Till};
 use caisse_ap_relay::config::Role;
 use caisse_ap_relay::sim::Behaviour;
 use common::*;
@@ -106,13 +104,7 @@ async fn a_page_on_another_origin_imports_the_client_from_the_agent_pairs_and_pa
         "the pairing form",
     )
     .await;
-    let till = Till {
-        name: "web-pos".to_owned(),
-        role: Role::Cashier,
-        terminals: None,
-    };
-    let store = Store::open(&path_in(&agent, "data")).unwrap();
-    let code = store.issue_code(&till, SystemTime::now()).unwrap().code;
+    let code = issue_code(&agent, "web-pos", Role::Cashier);
     page.type_into("#code", &code).await;
     page.click("#pairing button").await;
     page.click("#pay").await;

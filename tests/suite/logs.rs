@@ -5,9 +5,7 @@
 use crate::common;
 
 use std::sync::Arc;
-use std::time::SystemTime;
 
-use caisse_ap_relay::access::{Store, Till};
 use caisse_ap_relay::config::Role;
 use caisse_ap_relay::sim::{Behaviour, Fault};
 use common::binary::{write_config, Process};
@@ -29,7 +27,8 @@ async fn json_logs_carry_one_complete_line_per_outcome_and_no_secrets() {
     let process = Process::run(args, &[("RUST_LOG", "info,caisse_ap_relay=debug")]).await;
 
     let agent = TestAgent::external(process.addr, Arc::clone(&dir));
-    let (mut pairing, paired) = pair_display(&agent).await;
+    let code = issue_code(&agent, "screen", Role::Display);
+    let (mut pairing, paired) = pair(&agent, &code).await;
     assert_eq!(paired["type"], "paired", "{paired}");
     pairing.close(None).await.unwrap();
     let (mut ws, _) = connect_as(&agent, CASHIER).await;
@@ -98,21 +97,6 @@ async fn json_logs_carry_one_complete_line_per_outcome_and_no_secrets() {
         masked.contains("AA016497010######1234AI014A0000000421010AB004####"),
         "{masked}"
     );
-}
-
-/// Pairs a display `screen` with a code issued into the agent's store.
-async fn pair_display(agent: &TestAgent) -> (Ws, Value) {
-    let till = Till {
-        name: "screen".to_owned(),
-        role: Role::Display,
-        terminals: None,
-    };
-    let store = Store::open(&path_in(agent, "data")).unwrap();
-    let code = store.issue_code(&till, SystemTime::now()).unwrap().code;
-    let mut ws = ws_connect(agent, None).await.unwrap();
-    send(&mut ws, json!({"type": "pair", "code": code})).await;
-    let reply = next_message(&mut ws).await;
-    (ws, reply)
 }
 
 /// The fields of the one "transaction finished" line of `id`.

@@ -5,37 +5,19 @@
 use crate::common;
 
 use std::net::Ipv4Addr;
-use std::time::SystemTime;
 
 use caisse_ap_relay::access::MAX_WRONG_ATTEMPTS;
 use tokio::net::TcpSocket;
 
-use caisse_ap_relay::access::{Store, Till};
+use caisse_ap_relay::access::Store;
 use caisse_ap_relay::config::Role;
 use common::*;
 use serde_json::json;
 
-fn issue_code(agent: &TestAgent, name: &str) -> String {
-    let till = Till {
-        name: name.to_owned(),
-        role: Role::Cashier,
-        terminals: None,
-    };
-    let store = Store::open(&path_in(agent, "data")).unwrap();
-    store.issue_code(&till, SystemTime::now()).unwrap().code
-}
-
-async fn pair(agent: &TestAgent, code: &str) -> (Ws, serde_json::Value) {
-    let mut ws = ws_connect(agent, None).await.unwrap();
-    send(&mut ws, json!({"type": "pair", "code": code})).await;
-    let reply = next_message(&mut ws).await;
-    (ws, reply)
-}
-
 #[tokio::test]
 async fn a_code_pairs_once_and_its_token_authenticates() {
     let agent = spawn_agent(Vec::new()).await;
-    let code = issue_code(&agent, "counter-2");
+    let code = issue_code(&agent, "counter-2", Role::Cashier);
 
     let (mut ws, paired) = pair(&agent, &code).await;
     assert_eq!(paired["type"], "paired");
@@ -66,7 +48,7 @@ async fn a_code_pairs_once_and_its_token_authenticates() {
 #[tokio::test]
 async fn revoking_a_till_closes_its_socket() {
     let agent = spawn_agent(Vec::new()).await;
-    let code = issue_code(&agent, "counter-3");
+    let code = issue_code(&agent, "counter-3", Role::Cashier);
     let (_pairing, paired) = pair(&agent, &code).await;
     let token = paired["token"].as_str().unwrap().to_owned();
     let (mut ws, _) = connect_as(&agent, &token).await;
@@ -88,7 +70,7 @@ async fn wrong_codes_are_rate_limited() {
         assert_eq!(refused["code"], "unauthorized");
     }
     // Even a right code is refused once the address is over its limit.
-    let code = issue_code(&agent, "counter-4");
+    let code = issue_code(&agent, "counter-4", Role::Cashier);
     let (_ws, limited) = pair(&agent, &code).await;
     assert_eq!(limited["code"], "rate_limited");
 }
@@ -109,7 +91,7 @@ async fn pair_from(agent: &TestAgent, local: Ipv4Addr, code: &str) -> serde_json
 #[tokio::test]
 async fn wrong_codes_from_many_addresses_burn_the_pending_code() {
     let agent = spawn_agent(Vec::new()).await;
-    let code = issue_code(&agent, "counter-5");
+    let code = issue_code(&agent, "counter-5", Role::Cashier);
     let wrong = if code == "00000000" {
         "11111111"
     } else {
